@@ -1,0 +1,64 @@
+-- Schema of the chat server, version 1.
+--
+-- Run once, on an empty database (PRAGMA user_version = 0), by
+-- `repo::sqlite::migrate`. Later versions add numbered migrations there and
+-- bump `user_version`; this file always describes a fresh database.
+--
+-- Every query the server runs per request is served by an index below; the
+-- test `query_plans_use_indexes` checks that none of them scans a table.
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    -- NOCASE makes "Alice" and "alice" the same nickname (nicknames are ASCII).
+    nickname      TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    email         TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+    -- Argon2id PHC string: algorithm, parameters, salt and hash in one field.
+    password_hash TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL -- milliseconds since the Unix epoch, UTC
+);
+
+CREATE TABLE sessions (
+    id          INTEGER PRIMARY KEY,
+    -- SHA-256 of the cookie token: a stolen database does not log anyone in.
+    token_hash  BLOB    NOT NULL UNIQUE,
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+
+CREATE TABLE private_messages (
+    -- AUTOINCREMENT: ids are never reused, so "after id N" and "before id N"
+    -- stay meaningful for clients that remember ids.
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender_id   INTEGER NOT NULL REFERENCES users (id),
+    receiver_id INTEGER NOT NULL REFERENCES users (id),
+    content     TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL, -- milliseconds since the Unix epoch, UTC
+    is_read     INTEGER NOT NULL DEFAULT 0 CHECK (is_read IN (0, 1)),
+    CHECK (sender_id <> receiver_id)
+);
+
+-- History of one conversation, newest first: both directions share one key
+-- (the smaller user id, the larger user id), so a page is one index range.
+CREATE INDEX private_messages_by_conversation ON private_messages (
+    min(sender_id, receiver_id), max(sender_id, receiver_id), id
+);
+
+-- Unread messages only: "mark N's messages to me as read" touches exactly
+-- the rows it changes, and the index stays as small as the unread backlog.
+CREATE INDEX private_messages_unread ON private_messages (receiver_id, sender_id)
+    WHERE is_read = 0;
+
+-- One row per (user, partner): the conversation list and unread counts are
+-- read from here instead of aggregating all messages on every request. It is
+-- kept in step with private_messages inside the same transactions.
+CREATE TABLE conversations (
+    user_id         INTEGER NOT NULL REFERENCES users (id),
+    partner_id      INTEGER NOT NULL REFERENCES users (id),
+    last_message_id INTEGER NOT NULL REFERENCES private_messages (id),
+    unread_count    INTEGER NOT NULL DEFAULT 0 CHECK (unread_count >= 0),
+    PRIMARY KEY (user_id, partner_id)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 1;

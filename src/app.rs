@@ -1,0 +1,24 @@
+//! The shared context every server thread gets a clone of.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::repo::Store;
+use crate::ws::hub::HubHandle;
+
+/// Storage, the hub's address, and the settings: all a request handler or
+/// a WebSocket reader needs. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub hub: HubHandle,
+    pub config: Arc<Config>,
+    /// Browser origins allowed to open a WebSocket (see `ws::listener`).
+    pub allowed_origins: Arc<Vec<String>>,
+    /// Where the WebSocket listener is bound, for `GET /api/config`.
+    pub ws_addr: SocketAddr,
+    /// Held by every thread that serves a connection; shutdown waits until
+    /// all clones are gone, i.e. every in-flight write has finished.
+    pub(crate) alive: crossbeam_channel::Sender<()>,
+}

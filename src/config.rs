@@ -1,0 +1,165 @@
+//! Everything an operator can set, from flags or `CHAT_*` environment
+//! variables, with the defaults a small self-hosted box wants.
+//!
+//! Tests build a [`Config`] with [`Config::for_tests`] and change the fields
+//! they care about (port 0, a temp database, short timeouts).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Server settings. Every flag has an environment variable of the same name
+/// in upper case with a `CHAT_` prefix (`--db` ↔ `CHAT_DB`).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chat-server", version, about = "A self-hosted 1:1 chat server")]
+pub struct Config {
+    /// Address of the HTTP server (REST API and web client). Port 0 picks a
+    /// free port.
+    #[arg(long, env = "CHAT_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+
+    /// Address of the WebSocket listener. Default: the HTTP host with the
+    /// HTTP port + 1 (port 0 stays 0).
+    #[arg(long, env = "CHAT_WS_ADDR")]
+    pub ws_addr: Option<String>,
+
+    /// The WebSocket URL that `GET /api/config` hands to clients, for
+    /// deployments behind a reverse proxy (e.g. `wss://chat.example.org/ws`).
+    /// Default: `ws://<host the client used>:<WebSocket port>/ws`.
+    #[arg(long, env = "CHAT_PUBLIC_WS_URL")]
+    pub public_ws_url: Option<String>,
+
+    /// SQLite database file; created with the schema on first start.
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    pub db: PathBuf,
+
+    /// A browser origin allowed to open WebSockets, besides the server's
+    /// own (e.g. `https://chat.example.org`). Repeatable; comma-separated
+    /// in the environment variable.
+    #[arg(long = "allowed-origin", env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Log level: off, error, warn, info, debug, trace.
+    #[arg(long, env = "CHAT_LOG_LEVEL", default_value = "info")]
+    pub log_level: log::LevelFilter,
+
+    /// Mark the session cookie `Secure` (set this when served over HTTPS).
+    #[arg(long, env = "CHAT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// How long a login stays valid, e.g. `30d`, `12h`.
+    #[arg(long, env = "CHAT_SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
+    /// A WebSocket that reads nothing (not even a pong) for this long is
+    /// closed. Must be longer than `--ping-interval`.
+    #[arg(long, env = "CHAT_PONG_WAIT", default_value = "60s", value_parser = parse_duration)]
+    pub pong_wait: Duration,
+
+    /// How often the server pings each WebSocket. Default 54 s, 9/10 of the
+    /// pong wait, so a pong has time to arrive before the deadline.
+    #[arg(long, env = "CHAT_PING_INTERVAL", default_value = "54s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Outbound frames queued per WebSocket. A client that falls this far
+    /// behind is disconnected, so it cannot hold up the hub or use memory
+    /// without bound; its messages stay stored for history.
+    #[arg(long, env = "CHAT_OUTBOX_CAPACITY", default_value_t = 256)]
+    pub outbox_capacity: usize,
+
+    /// Threads serving HTTP requests.
+    #[arg(long, env = "CHAT_HTTP_THREADS", default_value_t = 8)]
+    pub http_threads: usize,
+}
+
+impl Config {
+    /// The defaults, as if started with no flags and no environment: a base
+    /// for tests and embedders that set fields in code.
+    pub fn for_tests() -> Config {
+        Config {
+            addr: "127.0.0.1:0".into(),
+            ws_addr: None,
+            public_ws_url: None,
+            db: PathBuf::from("chat.db"),
+            allowed_origins: Vec::new(),
+            log_level: log::LevelFilter::Info,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            pong_wait: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(54),
+            outbox_capacity: 256,
+            http_threads: 4,
+        }
+    }
+
+    /// Checks the combinations a flag parser cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ping_interval >= self.pong_wait {
+            return Err(format!(
+                "--ping-interval ({:?}) must be shorter than --pong-wait ({:?})",
+                self.ping_interval, self.pong_wait
+            ));
+        }
+        if self.ping_interval.is_zero() {
+            return Err("--ping-interval must be above zero".into());
+        }
+        if self.outbox_capacity == 0 || self.http_threads == 0 {
+            return Err("--outbox-capacity and --http-threads must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parses `500ms`, `60s`, `5m`, `12h`, `30d` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 60s, 5m, 12h or 30d"))?;
+    let seconds = |factor: u64| {
+        n.checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long"))
+    };
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => Err(format!("unknown unit in `{text}`: use ms, s, m, h or d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn defaults_match_for_tests() {
+        let parsed = Config::try_parse_from(["chat-server", "--addr", "127.0.0.1:0"])
+            .expect("defaults parse");
+        let base = Config::for_tests();
+        assert_eq!(parsed.session_ttl, base.session_ttl);
+        assert_eq!(parsed.pong_wait, base.pong_wait);
+        assert_eq!(parsed.ping_interval, base.ping_interval);
+        assert_eq!(parsed.outbox_capacity, base.outbox_capacity);
+        assert!(parsed.validate().is_ok());
+    }
+}

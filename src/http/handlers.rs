@@ -1,0 +1,293 @@
+//! The REST API of `docs/API.md`: one function per endpoint, and the
+//! routing table that picks it.
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use tiny_http::{Header, Method, Request};
+
+use super::{ApiError, Reply, header_values, query_i64, read_json, respond};
+use crate::app::App;
+use crate::auth::{self, SESSION_COOKIE};
+use crate::chat::{self, ChatError, SendRequest};
+use crate::models::{Page, SessionId, User};
+use crate::repo::StoreError;
+use crate::ws::hub::HubEvent;
+
+type Handler = fn(&App, &mut Request, &str) -> Result<Reply, ApiError>;
+
+/// Every endpoint: method, path, handler.
+const ROUTES: &[(Method, &str, Handler)] = &[
+    (Method::Get, "/healthz", healthz),
+    (Method::Get, "/api/config", client_config),
+    (Method::Post, "/api/register", register),
+    (Method::Post, "/api/login", login),
+    (Method::Post, "/api/logout", logout),
+    (Method::Get, "/api/me", me),
+    (Method::Get, "/api/users", users),
+    (Method::Post, "/api/messages", send_message),
+    (Method::Get, "/api/messages", history),
+    (Method::Post, "/api/messages/read", mark_read),
+    (Method::Get, "/api/messages/unread", unread_count),
+    (Method::Get, "/api/conversations", conversations),
+];
+
+/// Answers one request. Every outcome, error or not, is a JSON response.
+pub fn handle(app: &App, mut request: Request) {
+    let url = request.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let method = request.method().clone();
+
+    let on_path: Vec<&(Method, &str, Handler)> =
+        ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
+    let result = match on_path.iter().find(|(m, _, _)| *m == method) {
+        Some((_, _, handler)) => handler(app, &mut request, query),
+        None if on_path.is_empty() => Err(ApiError::not_found("no such endpoint")),
+        None => Err(ApiError::new(405, "method not allowed")),
+    };
+
+    match result {
+        Ok(reply) => {
+            let cookie = reply
+                .set_cookie
+                .and_then(|c| Header::from_bytes("Set-Cookie", c).ok());
+            respond(request, reply.status, &reply.body, cookie.into_iter().collect());
+        }
+        Err(error) => {
+            if let Some(cause) = &error.cause {
+                log::error!("{method} {path}: {cause}");
+            }
+            respond(request, error.status, &json!({ "error": error.message }), Vec::new());
+        }
+    }
+}
+
+/// The session and user behind the request's cookie, or 401.
+fn authenticate(app: &App, request: &Request) -> Result<(SessionId, User), ApiError> {
+    let token = auth::session_token_from_cookies(header_values(request, "Cookie"))
+        .ok_or_else(ApiError::unauthorized)?;
+    app.store
+        .session(&auth::hash_token(token), Utc::now())?
+        .ok_or_else(ApiError::unauthorized)
+}
+
+fn healthz(app: &App, _: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    match app.store.ping() {
+        Ok(()) => Ok(Reply::ok(json!({ "status": "ok" }))),
+        Err(e) => {
+            log::error!("health check: {e}");
+            Err(ApiError::new(503, "database unavailable"))
+        }
+    }
+}
+
+/// Tells clients where the WebSocket endpoint is. Without a configured
+/// public URL, it is the host name the client used to reach us (so it works
+/// for `localhost`, an IP or a LAN name alike) with the WebSocket port.
+fn client_config(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let ws_url = match &app.config.public_ws_url {
+        Some(url) => url.clone(),
+        None => {
+            let host = header_values(request, "Host")
+                .next()
+                .and_then(host_without_port)
+                .map_or_else(|| app.ws_addr.ip().to_string(), str::to_owned);
+            format!("ws://{host}:{}/ws", app.ws_addr.port())
+        }
+    };
+    Ok(Reply::ok(json!({ "ws_url": ws_url })))
+}
+
+/// `example.org:8080` → `example.org`, `[::1]:8080` → `[::1]`. `None` for
+/// anything that is not a plain host name or address.
+fn host_without_port(host: &str) -> Option<&str> {
+    let name = if host.starts_with('[') {
+        &host[..=host.find(']')?]
+    } else {
+        host.split(':').next()?
+    };
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    plain.then_some(name)
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    nickname: String,
+    email: String,
+    password: String,
+}
+
+fn register(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let body: RegisterBody = read_json(request)?;
+    auth::validate_registration(&body.nickname, &body.email, &body.password)
+        .map_err(ApiError::bad_request)?;
+    let hash = auth::hash_password(&body.password).map_err(ApiError::internal)?;
+    match app.store.create_user(&body.nickname, &body.email, &hash) {
+        Ok(user) => {
+            log::info!("registered user {}", user.id);
+            Ok(Reply::with_status(201, json!({ "user": user })))
+        }
+        Err(StoreError::Taken(what)) => Err(ApiError::new(409, format!("{what} is already taken"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    identifier: String,
+    password: String,
+}
+
+fn login(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let body: LoginBody = read_json(request)?;
+    let invalid = || ApiError::new(401, "invalid nickname, email or password");
+    // No account has a password outside the rules: refuse without hashing
+    // a possibly huge input. This reveals nothing about which accounts exist.
+    if auth::validate_password(&body.password).is_err() {
+        return Err(invalid());
+    }
+    let credentials = app.store.credentials(body.identifier.trim())?;
+    let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+    let verified = auth::verify_password(&body.password, stored_hash);
+    let Some(user) = credentials.filter(|_| verified).map(|c| c.user) else {
+        return Err(invalid());
+    };
+
+    let (token, token_hash) = auth::new_session_token().map_err(ApiError::internal)?;
+    let ttl = app.config.session_ttl;
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(ttl).map_err(|_| ApiError::internal("session TTL too large"))?;
+    app.store.create_session(user.id, &token_hash, expires_at)?;
+    log::info!("user {} logged in", user.id);
+    let cookie = session_cookie(app, &token, ttl.as_secs());
+    Ok(Reply::ok(json!({ "user": user })).set_cookie(cookie))
+}
+
+fn session_cookie(app: &App, token: &str, max_age_secs: u64) -> String {
+    let secure = if app.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}")
+}
+
+fn logout(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let (session_id, user) = authenticate(app, request)?;
+    app.store.delete_session(session_id)?;
+    app.hub.send(HubEvent::CloseSession(session_id));
+    log::info!("user {} logged out", user.id);
+    Ok(Reply::ok(json!({ "ok": true })).set_cookie(session_cookie(app, "", 0)))
+}
+
+fn me(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    Ok(Reply::ok(json!({ "user": user })))
+}
+
+fn users(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    authenticate(app, request)?;
+    let users: Vec<_> = app
+        .store
+        .users()?
+        .into_iter()
+        .map(|u| json!({ "id": u.id, "nickname": u.nickname, "online": app.hub.is_online(u.id) }))
+        .collect();
+    Ok(Reply::ok(json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    to_user_id: i64,
+    content: String,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+fn send_message(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let body: SendBody = read_json(request)?;
+    let send = SendRequest {
+        to_user_id: body.to_user_id,
+        content: body.content,
+        client_id: body.client_id,
+    };
+    let message = chat::send_message(app, &user, send, None).map_err(chat_error)?;
+    Ok(Reply::with_status(201, json!({ "message": message })))
+}
+
+fn chat_error(e: ChatError) -> ApiError {
+    match e {
+        ChatError::UnknownUser => ApiError::not_found(e.to_string()),
+        ChatError::Store(store) => store.into(),
+        invalid => ApiError::bad_request(invalid.to_string()),
+    }
+}
+
+fn history(app: &App, request: &mut Request, query: &str) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let partner = query_i64(query, "user_id")?
+        .ok_or_else(|| ApiError::bad_request("user_id is required"))?;
+    let page = Page::from_request(
+        query_i64(query, "limit")?,
+        query_i64(query, "offset")?,
+        query_i64(query, "before_id")?,
+    )
+    .map_err(ApiError::bad_request)?;
+    let messages = chat::history(app, user.id, partner, page).map_err(chat_error)?;
+    Ok(Reply::ok(json!({ "messages": messages })))
+}
+
+#[derive(Deserialize)]
+struct MarkReadBody {
+    user_id: i64,
+}
+
+fn mark_read(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let body: MarkReadBody = read_json(request)?;
+    let marked = app.store.mark_read(user.id, body.user_id)?;
+    Ok(Reply::ok(json!({ "marked": marked })))
+}
+
+fn unread_count(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let count = app.store.unread_count(user.id)?;
+    Ok(Reply::ok(json!({ "unread_count": count })))
+}
+
+fn conversations(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let rows: Vec<_> = app
+        .store
+        .conversations(user.id)?
+        .into_iter()
+        .map(|c| {
+            json!({
+                "user_id": c.partner_id,
+                "nickname": c.partner_nickname,
+                "online": app.hub.is_online(c.partner_id),
+                "last_message": c.last_message,
+                "unread_count": c.unread_count,
+            })
+        })
+        .collect();
+    Ok(Reply::ok(json!({ "conversations": rows })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_without_port;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host_without_port("example.org:8080"), Some("example.org"));
+        assert_eq!(host_without_port("localhost"), Some("localhost"));
+        assert_eq!(host_without_port("[::1]:8080"), Some("[::1]"));
+        assert_eq!(host_without_port("evil\"host"), None);
+        assert_eq!(host_without_port(""), None);
+    }
+}

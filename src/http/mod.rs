@@ -1,0 +1,229 @@
+//! The HTTP side: a pool of worker threads taking requests from tiny_http
+//! and answering them with JSON.
+//!
+//! tiny_http parses requests on its own threads and queues them; each of
+//! our workers takes one, runs the handler (which may query the database or
+//! hash a password), and writes the response. A slow request occupies one
+//! worker, never the hub.
+
+mod handlers;
+
+use std::io::Read;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use serde::de::DeserializeOwned;
+use tiny_http::{Header, Request, Response};
+
+use crate::app::App;
+
+/// Largest request body we read. Every JSON body of the API is far smaller;
+/// the limit keeps a client from making a worker buffer megabytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The running worker pool.
+pub struct HttpServer {
+    server: Arc<tiny_http::Server>,
+    stopping: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    pub fn spawn(server: tiny_http::Server, app: App, threads: usize) -> std::io::Result<Self> {
+        let server = Arc::new(server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::with_capacity(threads);
+        for n in 0..threads {
+            let (server, stopping, app) = (server.clone(), stopping.clone(), app.clone());
+            let worker = std::thread::Builder::new()
+                .name(format!("http-{n}"))
+                .spawn(move || work(&server, &stopping, &app))?;
+            workers.push(worker);
+        }
+        Ok(HttpServer {
+            server,
+            stopping,
+            workers,
+        })
+    }
+
+    /// Stops taking requests; requests being handled run to completion.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for _ in &self.workers {
+            self.server.unblock(); // wakes exactly one waiting worker
+        }
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn work(server: &tiny_http::Server, stopping: &AtomicBool, app: &App) {
+    loop {
+        let request = server.recv();
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        match request {
+            Ok(request) => {
+                // A bug in one handler must not take a worker down with it;
+                // the client sees its connection close, the others are served.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    handlers::handle(app, request);
+                }));
+                if outcome.is_err() {
+                    log::error!("an HTTP handler panicked; request dropped");
+                }
+            }
+            Err(e) => log::warn!("HTTP receive failed: {e}"),
+        }
+    }
+}
+
+/// A successful answer: status, JSON body, maybe a cookie to set.
+pub struct Reply {
+    status: u16,
+    body: serde_json::Value,
+    set_cookie: Option<String>,
+}
+
+impl Reply {
+    pub fn ok(body: serde_json::Value) -> Reply {
+        Reply::with_status(200, body)
+    }
+    pub fn with_status(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            status,
+            body,
+            set_cookie: None,
+        }
+    }
+    pub fn set_cookie(mut self, cookie: String) -> Reply {
+        self.set_cookie = Some(cookie);
+        self
+    }
+}
+
+/// A refused request: the status and the `{"error": ...}` text the client
+/// sees. For 5xx the cause is logged, once, where the response is sent.
+#[derive(Debug)]
+pub struct ApiError {
+    status: u16,
+    message: String,
+    cause: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            cause: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, message)
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(401, "login required")
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, message)
+    }
+    /// A server-side failure; the client gets a generic text, the log the
+    /// cause.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status: 500,
+            message: "internal server error".into(),
+            cause: Some(cause.to_string()),
+        }
+    }
+}
+
+impl From<crate::repo::StoreError> for ApiError {
+    fn from(e: crate::repo::StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+fn header(name: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Sends a JSON response with the headers every API answer carries.
+fn respond(request: Request, status: u16, body: &serde_json::Value, extra: Vec<Header>) {
+    let mut response = Response::from_string(body.to_string()).with_status_code(status);
+    let standard = [
+        header("Content-Type", "application/json; charset=utf-8"),
+        header("Cache-Control", "no-store"),
+        header("X-Content-Type-Options", "nosniff"),
+    ];
+    for h in standard.into_iter().flatten().chain(extra) {
+        response.add_header(h);
+    }
+    if let Err(e) = request.respond(response) {
+        log::debug!("could not send HTTP response: {e}");
+    }
+}
+
+/// Reads and parses a JSON body of at most [`MAX_BODY_BYTES`].
+pub fn read_json<T: DeserializeOwned>(request: &mut Request) -> Result<T, ApiError> {
+    let too_large = || ApiError::new(413, format!("body larger than {MAX_BODY_BYTES} bytes"));
+    if request.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::bad_request(format!("could not read body: {e}")))?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+/// The values of every header named `name`, in order.
+pub fn header_values<'r>(request: &'r Request, name: &'static str) -> impl Iterator<Item = &'r str> {
+    request
+        .headers()
+        .iter()
+        .filter(move |h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// An integer query parameter: `None` when absent, 400 when not an integer.
+pub fn query_i64(query: &str, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(value) = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+    else {
+        return Ok(None);
+    };
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("{name} must be an integer")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(query_i64("a=1&b=2", "b").ok().flatten(), Some(2));
+        assert_eq!(query_i64("a=1", "b").ok().flatten(), None);
+        assert_eq!(query_i64("b=-5", "b").ok().flatten(), Some(-5));
+        assert!(query_i64("b=x", "b").is_err());
+        assert!(query_i64("b", "b").is_err());
+        assert!(query_i64("b=99999999999999999999", "b").is_err());
+    }
+}

@@ -1,0 +1,42 @@
+//! A self-hosted, real-time 1:1 chat server built from plain OS threads.
+//!
+//! No async runtime: every WebSocket has a reader thread and a writer
+//! thread, one hub thread routes frames between them, and a pool of HTTP
+//! workers serves the REST API. `docs/ARCHITECTURE.md` draws the picture.
+//!
+//! # Where things are
+//!
+//! Follow one message from the sender's socket to the recipient's:
+//!
+//! 1. [`ws::client`] — the sender's reader thread parses the frame
+//!    ([`ws::events`]) and calls
+//! 2. [`chat::send_message`] — the single send path (REST uses it too):
+//!    validates, then stores through
+//! 3. [`repo`] — the [`repo::Store`] trait and its SQLite implementation;
+//!    once committed, the message goes to
+//! 4. [`ws::hub`] — the hub thread, which queues it for every connection of
+//!    the recipient and answers the sender; each connection's
+//! 5. writer thread ([`ws::client`]) writes it to the socket.
+//!
+//! The rest:
+//!
+//! - [`server`]: [`Server::start`] wires everything; [`ServerHandle`] stops it.
+//! - [`http`]: REST endpoints on tiny_http.
+//! - [`ws::listener`]: the WebSocket handshake (session cookie, Origin).
+//! - [`auth`]: password hashing, session tokens, input rules.
+//! - [`models`]: the records and their JSON shapes.
+//! - [`config`]: flags and environment variables.
+//! - [`app`]: the context shared by all threads.
+
+pub mod app;
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod http;
+pub mod models;
+pub mod repo;
+pub mod server;
+pub mod ws;
+
+pub use config::Config;
+pub use server::{Server, ServerHandle, StartError};

@@ -1,0 +1,49 @@
+//! `chat-server`: parse the configuration, start, wait for SIGINT or
+//! SIGTERM, shut down cleanly. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use chat_server::{Config, Server};
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    init_logging(config.log_level);
+
+    // Register for signals before starting, so none slips through between.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(signal) = signals.forever().next() {
+        log::info!("received signal {signal}; shutting down");
+    }
+    server.shutdown();
+    ExitCode::SUCCESS
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let config = simplelog::ConfigBuilder::new()
+        // tungstenite logs frame contents at trace level: message bodies
+        // must never reach the logs.
+        .add_filter_ignore_str("tungstenite")
+        .build();
+    let _ = simplelog::TermLogger::init(
+        level,
+        config,
+        simplelog::TerminalMode::Stderr,
+        simplelog::ColorChoice::Auto,
+    );
+}

@@ -1,0 +1,141 @@
+//! The records the server stores and hands out, in their JSON shapes.
+//!
+//! These types are the public contract of `docs/API.md`: REST responses and
+//! WebSocket frames serialize them as they are, so a field renamed here is a
+//! breaking change for every client.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+/// Row id of a user. SQLite rowids are `i64`, and so are ours.
+pub type UserId = i64;
+/// Row id of a message; ids grow with every insert and order a conversation.
+pub type MessageId = i64;
+/// Row id of a login session; logout closes the WebSockets opened with it.
+pub type SessionId = i64;
+
+/// An account as its owner sees it (`/api/me`, register, login).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub nickname: String,
+    pub email: String,
+}
+
+/// A stored private message, exactly as every endpoint returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub sender_id: UserId,
+    pub receiver_id: UserId,
+    pub content: String,
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub created_at: DateTime<Utc>,
+    pub is_read: bool,
+}
+
+/// A message that is about to be stored: what the sender chose, nothing the
+/// database assigns.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub sender_id: UserId,
+    pub receiver_id: UserId,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One row of `GET /api/conversations`, before the hub adds `online`.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub partner_id: UserId,
+    pub partner_nickname: String,
+    pub last_message: Message,
+    pub unread_count: i64,
+}
+
+/// Which page of a conversation to read. Pages are counted from the newest
+/// message because chat clients open at the bottom and scroll up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// At most this many messages (1..=[`Page::MAX_LIMIT`]).
+    pub limit: u32,
+    pub cursor: Cursor,
+}
+
+/// Where a page ends, on its newest side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// Skip this many of the newest messages. Simple, but a page shifts when
+    /// new messages arrive while the user scrolls.
+    Offset(u32),
+    /// Only messages with an id below this one: stable under new arrivals.
+    BeforeId(MessageId),
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: u32 = 20;
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// Builds a page from the optional request fields shared by REST and
+    /// WebSocket, so both reject the same input with the same words.
+    pub fn from_request(
+        limit: Option<i64>,
+        offset: Option<i64>,
+        before_id: Option<i64>,
+    ) -> Result<Page, &'static str> {
+        let limit = match limit {
+            None => Self::DEFAULT_LIMIT,
+            Some(l) if (1..=i64::from(Self::MAX_LIMIT)).contains(&l) => l as u32,
+            Some(_) => return Err("limit must be between 1 and 100"),
+        };
+        let cursor = match (offset, before_id) {
+            (Some(_), Some(_)) => return Err("give either offset or before_id, not both"),
+            (None, Some(id)) if id >= 1 => Cursor::BeforeId(id),
+            (None, Some(_)) => return Err("before_id must be a positive message id"),
+            (Some(o), None) => match u32::try_from(o) {
+                Ok(o) => Cursor::Offset(o),
+                Err(_) => return Err("offset must be between 0 and 4294967295"),
+            },
+            (None, None) => Cursor::Offset(0),
+        };
+        Ok(Page { limit, cursor })
+    }
+}
+
+/// Timestamps go out as RFC 3339 in UTC with milliseconds, e.g.
+/// `2026-11-25T23:18:52.123Z`, the precision they are stored with.
+pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn serialize_timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_timestamp(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_rejects_out_of_range_values() {
+        assert!(Page::from_request(Some(0), None, None).is_err());
+        assert!(Page::from_request(Some(101), None, None).is_err());
+        assert!(Page::from_request(None, Some(-1), None).is_err());
+        assert!(Page::from_request(None, None, Some(0)).is_err());
+        assert!(Page::from_request(None, Some(1), Some(5)).is_err());
+        assert_eq!(
+            Page::from_request(None, None, None),
+            Ok(Page {
+                limit: 20,
+                cursor: Cursor::Offset(0)
+            })
+        );
+        assert_eq!(
+            Page::from_request(Some(100), None, Some(7)),
+            Ok(Page {
+                limit: 100,
+                cursor: Cursor::BeforeId(7)
+            })
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Storage: everything the server keeps across restarts, behind one trait.
+//!
+//! The rest of the server talks to [`Store`], never to SQL. Today the only
+//! implementation is [`SqliteStore`]; a PostgreSQL store for multi-node
+//! deployments is a second implementation of the same trait, and nothing
+//! outside this folder changes.
+//!
+//! Every method is a blocking call made from the thread that needs the
+//! answer (an HTTP worker or a WebSocket reader), never from the hub, so a
+//! slow query delays one request and nobody else.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use chrono::{DateTime, Utc};
+
+use crate::models::{Conversation, Message, NewMessage, Page, SessionId, User, UserId};
+
+/// What can go wrong in storage, in the words callers branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique column (nickname, email) already holds this value.
+    #[error("{0} is already taken")]
+    Taken(&'static str),
+    /// A referenced user does not exist (e.g. the recipient of a message).
+    #[error("unknown user")]
+    UnknownUser,
+    /// The database file belongs to a newer version of this server.
+    #[error("database schema version {found} is newer than this server's {supported}")]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// Anything else from the database: disk full, corruption, I/O errors.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// A user and their stored password hash, for checking a login.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// The storage interface of the server. See the module docs for why it is a
+/// trait.
+pub trait Store: Send + Sync {
+    /// Succeeds when the database answers a trivial query (`/healthz`).
+    fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates an account; [`StoreError::Taken`] when the nickname or email
+    /// is already used, compared case-insensitively.
+    fn create_user(
+        &self,
+        nickname: &str,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<User, StoreError>;
+    /// Finds an account by nickname or email, for login.
+    fn credentials(&self, identifier: &str) -> Result<Option<Credentials>, StoreError>;
+    fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Every account, sorted by nickname (case-insensitive).
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Stores a new session under the hash of its token.
+    fn create_session(
+        &self,
+        user_id: UserId,
+        token_hash: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<SessionId, StoreError>;
+    /// The live session with this token hash and its user; `None` when the
+    /// token is unknown or expired at `now`.
+    fn session(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(SessionId, User)>, StoreError>;
+    fn delete_session(&self, id: SessionId) -> Result<(), StoreError>;
+
+    /// Stores a message and updates both sides' conversation rows in one
+    /// transaction. Returns once it has committed.
+    fn insert_message(&self, message: NewMessage) -> Result<Message, StoreError>;
+    /// One page of the conversation between `me` and `partner`, oldest first.
+    fn history(&self, me: UserId, partner: UserId, page: Page)
+    -> Result<Vec<Message>, StoreError>;
+    /// Marks every message from `partner` to `me` as read; returns how many
+    /// changed.
+    fn mark_read(&self, me: UserId, partner: UserId) -> Result<usize, StoreError>;
+    /// Unread messages to `me` over all conversations.
+    fn unread_count(&self, me: UserId) -> Result<i64, StoreError>;
+    /// One row per partner of `me`, newest conversation first.
+    fn conversations(&self, me: UserId) -> Result<Vec<Conversation>, StoreError>;
+}

@@ -1,0 +1,177 @@
+//! Starting and stopping the whole server: storage, hub, WebSocket
+//! listener, HTTP workers, in that order, and the reverse on shutdown.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::http::HttpServer;
+use crate::repo::{SqliteStore, StoreError};
+use crate::ws::client::WRITE_WAIT;
+use crate::ws::hub::{self, HubEvent, HubHandle};
+use crate::ws::listener::{self, WsListener};
+
+/// How long shutdown waits for connections to finish their last writes.
+/// A writer gives up on a stuck client after [`WRITE_WAIT`]; a little more
+/// than that covers every writer.
+const DRAIN_TIMEOUT: Duration = WRITE_WAIT.saturating_add(Duration::from_secs(2));
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot open database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Entry point for `main.rs`, tests and examples.
+pub struct Server;
+
+impl Server {
+    /// Opens the database, binds both listeners and starts every thread.
+    /// Returns once the server accepts connections.
+    pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let store = Arc::new(SqliteStore::open(&config.db)?);
+
+        let http = tiny_http::Server::http(&config.addr).map_err(|e| StartError::Bind {
+            addr: config.addr.clone(),
+            reason: e.to_string(),
+        })?;
+        let http_addr = http.server_addr().to_ip().ok_or_else(|| StartError::Bind {
+            addr: config.addr.clone(),
+            reason: "not an IP address".into(),
+        })?;
+        let ws_addr = ws_addr(&config, http_addr)?;
+        let ws_socket = TcpListener::bind(ws_addr).map_err(|e| StartError::Bind {
+            addr: ws_addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        let ws_addr = ws_socket.local_addr()?;
+
+        let (hub, hub_thread) = hub::spawn()?;
+        let (alive, all_done) = crossbeam_channel::bounded(0);
+        let app = App {
+            store,
+            hub: hub.clone(),
+            allowed_origins: Arc::new(listener::allowed_origins(
+                http_addr,
+                &config.allowed_origins,
+            )),
+            config: Arc::new(config),
+            ws_addr,
+            alive,
+        };
+        let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
+        let http = HttpServer::spawn(http, app.clone(), app.config.http_threads)?;
+        log::info!(
+            "listening: HTTP on http://{http_addr}, WebSocket on ws://{ws_addr}/ws; database {}",
+            app.config.db.display()
+        );
+        Ok(ServerHandle {
+            http_addr,
+            ws_addr,
+            running: Some(Running {
+                http,
+                ws_listener,
+                hub,
+                hub_thread,
+                all_done,
+            }),
+        })
+    }
+}
+
+/// The WebSocket address: `--ws-addr`, or the HTTP address with port + 1
+/// (0 stays 0, for tests).
+fn ws_addr(config: &Config, http_addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let unusable = |reason: &str| StartError::Bind {
+        addr: config.ws_addr.clone().unwrap_or_default(),
+        reason: reason.into(),
+    };
+    match &config.ws_addr {
+        Some(text) => text
+            .to_socket_addrs()
+            .map_err(|e| unusable(&e.to_string()))?
+            .next()
+            .ok_or_else(|| unusable("resolves to no address")),
+        None => {
+            let port = match http_addr.port() {
+                0 => 0,
+                p => p
+                    .checked_add(1)
+                    .ok_or_else(|| unusable("HTTP port 65535 has no next port; set --ws-addr"))?,
+            };
+            Ok(SocketAddr::new(http_addr.ip(), port))
+        }
+    }
+}
+
+/// A running server. Dropping it shuts it down, like [`ServerHandle::shutdown`].
+pub struct ServerHandle {
+    http_addr: SocketAddr,
+    ws_addr: SocketAddr,
+    running: Option<Running>,
+}
+
+struct Running {
+    http: HttpServer,
+    ws_listener: WsListener,
+    hub: HubHandle,
+    hub_thread: JoinHandle<()>,
+    all_done: Receiver<()>,
+}
+
+impl ServerHandle {
+    /// The bound HTTP address (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The bound WebSocket address.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    /// Graceful stop: no new connections or requests; requests in progress
+    /// finish; every WebSocket gets close code 1001 after the frames already
+    /// queued for it; then the database is closed.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        running.http.stop();
+        running.ws_listener.stop();
+        running.hub.send(HubEvent::Shutdown);
+        let _ = running.hub_thread.join();
+        // Every connection thread holds a clone of `alive`; the channel
+        // disconnects when the last one ends.
+        match running.all_done.recv_timeout(DRAIN_TIMEOUT) {
+            Err(RecvTimeoutError::Disconnected) | Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                log::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
+            }
+        }
+        log::info!("server stopped");
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

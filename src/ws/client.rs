@@ -1,0 +1,385 @@
+//! One WebSocket connection: a reader thread and a writer thread.
+//!
+//! ```text
+//!   socket ──► reader ──► chat::send_message ──► store ──► hub ──┐
+//!                 │                                             │
+//!                 └── own replies (errors, history) ──┐         │
+//!                                                     ▼         ▼
+//!   socket ◄────────────────────────────── writer ◄── outbox (bounded)
+//! ```
+//!
+//! Only the writer ever writes to the socket, so frames never interleave.
+//! tungstenite answers pings and close frames from inside `read()`; the
+//! reader's socket is therefore a [`ReaderSocket`] whose writes are thrown
+//! away after the handshake, and the reader passes pings on to the writer.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Bytes, Message, WebSocket};
+
+use super::events::{ClientEvent, ServerEvent};
+use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
+use crate::app::App;
+use crate::chat::{self, SendRequest};
+use crate::models::{Page, SessionId, User};
+
+/// Largest text frame or message a client may send. Chat messages are at
+/// most 4,000 characters (16 KiB of UTF-8 plus JSON escaping); 64 KiB leaves
+/// room without letting one client make the server buffer megabytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Time allowed to write one batch of frames to the client. A client that
+/// does not drain its socket for this long is gone or hostile.
+pub const WRITE_WAIT: Duration = Duration::from_secs(10);
+/// tungstenite's read buffer. Its default of 128 KiB (plus 128 KiB for
+/// writing) would make 10,000 idle connections cost 2.5 GiB; chat frames
+/// are small, and larger ones simply take several reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Write frames straight out: the writer batches by flushing once per
+/// drained queue, not by letting tungstenite hold data back.
+const WRITE_BUFFER_BYTES: usize = 0;
+/// Stack sizes. Threads only touch the pages they use, but each reserves its
+/// stack in address space; 256 KiB is plenty for JSON parsing and SQLite
+/// (serde_json caps nesting at 128 levels), the writer needs less.
+pub const READER_STACK_BYTES: usize = 256 * 1024;
+const WRITER_STACK_BYTES: usize = 128 * 1024;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The limits of the reading side of a connection (used for the handshake
+/// too, which happens on the same socket).
+pub fn reader_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// The writing side never reads, so it gets a token read buffer.
+fn writer_config() -> WebSocketConfig {
+    reader_config().read_buffer_size(64)
+}
+
+/// The socket under the reader's `WebSocket`: reads pass through; writes
+/// pass through only until the handshake is done, then are discarded (the
+/// writer thread sends pongs and close replies instead).
+pub struct ReaderSocket {
+    stream: TcpStream,
+    writes_enabled: bool,
+}
+
+impl ReaderSocket {
+    pub fn new(stream: TcpStream) -> ReaderSocket {
+        ReaderSocket {
+            stream,
+            writes_enabled: true,
+        }
+    }
+}
+
+impl Read for ReaderSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl Write for ReaderSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.writes_enabled {
+            self.stream.write(buf)
+        } else {
+            Ok(buf.len())
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.writes_enabled {
+            self.stream.flush()
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Runs an authenticated connection on the current thread (which becomes
+/// its reader) until it closes. Spawns the writer and registers with the
+/// hub; unregisters on the way out.
+pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId, app: App) {
+    let id: ConnId = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+    ws.get_mut().writes_enabled = false;
+    let socket = &ws.get_ref().stream;
+    let write_half = match prepare_socket(socket, &app) {
+        Ok(stream) => stream,
+        Err(e) => {
+            log::warn!("connection {id}: cannot set up socket: {e}");
+            return;
+        }
+    };
+
+    let (outbox, outbox_rx) = crossbeam_channel::bounded(app.config.outbox_capacity);
+    let close_signal = Arc::new(CloseSignal::default());
+    let writer = {
+        let close_signal = close_signal.clone();
+        let ping_interval = app.config.ping_interval;
+        let alive = app.alive.clone(); // shutdown waits for this writer
+        std::thread::Builder::new()
+            .name(format!("ws-writer-{id}"))
+            .stack_size(WRITER_STACK_BYTES)
+            .spawn(move || {
+                write_loop(id, write_half, outbox_rx, &close_signal, ping_interval);
+                drop(alive);
+            })
+    };
+    if let Err(e) = writer {
+        // Out of threads: refuse this connection, keep serving the others.
+        log::error!("connection {id}: cannot start writer thread: {e}");
+        return;
+    }
+
+    let registered = app.hub.send(HubEvent::Register(ConnHandle {
+        id,
+        user_id: user.id,
+        nickname: user.nickname.clone(),
+        session_id,
+        outbox: outbox.clone(),
+        close_signal: close_signal.clone(),
+    }));
+    if !registered {
+        return; // the server is shutting down
+    }
+    log::debug!("connection {id}: user {} connected", user.id);
+
+    let reader = Reader {
+        id,
+        user,
+        app,
+        outbox,
+        close_signal,
+    };
+    reader.run(&mut ws);
+    reader.app.hub.send(HubEvent::Unregister(id));
+    log::debug!("connection {id}: closed");
+}
+
+fn prepare_socket(socket: &TcpStream, app: &App) -> io::Result<WebSocket<TcpStream>> {
+    // A read that waits longer than the pong wait means the peer is gone:
+    // our pings would have been answered by now.
+    socket.set_read_timeout(Some(app.config.pong_wait))?;
+    socket.set_write_timeout(Some(WRITE_WAIT))?;
+    let write_half = socket.try_clone()?;
+    Ok(WebSocket::from_raw_socket(
+        write_half,
+        Role::Server,
+        Some(writer_config()),
+    ))
+}
+
+struct Reader {
+    id: ConnId,
+    user: User,
+    app: App,
+    outbox: Sender<Outbound>,
+    close_signal: Arc<CloseSignal>,
+}
+
+impl Reader {
+    fn run(&self, ws: &mut WebSocket<ReaderSocket>) {
+        loop {
+            let message = match ws.read() {
+                Ok(message) => message,
+                Err(e) => {
+                    self.on_read_error(e);
+                    return;
+                }
+            };
+            let keep_going = match message {
+                Message::Text(text) => self.on_text(text.as_str()),
+                Message::Binary(_) => self.reply(&ServerEvent::Error {
+                    error: "binary frames are not supported; send JSON text frames",
+                }),
+                Message::Ping(payload) => self.queue(Outbound::Pong(payload)),
+                // Any frame, pongs included, proves the peer is alive; the
+                // read timeout restarts with the next read.
+                Message::Pong(_) | Message::Frame(_) => true,
+                Message::Close(_) => false,
+            };
+            if !keep_going {
+                return;
+            }
+        }
+    }
+
+    fn on_read_error(&self, error: tungstenite::Error) {
+        use tungstenite::Error;
+        match error {
+            Error::Capacity(e) => {
+                log::info!("connection {}: {e}; closing with 1009", self.id);
+                self.queue(Outbound::Close(close::TOO_BIG.0, close::TOO_BIG.1));
+            }
+            Error::Utf8(_) => {
+                self.queue(Outbound::Close(
+                    close::INVALID_DATA.0,
+                    close::INVALID_DATA.1,
+                ));
+            }
+            Error::Io(e)
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+            {
+                log::debug!("connection {}: nothing read in time; closing", self.id);
+            }
+            Error::ConnectionClosed | Error::AlreadyClosed => {}
+            other => log::debug!("connection {}: read failed: {other}", self.id),
+        }
+    }
+
+    /// Handles one JSON frame. Returns false when the connection must end.
+    fn on_text(&self, text: &str) -> bool {
+        let event = match ClientEvent::parse(text) {
+            Ok(event) => event,
+            Err(error) => return self.reply(&ServerEvent::Error { error: &error }),
+        };
+        match event {
+            ClientEvent::PrivateMessage {
+                to_user_id,
+                content,
+                client_id,
+            } => {
+                let request = SendRequest {
+                    to_user_id,
+                    content,
+                    client_id: client_id.clone(),
+                };
+                match chat::send_message(&self.app, &self.user, request, Some(self.id)) {
+                    // The hub answers with message_delivered / message_failed.
+                    Ok(_) => true,
+                    Err(e) => {
+                        if let chat::ChatError::Store(store_error) = &e {
+                            log::error!("connection {}: storing a message: {store_error}", self.id);
+                        }
+                        self.reply(&ServerEvent::MessageFailed {
+                            message_id: None,
+                            to_user_id,
+                            client_id: client_id.as_deref(),
+                            error: e.code(),
+                        })
+                    }
+                }
+            }
+            ClientEvent::LoadHistory {
+                to_user_id,
+                offset,
+                before_id,
+                limit,
+            } => {
+                let page = match Page::from_request(limit, offset, before_id) {
+                    Ok(page) => page,
+                    Err(error) => return self.reply(&ServerEvent::Error { error }),
+                };
+                match chat::history(&self.app, self.user.id, to_user_id, page) {
+                    Ok(messages) => self.reply(&ServerEvent::History {
+                        to_user_id,
+                        offset: offset.unwrap_or(0),
+                        before_id,
+                        messages: &messages,
+                    }),
+                    Err(e) => {
+                        if let chat::ChatError::Store(store_error) = &e {
+                            log::error!("connection {}: loading history: {store_error}", self.id);
+                        }
+                        self.reply(&ServerEvent::Error {
+                            error: &e.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    fn reply(&self, event: &ServerEvent<'_>) -> bool {
+        self.queue(Outbound::Frame(event.to_frame()))
+    }
+
+    /// Queues a frame for the writer without waiting. A full queue means the
+    /// client is not reading: close it rather than buffer without bound.
+    fn queue(&self, item: Outbound) -> bool {
+        match self.outbox.try_send(item) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                log::warn!("connection {}: too slow; closing it", self.id);
+                self.close_signal.close(close::TOO_SLOW.0);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// The writer thread: sends queued frames, pings on schedule, and closes the
+/// socket when told to or when the queue ends.
+fn write_loop(
+    id: ConnId,
+    mut ws: WebSocket<TcpStream>,
+    outbox: Receiver<Outbound>,
+    close_signal: &CloseSignal,
+    ping_interval: Duration,
+) {
+    let result = write_until_closed(&mut ws, &outbox, close_signal, ping_interval);
+    if let Err(e) = result {
+        log::debug!("connection {id}: write failed: {e}");
+    }
+    // Wakes the reader if it is still waiting for data.
+    let _ = ws.get_ref().shutdown(Shutdown::Both);
+}
+
+fn write_until_closed(
+    ws: &mut WebSocket<TcpStream>,
+    outbox: &Receiver<Outbound>,
+    close_signal: &CloseSignal,
+    ping_interval: Duration,
+) -> tungstenite::Result<()> {
+    let mut next_ping = Instant::now() + ping_interval;
+    loop {
+        let first = match outbox.recv_deadline(next_ping) {
+            Ok(item) => item,
+            Err(RecvTimeoutError::Timeout) => {
+                ws.send(Message::Ping(Bytes::new()))?;
+                next_ping = Instant::now() + ping_interval;
+                continue;
+            }
+            // The hub and the reader both let go: a normal end.
+            Err(RecvTimeoutError::Disconnected) => return send_close(ws, close::NORMAL),
+        };
+        // Write everything already queued, then flush once: one syscall for
+        // a burst instead of one per frame.
+        let mut item = Some(first);
+        while let Some(out) = item {
+            if let Some(code) = close_signal.requested() {
+                return send_close(ws, (code, close::reason(code)));
+            }
+            match out {
+                Outbound::Frame(text) => ws.write(Message::Text(text))?,
+                Outbound::Pong(payload) => ws.write(Message::Pong(payload))?,
+                Outbound::Close(code, reason) => return send_close(ws, (code, reason)),
+            }
+            item = outbox.try_recv().ok();
+        }
+        ws.flush()?;
+    }
+}
+
+fn send_close(
+    ws: &mut WebSocket<TcpStream>,
+    (code, reason): (u16, &'static str),
+) -> tungstenite::Result<()> {
+    ws.close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))?;
+    ws.flush()
+}

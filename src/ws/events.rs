@@ -1,0 +1,166 @@
+//! The WebSocket protocol: JSON text frames with a `type` field.
+//!
+//! [`ClientEvent`] is what a client may send, [`ServerEvent`] what the server
+//! sends. Field names are part of the public contract (`docs/API.md`).
+
+use serde::{Deserialize, Serialize};
+use tungstenite::Utf8Bytes;
+
+use crate::models::{Message, MessageId, UserId, format_timestamp};
+
+/// A frame from a client.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientEvent {
+    /// Send a message to `to_user_id`.
+    PrivateMessage {
+        to_user_id: UserId,
+        content: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// A page of the conversation with `to_user_id`.
+    LoadHistory {
+        to_user_id: UserId,
+        #[serde(default)]
+        offset: Option<i64>,
+        #[serde(default)]
+        before_id: Option<i64>,
+        #[serde(default)]
+        limit: Option<i64>,
+    },
+}
+
+impl ClientEvent {
+    /// Parses one text frame. The error text is meant for the client's
+    /// `error` frame: serde says which field or type was wrong.
+    pub fn parse(frame: &str) -> Result<ClientEvent, String> {
+        serde_json::from_str(frame).map_err(|e| format!("invalid frame: {e}"))
+    }
+}
+
+/// An online user, as listed in `online_users`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OnlineUser {
+    pub id: UserId,
+    pub nickname: String,
+}
+
+/// A frame to a client.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent<'a> {
+    /// Sent once, first, on every new connection: who else is online.
+    OnlineUsers { users: Vec<OnlineUser> },
+    /// `from_user_id` opened their first connection.
+    UserOnline {
+        from_user_id: UserId,
+        nickname: &'a str,
+    },
+    /// `from_user_id` closed their last connection.
+    UserOffline {
+        from_user_id: UserId,
+        nickname: &'a str,
+    },
+    /// A stored message, to the recipient and the sender's other connections.
+    PrivateMessage {
+        message_id: MessageId,
+        from_user_id: UserId,
+        to_user_id: UserId,
+        /// The sender's nickname.
+        nickname: &'a str,
+        content: &'a str,
+        timestamp: String,
+    },
+    /// Answer to a send that reached at least one recipient connection.
+    MessageDelivered {
+        message_id: MessageId,
+        to_user_id: UserId,
+        client_id: Option<&'a str>,
+        timestamp: String,
+    },
+    /// Answer to a send that reached no recipient connection (`message_id`
+    /// set: stored, recipient offline) or was rejected (no `message_id`).
+    MessageFailed {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_id: Option<MessageId>,
+        to_user_id: UserId,
+        client_id: Option<&'a str>,
+        error: &'a str,
+    },
+    /// Answer to `load_history`.
+    History {
+        to_user_id: UserId,
+        offset: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before_id: Option<i64>,
+        messages: &'a [Message],
+    },
+    /// A frame the server could not act on; the connection stays open.
+    Error { error: &'a str },
+}
+
+impl ServerEvent<'_> {
+    /// The live form of a stored message.
+    pub fn private_message<'a>(message: &'a Message, sender_nickname: &'a str) -> ServerEvent<'a> {
+        ServerEvent::PrivateMessage {
+            message_id: message.id,
+            from_user_id: message.sender_id,
+            to_user_id: message.receiver_id,
+            nickname: sender_nickname,
+            content: &message.content,
+            timestamp: format_timestamp(&message.created_at),
+        }
+    }
+
+    /// Serializes the frame once; the result is cheap to clone, so a frame
+    /// fanned out to many connections is encoded a single time.
+    pub fn to_frame(&self) -> Utf8Bytes {
+        // Serializing these plain structs cannot fail (string keys, no maps
+        // with non-string keys, no failing Serialize impls).
+        match serde_json::to_string(self) {
+            Ok(json) => json.into(),
+            Err(e) => {
+                log::error!("could not serialize a server event: {e}");
+                r#"{"type":"error","error":"internal error"}"#.into()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_client_frames() {
+        assert_eq!(
+            ClientEvent::parse(r#"{"type":"private_message","to_user_id":2,"content":"hi"}"#),
+            Ok(ClientEvent::PrivateMessage {
+                to_user_id: 2,
+                content: "hi".into(),
+                client_id: None
+            })
+        );
+        assert!(ClientEvent::parse(r#"{"type":"private_message","to_user_id":"2"}"#).is_err());
+        assert!(ClientEvent::parse(r#"{"type":"dance"}"#).is_err());
+        assert!(ClientEvent::parse("not json").is_err());
+        let deep = "[".repeat(10_000);
+        assert!(ClientEvent::parse(&deep).is_err());
+    }
+
+    #[test]
+    fn failed_without_id_omits_the_field() {
+        let frame = ServerEvent::MessageFailed {
+            message_id: None,
+            to_user_id: 3,
+            client_id: Some("c1"),
+            error: "too_long",
+        }
+        .to_frame();
+        assert_eq!(
+            frame.as_str(),
+            r#"{"type":"message_failed","to_user_id":3,"client_id":"c1","error":"too_long"}"#
+        );
+    }
+}

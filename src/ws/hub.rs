@@ -1,0 +1,377 @@
+//! The hub: one thread that knows every open WebSocket and routes frames
+//! between them.
+//!
+//! All state about who is connected lives here and only here, so it needs no
+//! locks. Everything else talks to the hub by sending a [`HubEvent`] through
+//! one channel. One channel, not one per kind of event: `select!` over several
+//! channels picks a ready one at random, so a connection's `Unregister` could
+//! overtake its own `Register` and leave a ghost online forever. A single
+//! FIFO keeps every sender's events in the order it sent them.
+//!
+//! The hub never blocks: it does no I/O and no queries, and it hands frames
+//! to connections with `try_send`. A connection whose queue is full is too
+//! slow to keep up; the hub drops it (close code 1008) instead of waiting.
+//! Its messages are stored, and the client reloads them when it reconnects.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tungstenite::{Bytes, Utf8Bytes};
+
+use super::events::{OnlineUser, ServerEvent};
+use crate::models::{Message, SessionId, UserId};
+
+/// Identifies one WebSocket connection (a user may have several).
+pub type ConnId = u64;
+
+/// Hub events queued before senders start to wait: enough to absorb a burst
+/// from every connection at once, small enough to bound memory.
+const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// WebSocket close codes the server uses, with the reason sent along.
+pub mod close {
+    /// RFC 6455: normal closure, after the client's own close frame.
+    pub const NORMAL: (u16, &str) = (1000, "");
+    /// RFC 6455: the server is shutting down.
+    pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
+    /// RFC 6455 policy violation: the client did not read its frames fast
+    /// enough and its outbound queue filled up.
+    pub const TOO_SLOW: (u16, &str) = (1008, "too slow: outbound queue full");
+    /// RFC 6455: a text frame was not valid UTF-8.
+    pub const INVALID_DATA: (u16, &str) = (1007, "text frame is not valid UTF-8");
+    /// RFC 6455: a frame exceeded the size limit.
+    pub const TOO_BIG: (u16, &str) = (1009, "frame too big");
+    /// Application code: the session was logged out.
+    pub const LOGGED_OUT: (u16, &str) = (4001, "logged out");
+
+    /// The reason text sent with `code`.
+    pub fn reason(code: u16) -> &'static str {
+        [GOING_AWAY, TOO_SLOW, INVALID_DATA, TOO_BIG, LOGGED_OUT]
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or("", |(_, reason)| reason)
+    }
+}
+
+/// What a connection's writer thread is asked to send.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A JSON text frame.
+    Frame(Utf8Bytes),
+    /// The answer to a client's ping (the reader must not write itself).
+    Pong(Bytes),
+    /// Send a close frame and stop.
+    Close(u16, &'static str),
+}
+
+/// A shared flag that tells a writer to close even when its queue is full
+/// and a `Close` cannot be queued behind the backlog.
+#[derive(Debug, Default)]
+pub struct CloseSignal(AtomicU16);
+
+impl CloseSignal {
+    pub fn close(&self, code: u16) {
+        // The first reason wins; 0 means "open".
+        let _ = self
+            .0
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+    }
+    pub fn requested(&self) -> Option<u16> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            code => Some(code),
+        }
+    }
+}
+
+/// What the hub needs to know about a connection to route to it.
+pub struct ConnHandle {
+    pub id: ConnId,
+    pub user_id: UserId,
+    pub nickname: String,
+    pub session_id: SessionId,
+    pub outbox: Sender<Outbound>,
+    pub close_signal: Arc<CloseSignal>,
+}
+
+/// Who a send's `message_delivered` / `message_failed` answer goes to.
+pub struct AckTo {
+    pub conn: ConnId,
+    pub client_id: Option<String>,
+}
+
+/// Everything the hub can be asked to do.
+pub enum HubEvent {
+    /// A connection finished its handshake.
+    Register(ConnHandle),
+    /// A connection's reader stopped.
+    Unregister(ConnId),
+    /// A message was stored: fan it out and answer the sender.
+    Deliver {
+        message: Message,
+        sender_nickname: String,
+        ack: Option<AckTo>,
+    },
+    /// The session logged out: close its connections.
+    CloseSession(SessionId),
+    /// Close every connection with 1001 and stop the hub.
+    Shutdown,
+}
+
+/// Set of users with at least one open connection, written by the hub only,
+/// read by HTTP handlers for the `online` flags.
+pub type Presence = Arc<RwLock<HashSet<UserId>>>;
+
+/// The hub's address: how the rest of the server reaches it. This is the
+/// seam for multi-node delivery: a broker-backed hub keeps this interface.
+#[derive(Clone)]
+pub struct HubHandle {
+    events: Sender<HubEvent>,
+    presence: Presence,
+}
+
+impl HubHandle {
+    /// Queues an event, waiting while the hub's queue is full: that wait is
+    /// the back-pressure that keeps a flood of senders from growing memory.
+    /// Returns `false` once the hub has stopped.
+    pub fn send(&self, event: HubEvent) -> bool {
+        self.events.send(event).is_ok()
+    }
+
+    /// Whether `user` has at least one open WebSocket.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.presence
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&user)
+    }
+}
+
+/// Starts the hub thread.
+pub fn spawn() -> std::io::Result<(HubHandle, JoinHandle<()>)> {
+    let (events, inbox) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
+    let presence = Presence::default();
+    let hub = Hub {
+        conns: HashMap::new(),
+        online: HashMap::new(),
+        presence: presence.clone(),
+        doomed: Vec::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("hub".into())
+        .spawn(move || hub.run(inbox))?;
+    Ok((HubHandle { events, presence }, thread))
+}
+
+struct OnlineUserEntry {
+    nickname: String,
+    conns: Vec<ConnId>,
+}
+
+struct Hub {
+    conns: HashMap<ConnId, ConnHandle>,
+    online: HashMap<UserId, OnlineUserEntry>,
+    presence: Presence,
+    /// Connections found dead or too slow while handling an event; removed
+    /// after it, so a removal never happens in the middle of a fan-out.
+    doomed: Vec<(ConnId, (u16, &'static str))>,
+}
+
+impl Hub {
+    fn run(mut self, inbox: Receiver<HubEvent>) {
+        for event in inbox.iter() {
+            match event {
+                HubEvent::Register(conn) => self.register(conn),
+                HubEvent::Unregister(id) => self.remove(id, close::NORMAL),
+                HubEvent::Deliver {
+                    message,
+                    sender_nickname,
+                    ack,
+                } => self.deliver(&message, &sender_nickname, ack),
+                HubEvent::CloseSession(session) => {
+                    let ids: Vec<ConnId> = self
+                        .conns
+                        .values()
+                        .filter(|c| c.session_id == session)
+                        .map(|c| c.id)
+                        .collect();
+                    for id in ids {
+                        self.remove(id, close::LOGGED_OUT);
+                    }
+                }
+                HubEvent::Shutdown => break,
+            }
+            self.reap();
+        }
+        // Shutdown, or every handle dropped: close all connections cleanly.
+        for conn in self.conns.values() {
+            Self::close(conn, close::GOING_AWAY);
+        }
+        log::info!("hub stopped; closed {} connections", self.conns.len());
+    }
+
+    fn register(&mut self, conn: ConnHandle) {
+        let users: Vec<OnlineUser> = self
+            .online
+            .iter()
+            .filter(|(id, _)| **id != conn.user_id)
+            .map(|(id, entry)| OnlineUser {
+                id: *id,
+                nickname: entry.nickname.clone(),
+            })
+            .collect();
+        let (id, user_id) = (conn.id, conn.user_id);
+        let nickname = conn.nickname.clone();
+        self.conns.insert(id, conn);
+        self.push(id, ServerEvent::OnlineUsers { users }.to_frame());
+
+        let entry = self
+            .online
+            .entry(user_id)
+            .or_insert_with(|| OnlineUserEntry {
+                nickname: nickname.clone(),
+                conns: Vec::new(),
+            });
+        entry.conns.push(id);
+        if entry.conns.len() == 1 {
+            self.set_presence(user_id, true);
+            let frame = ServerEvent::UserOnline {
+                from_user_id: user_id,
+                nickname: &nickname,
+            }
+            .to_frame();
+            self.broadcast_except(user_id, &frame);
+        }
+    }
+
+    fn deliver(&mut self, message: &Message, sender_nickname: &str, ack: Option<AckTo>) {
+        let frame = ServerEvent::private_message(message, sender_nickname).to_frame();
+        let mut delivered = false;
+        for id in self.conns_of(message.receiver_id) {
+            delivered |= self.push(id, frame.clone());
+        }
+        let acked_conn = ack.as_ref().map(|a| a.conn);
+        for id in self.conns_of(message.sender_id) {
+            if Some(id) != acked_conn {
+                self.push(id, frame.clone());
+            }
+        }
+        if let Some(ack) = ack {
+            let answer = if delivered {
+                ServerEvent::MessageDelivered {
+                    message_id: message.id,
+                    to_user_id: message.receiver_id,
+                    client_id: ack.client_id.as_deref(),
+                    timestamp: crate::models::format_timestamp(&message.created_at),
+                }
+            } else {
+                ServerEvent::MessageFailed {
+                    message_id: Some(message.id),
+                    to_user_id: message.receiver_id,
+                    client_id: ack.client_id.as_deref(),
+                    error: "recipient_offline",
+                }
+            };
+            self.push(ack.conn, answer.to_frame());
+        }
+    }
+
+    fn conns_of(&self, user: UserId) -> Vec<ConnId> {
+        self.online
+            .get(&user)
+            .map(|entry| entry.conns.clone())
+            .unwrap_or_default()
+    }
+
+    fn broadcast_except(&mut self, user: UserId, frame: &Utf8Bytes) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.user_id != user)
+            .map(|c| c.id)
+            .collect();
+        for id in ids {
+            self.push(id, frame.clone());
+        }
+    }
+
+    /// Queues a frame without waiting. Returns whether it was queued; a full
+    /// or closed queue dooms the connection.
+    fn push(&mut self, id: ConnId, frame: Utf8Bytes) -> bool {
+        let Some(conn) = self.conns.get(&id) else {
+            return false;
+        };
+        match conn.outbox.try_send(Outbound::Frame(frame)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                log::warn!(
+                    "connection {id} (user {}) is too slow; closing it",
+                    conn.user_id
+                );
+                self.doomed.push((id, close::TOO_SLOW));
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.doomed.push((id, close::NORMAL));
+                false
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        while let Some((id, reason)) = self.doomed.pop() {
+            self.remove(id, reason);
+        }
+    }
+
+    /// Forgets a connection, tells its writer to close, and announces
+    /// `user_offline` when it was the user's last one.
+    fn remove(&mut self, id: ConnId, reason: (u16, &'static str)) {
+        let Some(conn) = self.conns.remove(&id) else {
+            return; // already gone: e.g. dropped as too slow, then unregistered
+        };
+        Self::close(&conn, reason);
+        let Some(entry) = self.online.get_mut(&conn.user_id) else {
+            return;
+        };
+        entry.conns.retain(|c| *c != id);
+        if entry.conns.is_empty() {
+            self.online.remove(&conn.user_id);
+            self.set_presence(conn.user_id, false);
+            let frame = ServerEvent::UserOffline {
+                from_user_id: conn.user_id,
+                nickname: &conn.nickname,
+            }
+            .to_frame();
+            self.broadcast_except(conn.user_id, &frame);
+        }
+    }
+
+    fn close(conn: &ConnHandle, (code, reason): (u16, &'static str)) {
+        if code != close::NORMAL.0 {
+            // Queued behind the frames already waiting, so they go out
+            // first. When the queue is full, the flag makes the writer skip
+            // the backlog and close at its next frame.
+            if conn.outbox.try_send(Outbound::Close(code, reason)).is_err() {
+                conn.close_signal.close(code);
+            }
+        }
+        // Dropping the handle drops the hub's sender; once the reader's is
+        // gone too the writer sees the queue end and closes with 1000.
+    }
+
+    fn set_presence(&self, user: UserId, online: bool) {
+        let mut set = self
+            .presence
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if online {
+            set.insert(user);
+        } else {
+            set.remove(&user);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Real-time chat over WebSocket.
+//!
+//! - [`listener`]: accepts sockets and checks the handshake (cookie, Origin).
+//! - [`client`]: one connection = one reader thread + one writer thread.
+//! - [`hub`]: one thread that routes frames between connections.
+//! - [`events`]: the JSON frames of the protocol.
+
+pub mod client;
+pub mod events;
+pub mod hub;
+pub mod listener;
