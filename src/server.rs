@@ -93,7 +93,7 @@ impl Server {
 }
 
 /// The WebSocket address: `--ws-addr`, or the HTTP address with port + 1
-/// (0 stays 0, for tests).
+/// (port 0 stays 0).
 fn ws_addr(config: &Config, http_addr: SocketAddr) -> Result<SocketAddr, StartError> {
     let unusable = |reason: &str| StartError::Bind {
         addr: config.ws_addr.clone().unwrap_or_default(),
@@ -106,7 +106,15 @@ fn ws_addr(config: &Config, http_addr: SocketAddr) -> Result<SocketAddr, StartEr
             .next()
             .ok_or_else(|| unusable("resolves to no address")),
         None => {
-            let port = match http_addr.port() {
+            // The port asked for, not the one bound: with port 0 the HTTP
+            // port is random, and so must the WebSocket port be.
+            let requested_port = config
+                .addr
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .map_or(http_addr.port(), |addr| addr.port());
+            let port = match requested_port {
                 0 => 0,
                 p => p
                     .checked_add(1)

@@ -226,8 +226,6 @@ impl Hub {
         let (id, user_id) = (conn.id, conn.user_id);
         let nickname = conn.nickname.clone();
         self.conns.insert(id, conn);
-        self.push(id, ServerEvent::OnlineUsers { users }.to_frame());
-
         let entry = self
             .online
             .entry(user_id)
@@ -236,8 +234,14 @@ impl Hub {
                 conns: Vec::new(),
             });
         entry.conns.push(id);
-        if entry.conns.len() == 1 {
+        let first_connection = entry.conns.len() == 1;
+        // Presence first: once the client holds its online_users frame, the
+        // REST API already reports it online.
+        if first_connection {
             self.set_presence(user_id, true);
+        }
+        self.push(id, ServerEvent::OnlineUsers { users }.to_frame());
+        if first_connection {
             let frame = ServerEvent::UserOnline {
                 from_user_id: user_id,
                 nickname: &nickname,

@@ -1,0 +1,276 @@
+//! Test harness: a real server on ephemeral ports with a real SQLite file,
+//! a real HTTP client (ureq) and a real WebSocket client (tungstenite).
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use chat_server::{Config, Server, ServerHandle};
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+/// How long a test waits for an expected frame before failing (a guard
+/// against hangs, not a synchronisation device).
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    handle: Option<ServerHandle>,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(|_| {})
+    }
+
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_tests();
+        config.db = dir.path().join("chat.db");
+        config.log_level = log::LevelFilter::Warn;
+        adjust(&mut config);
+        let handle = Server::start(config.clone()).expect("server starts");
+        TestServer {
+            handle: Some(handle),
+            config,
+            dir,
+        }
+    }
+
+    fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().expect("server running")
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.handle().http_addr())
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.handle().ws_addr())
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.handle().http_addr().port()
+    }
+
+    /// Stops the server and starts it again on the same database file.
+    pub fn restart(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
+        }
+        self.handle = Some(Server::start(self.config.clone()).expect("server restarts"));
+    }
+
+    pub fn shutdown(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            base: self.base(),
+            cookie: None,
+        }
+    }
+
+    /// Registers `nickname` and logs in; returns the client and the user id.
+    pub fn user(&self, nickname: &str) -> (Client, i64) {
+        let mut client = self.client();
+        let id = client.register(nickname);
+        client.login(nickname, "password123");
+        (client, id)
+    }
+}
+
+/// An HTTP client that keeps the session cookie, like a browser.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub cookie: Option<String>,
+}
+
+/// Status, JSON body, `Set-Cookie` header.
+pub struct HttpReply {
+    pub status: u16,
+    pub body: Value,
+    pub set_cookie: Option<String>,
+    pub content_type: Option<String>,
+}
+
+impl Client {
+    pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> HttpReply {
+        let mut request = ureq::request(method, &format!("{}{}", self.base, path))
+            .timeout(RECV_TIMEOUT);
+        if let Some(cookie) = &self.cookie {
+            request = request.set("Cookie", cookie);
+        }
+        let result = match body {
+            Some(body) => request
+                .set("Content-Type", "application/json")
+                .send_string(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("{method} {path}: transport error {e}"),
+        };
+        let status = response.status();
+        let set_cookie = response.header("set-cookie").map(str::to_owned);
+        let content_type = response.header("content-type").map(str::to_owned);
+        let text = response.into_string().expect("body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {text}"));
+        HttpReply {
+            status,
+            body,
+            set_cookie,
+            content_type,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> HttpReply {
+        self.request("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> HttpReply {
+        self.request("POST", path, Some(&body.to_string()))
+    }
+
+    pub fn register(&self, nickname: &str) -> i64 {
+        let reply = self.post(
+            "/api/register",
+            &json!({"nickname": nickname, "email": format!("{nickname}@example.org"), "password": "password123"}),
+        );
+        assert_eq!(reply.status, 201, "register {nickname}: {}", reply.body);
+        reply.body["user"]["id"].as_i64().expect("user id")
+    }
+
+    pub fn login(&mut self, identifier: &str, password: &str) -> HttpReply {
+        let reply = self.post(
+            "/api/login",
+            &json!({"identifier": identifier, "password": password}),
+        );
+        if let Some(set_cookie) = &reply.set_cookie {
+            let pair = set_cookie.split(';').next().expect("cookie pair");
+            self.cookie = Some(pair.to_owned());
+        }
+        reply
+    }
+
+    /// Sends a message over REST; returns the stored message.
+    pub fn send(&self, to: i64, content: &str) -> Value {
+        let reply = self.post(
+            "/api/messages",
+            &json!({"to_user_id": to, "content": content}),
+        );
+        assert_eq!(reply.status, 201, "send: {}", reply.body);
+        reply.body["message"].clone()
+    }
+}
+
+/// A WebSocket client with a session cookie.
+pub struct Ws {
+    pub socket: WebSocket<TcpStream>,
+}
+
+impl Ws {
+    /// Connects with the client's cookie and no Origin header (like a
+    /// non-browser client), and reads the initial `online_users` frame.
+    pub fn connect(server: &TestServer, client: &Client) -> (Ws, Value) {
+        let mut ws = Ws::try_connect(&server.ws_url(), client.cookie.as_deref(), None)
+            .unwrap_or_else(|e| panic!("websocket connect: {e}"));
+        let online = ws.recv_type("online_users");
+        (ws, online)
+    }
+
+    pub fn try_connect(
+        url: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, tungstenite::Error> {
+        let mut request = url.into_client_request()?;
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert("Cookie", cookie.parse().expect("cookie header"));
+        }
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("Origin", origin.parse().expect("origin header"));
+        }
+        let host = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .expect("host");
+        let stream = TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(RECV_TIMEOUT))?;
+        match tungstenite::client(request, stream) {
+            Ok((socket, _)) => Ok(Ws { socket }),
+            Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
+            Err(tungstenite::HandshakeError::Interrupted(_)) => {
+                panic!("blocking handshake interrupted")
+            }
+        }
+    }
+
+    pub fn send_json(&mut self, value: &Value) {
+        self.socket
+            .send(Message::text(value.to_string()))
+            .expect("send frame");
+    }
+
+    /// The next JSON frame (pings are answered by tungstenite and skipped).
+    pub fn recv(&mut self) -> Value {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Text(text)) => {
+                    return serde_json::from_str(text.as_str()).expect("server frames are JSON");
+                }
+                Ok(Message::Close(frame)) => panic!("unexpected close: {frame:?}"),
+                Ok(_) => continue,
+                Err(e) => panic!("websocket read failed: {e}"),
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` arrives.
+    pub fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.recv();
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns its close frame (`None` if
+    /// the connection ended without one). Data frames before it are skipped.
+    pub fn expect_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Close(frame)) => return frame,
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    panic!("server did not close the connection in time")
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// The status code of a refused WebSocket handshake.
+pub fn handshake_status(result: Result<Ws, tungstenite::Error>) -> u16 {
+    match result {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+        Ok(_) => panic!("expected the handshake to be refused"),
+    }
+}
