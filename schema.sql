@@ -60,5 +60,7 @@ CREATE TABLE conversations (
     unread_count    INTEGER NOT NULL DEFAULT 0 CHECK (unread_count >= 0),
     PRIMARY KEY (user_id, partner_id)
 ) WITHOUT ROWID;
+-- The conversation list, newest first, without sorting.
+CREATE INDEX conversations_by_recency ON conversations (user_id, last_message_id);
 
 PRAGMA user_version = 1;

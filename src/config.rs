@@ -37,7 +37,11 @@ pub struct Config {
     /// A browser origin allowed to open WebSockets, besides the server's
     /// own (e.g. `https://chat.example.org`). Repeatable; comma-separated
     /// in the environment variable.
-    #[arg(long = "allowed-origin", env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "CHAT_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
 
     /// Log level: off, error, warn, info, debug, trace.

@@ -45,7 +45,10 @@ fn send_rejects_bad_messages() {
     let cases = [
         (json!({"to_user_id": bob_id, "content": ""}), 400),
         (json!({"to_user_id": bob_id, "content": "   \n"}), 400),
-        (json!({"to_user_id": bob_id, "content": "x".repeat(4001)}), 400),
+        (
+            json!({"to_user_id": bob_id, "content": "x".repeat(4001)}),
+            400,
+        ),
         (json!({"to_user_id": alice_id, "content": "me"}), 400),
         (json!({"to_user_id": 999_999, "content": "who?"}), 404),
         (json!({"to_user_id": "two", "content": "typed"}), 400),
@@ -65,7 +68,10 @@ fn send_rejects_bad_messages() {
     assert_eq!(
         server
             .client()
-            .post("/api/messages", &json!({"to_user_id": bob_id, "content": "anon"}))
+            .post(
+                "/api/messages",
+                &json!({"to_user_id": bob_id, "content": "anon"})
+            )
             .status,
         401
     );
@@ -77,7 +83,9 @@ fn history_pages_from_the_newest_end_with_offset_and_before_id() {
     let (alice, _) = server.user("alice");
     let (bob, bob_id) = server.user("bob");
     let (_, carol_id) = server.user("carol");
-    let alice_id = alice.get("/api/me").body["user"]["id"].as_i64().expect("id");
+    let alice_id = alice.get("/api/me").body["user"]["id"]
+        .as_i64()
+        .expect("id");
     let mut sent = Vec::new();
     for i in 0..45 {
         // Both directions, plus noise in another conversation.
@@ -103,9 +111,14 @@ fn history_pages_from_the_newest_end_with_offset_and_before_id() {
     // before_id: stable while new messages arrive.
     let first = page("limit=10");
     alice.send(bob_id, "new while scrolling");
-    assert_eq!(page(&format!("limit=10&before_id={}", first[0])), sent[25..35]);
+    assert_eq!(
+        page(&format!("limit=10&before_id={}", first[0])),
+        sent[25..35]
+    );
     // Bob sees the same conversation.
-    let bobs = bob.get(&format!("/api/messages?user_id={alice_id}&limit=5&offset=1"));
+    let bobs = bob.get(&format!(
+        "/api/messages?user_id={alice_id}&limit=5&offset=1"
+    ));
     assert_eq!(ids(&bobs.body["messages"]), sent[40..45]);
 }
 
@@ -146,7 +159,11 @@ fn equal_timestamps_neither_shuffle_nor_drop_messages_at_page_boundaries() {
     let (alice, _) = server.user("alice");
     let (_, bob_id) = server.user("bob");
     let sent: Vec<i64> = (0..30)
-        .map(|i| alice.send(bob_id, &format!("m{i}"))["id"].as_i64().expect("id"))
+        .map(|i| {
+            alice.send(bob_id, &format!("m{i}"))["id"]
+                .as_i64()
+                .expect("id")
+        })
         .collect();
     // Give every message the same timestamp, directly in the database file.
     server.shutdown();
@@ -164,7 +181,9 @@ fn equal_timestamps_neither_shuffle_nor_drop_messages_at_page_boundaries() {
         let mut before: Option<i64> = None;
         loop {
             let cursor = before.map_or(String::new(), |b| format!("&before_id={b}"));
-            let reply = alice.get(&format!("/api/messages?user_id={bob_id}&limit={limit}{cursor}"));
+            let reply = alice.get(&format!(
+                "/api/messages?user_id={bob_id}&limit={limit}{cursor}"
+            ));
             let page = ids(&reply.body["messages"]);
             if page.is_empty() {
                 break;
@@ -214,7 +233,10 @@ fn unread_counts_and_conversations_across_three_users() {
     // Alice: bob's conversation is newest (her own reply), then carol's.
     let reply = alice.get("/api/conversations");
     assert_eq!(reply.status, 200);
-    let rows = reply.body["conversations"].as_array().expect("rows").clone();
+    let rows = reply.body["conversations"]
+        .as_array()
+        .expect("rows")
+        .clone();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["user_id"], bob_id);
     assert_eq!(rows[0]["nickname"], "bob");

@@ -29,7 +29,11 @@ fn two_users_chat_live_with_delivery_answers() {
     assert_eq!(received["nickname"], "alice");
     assert_eq!(received["content"], "hello bob");
     let message_id = received["message_id"].as_i64().expect("message_id");
-    assert!(received["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        received["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 
     let answer = alice_ws.recv_type("message_delivered");
     assert_eq!(answer["message_id"], message_id);
@@ -37,7 +41,9 @@ fn two_users_chat_live_with_delivery_answers() {
     assert_eq!(answer["client_id"], "c-1");
     assert_eq!(answer["timestamp"], received["timestamp"]);
 
-    bob_ws.send_json(&json!({"type": "private_message", "to_user_id": alice_id, "content": "hi alice"}));
+    bob_ws.send_json(
+        &json!({"type": "private_message", "to_user_id": alice_id, "content": "hi alice"}),
+    );
     let reply = alice_ws.recv_type("private_message");
     assert_eq!(reply["content"], "hi alice");
     assert_eq!(reply["nickname"], "bob");
@@ -94,7 +100,9 @@ fn sends_to_offline_users_are_stored_and_reported_failed() {
     assert_eq!(answer["error"], "recipient_offline");
     assert_eq!(answer["client_id"], "c-9");
     assert_eq!(answer["to_user_id"], bob_id);
-    let message_id = answer["message_id"].as_i64().expect("stored, so it has an id");
+    let message_id = answer["message_id"]
+        .as_i64()
+        .expect("stored, so it has an id");
 
     // Bob finds it in history and in his unread count.
     assert_eq!(bob.get("/api/messages/unread").body["unread_count"], 1);
@@ -125,7 +133,10 @@ fn rejected_sends_get_an_error_code_and_store_nothing() {
         assert!(answer.get("message_id").is_none(), "{answer}");
     }
     assert_eq!(bob.get("/api/messages/unread").body["unread_count"], 0);
-    assert_eq!(alice.get("/api/conversations").body["conversations"], json!([]));
+    assert_eq!(
+        alice.get("/api/conversations").body["conversations"],
+        json!([])
+    );
 }
 
 #[test]
@@ -208,7 +219,9 @@ fn history_over_websocket_uses_the_rest_paging_rules() {
     let server = TestServer::start();
     let (alice, _) = server.user("alice");
     let (_, bob_id) = server.user("bob");
-    let sent: Vec<Value> = (0..25).map(|i| alice.send(bob_id, &format!("h{i}"))).collect();
+    let sent: Vec<Value> = (0..25)
+        .map(|i| alice.send(bob_id, &format!("h{i}")))
+        .collect();
     let (mut ws, _) = Ws::connect(&server, &alice);
 
     ws.send_json(&json!({"type": "load_history", "to_user_id": bob_id}));
@@ -226,7 +239,9 @@ fn history_over_websocket_uses_the_rest_paging_rules() {
     assert_eq!(page["messages"], json!(sent[0..5]));
 
     let before = sent[10]["id"].clone();
-    ws.send_json(&json!({"type": "load_history", "to_user_id": bob_id, "before_id": before, "limit": 3}));
+    ws.send_json(
+        &json!({"type": "load_history", "to_user_id": bob_id, "before_id": before, "limit": 3}),
+    );
     let page = ws.recv_type("history");
     assert_eq!(page["messages"], json!(sent[7..10]));
 
@@ -325,7 +340,10 @@ fn handshake_checks_cookie_origin_and_path() {
         assert_eq!(ws.recv()["type"], "online_users");
     }
     let wrong_path = url.replace("/ws", "/other");
-    assert_eq!(handshake_status(Ws::try_connect(&wrong_path, cookie, None)), 404);
+    assert_eq!(
+        handshake_status(Ws::try_connect(&wrong_path, cookie, None)),
+        404
+    );
 }
 
 #[test]
@@ -392,8 +410,14 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_the_others() {
     for i in 0..300 {
         let start = Instant::now();
         alice_ws.send_json(&pm(bob_id, &format!("ping {i}"), &i.to_string()));
-        assert_eq!(bob_ws.recv_type("private_message")["content"], format!("ping {i}"));
-        assert_eq!(alice_ws.recv_type("message_delivered")["client_id"], i.to_string());
+        assert_eq!(
+            bob_ws.recv_type("private_message")["content"],
+            format!("ping {i}")
+        );
+        assert_eq!(
+            alice_ws.recv_type("message_delivered")["client_id"],
+            i.to_string()
+        );
         worst = worst.max(start.elapsed());
     }
     assert!(
@@ -401,7 +425,10 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_the_others() {
         "a chat round trip took {worst:?} while another client was stuck"
     );
 
-    assert!(flooding.join().expect("flooder"), "slow client was never dropped");
+    assert!(
+        flooding.join().expect("flooder"),
+        "slow client was never dropped"
+    );
     // Everyone else is told it went offline, and its messages are stored.
     let gone = loop {
         let frame = alice_ws.recv();
@@ -435,7 +462,10 @@ fn keepalive_pings_readers_and_drops_silent_clients() {
     bob_ws.socket.flush().expect("flush pong");
     let (mut alice_ws, _) = Ws::connect(&server, &alice);
     alice_ws.send_json(&pm(bob_id, "still alive?", "k"));
-    assert_eq!(bob_ws.recv_type("private_message")["content"], "still alive?");
+    assert_eq!(
+        bob_ws.recv_type("private_message")["content"],
+        "still alive?"
+    );
 
     // A client that never reads never answers a ping: it is dropped.
     let (carol, carol_id) = server.user("carol");

@@ -51,13 +51,23 @@ pub fn handle(app: &App, mut request: Request) {
             let cookie = reply
                 .set_cookie
                 .and_then(|c| Header::from_bytes("Set-Cookie", c).ok());
-            respond(request, reply.status, &reply.body, cookie.into_iter().collect());
+            respond(
+                request,
+                reply.status,
+                &reply.body,
+                cookie.into_iter().collect(),
+            );
         }
         Err(error) => {
             if let Some(cause) = &error.cause {
                 log::error!("{method} {path}: {cause}");
             }
-            respond(request, error.status, &json!({ "error": error.message }), Vec::new());
+            respond(
+                request,
+                error.status,
+                &json!({ "error": error.message }),
+                Vec::new(),
+            );
         }
     }
 }
@@ -159,7 +169,8 @@ fn login(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
     let (token, token_hash) = auth::new_session_token().map_err(ApiError::internal)?;
     let ttl = app.config.session_ttl;
     let expires_at = Utc::now()
-        + chrono::Duration::from_std(ttl).map_err(|_| ApiError::internal("session TTL too large"))?;
+        + chrono::Duration::from_std(ttl)
+            .map_err(|_| ApiError::internal("session TTL too large"))?;
     app.store.create_session(user.id, &token_hash, expires_at)?;
     log::info!("user {} logged in", user.id);
     let cookie = session_cookie(app, &token, ttl.as_secs());
@@ -172,7 +183,9 @@ fn session_cookie(app: &App, token: &str, max_age_secs: u64) -> String {
     } else {
         ""
     };
-    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}")
+    format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+    )
 }
 
 fn logout(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
@@ -229,8 +242,8 @@ fn chat_error(e: ChatError) -> ApiError {
 
 fn history(app: &App, request: &mut Request, query: &str) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
-    let partner = query_i64(query, "user_id")?
-        .ok_or_else(|| ApiError::bad_request("user_id is required"))?;
+    let partner =
+        query_i64(query, "user_id")?.ok_or_else(|| ApiError::bad_request("user_id is required"))?;
     let page = Page::from_request(
         query_i64(query, "limit")?,
         query_i64(query, "offset")?,

@@ -189,7 +189,10 @@ pub fn read_json<T: DeserializeOwned>(request: &mut Request) -> Result<T, ApiErr
 }
 
 /// The values of every header named `name`, in order.
-pub fn header_values<'r>(request: &'r Request, name: &'static str) -> impl Iterator<Item = &'r str> {
+pub fn header_values<'r>(
+    request: &'r Request,
+    name: &'static str,
+) -> impl Iterator<Item = &'r str> {
     request
         .headers()
         .iter()

@@ -80,8 +80,7 @@ pub trait Store: Send + Sync {
     /// transaction. Returns once it has committed.
     fn insert_message(&self, message: NewMessage) -> Result<Message, StoreError>;
     /// One page of the conversation between `me` and `partner`, oldest first.
-    fn history(&self, me: UserId, partner: UserId, page: Page)
-    -> Result<Vec<Message>, StoreError>;
+    fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError>;
     /// Marks every message from `partner` to `me` as read; returns how many
     /// changed.
     fn mark_read(&self, me: UserId, partner: UserId) -> Result<usize, StoreError>;

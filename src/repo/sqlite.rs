@@ -92,7 +92,9 @@ impl SqliteStore {
 /// SQLite connection stays consistent (an open transaction rolls back when
 /// dropped), so we keep using it rather than spread the panic.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -140,9 +142,81 @@ fn timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "id, sender_id, receiver_id, content, created_at, is_read";
+/// Every statement the store runs, by name. Kept together so that the
+/// query-plan test below checks exactly what runs in production.
+pub(crate) mod sql {
+    pub const INSERT_USER: &str = "INSERT INTO users (nickname, email, password_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4)";
+    pub const CREDENTIALS: &str = "SELECT id, nickname, email, password_hash FROM users
+         WHERE nickname = ?1 OR email = ?1";
+    pub const USER_BY_ID: &str = "SELECT id, nickname, email FROM users WHERE id = ?1";
+    pub const ALL_USERS: &str = "SELECT id, nickname, email FROM users ORDER BY nickname, id";
+    pub const DELETE_EXPIRED_SESSIONS: &str =
+        "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2";
+    pub const INSERT_SESSION: &str =
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)";
+    pub const SESSION_BY_TOKEN: &str = "SELECT s.id, u.id, u.nickname, u.email
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2";
+    pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = ?1";
+    pub const INSERT_MESSAGE: &str =
+        "INSERT INTO private_messages (sender_id, receiver_id, content, created_at)
+         VALUES (?1, ?2, ?3, ?4)";
+    pub const UPSERT_SENDER_CONVERSATION: &str =
+        "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
+         VALUES (?1, ?2, ?3, 0)
+         ON CONFLICT (user_id, partner_id)
+         DO UPDATE SET last_message_id = excluded.last_message_id";
+    pub const UPSERT_RECEIVER_CONVERSATION: &str =
+        "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
+         VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (user_id, partner_id)
+         DO UPDATE SET last_message_id = excluded.last_message_id,
+         unread_count = unread_count + 1";
+    pub const HISTORY_PAGE: &str =
+        "SELECT id, sender_id, receiver_id, content, created_at, is_read FROM private_messages
+         WHERE min(sender_id, receiver_id) = ?1 AND max(sender_id, receiver_id) = ?2
+         AND id < ?3
+         ORDER BY id DESC LIMIT ?4 OFFSET ?5";
+    pub const MARK_MESSAGES_READ: &str = "UPDATE private_messages SET is_read = 1
+         WHERE receiver_id = ?1 AND sender_id = ?2 AND is_read = 0";
+    pub const RESET_UNREAD: &str = "UPDATE conversations SET unread_count = 0
+         WHERE user_id = ?1 AND partner_id = ?2";
+    pub const UNREAD_COUNT: &str =
+        "SELECT COALESCE(SUM(unread_count), 0) FROM conversations WHERE user_id = ?1";
+    pub const CONVERSATIONS: &str = "SELECT c.partner_id, u.nickname, c.unread_count,
+         m.id, m.sender_id, m.receiver_id, m.content, m.created_at, m.is_read
+         FROM conversations c
+         JOIN users u ON u.id = c.partner_id
+         JOIN private_messages m ON m.id = c.last_message_id
+         WHERE c.user_id = ?1
+         ORDER BY c.last_message_id DESC";
 
-/// Reads the six [`MESSAGE_COLUMNS`] starting at column `at`.
+    /// (name, statement) of every query, for the plan test.
+    #[cfg(test)]
+    pub const ALL: &[(&str, &str)] = &[
+        ("INSERT_USER", INSERT_USER),
+        ("CREDENTIALS", CREDENTIALS),
+        ("USER_BY_ID", USER_BY_ID),
+        ("ALL_USERS", ALL_USERS),
+        ("DELETE_EXPIRED_SESSIONS", DELETE_EXPIRED_SESSIONS),
+        ("INSERT_SESSION", INSERT_SESSION),
+        ("SESSION_BY_TOKEN", SESSION_BY_TOKEN),
+        ("DELETE_SESSION", DELETE_SESSION),
+        ("INSERT_MESSAGE", INSERT_MESSAGE),
+        ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
+        ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
+        ("HISTORY_PAGE", HISTORY_PAGE),
+        ("MARK_MESSAGES_READ", MARK_MESSAGES_READ),
+        ("RESET_UNREAD", RESET_UNREAD),
+        ("UNREAD_COUNT", UNREAD_COUNT),
+        ("CONVERSATIONS", CONVERSATIONS),
+    ];
+}
+
+/// Reads the six message columns (`id, sender_id, receiver_id, content,
+/// created_at, is_read`) starting at column `at`.
 fn message_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
     Ok(Message {
         id: row.get(at)?,
@@ -183,12 +257,12 @@ impl Store for SqliteStore {
         password_hash: &str,
     ) -> Result<User, StoreError> {
         self.write(|tx| {
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO users (nickname, email, password_hash, created_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute((nickname, email, password_hash, millis(Utc::now())));
+            let inserted = tx.prepare_cached(sql::INSERT_USER)?.execute((
+                nickname,
+                email,
+                password_hash,
+                millis(Utc::now()),
+            ));
             match inserted {
                 Ok(_) => Ok(User {
                     id: tx.last_insert_rowid(),
@@ -211,23 +285,20 @@ impl Store for SqliteStore {
 
     fn credentials(&self, identifier: &str) -> Result<Option<Credentials>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT id, nickname, email, password_hash FROM users
-                 WHERE nickname = ?1 OR email = ?1",
-            )?
-            .query_row([identifier], |row| {
-                Ok(Credentials {
-                    user: user_at(row, 0)?,
-                    password_hash: row.get(3)?,
+            conn.prepare_cached(sql::CREDENTIALS)?
+                .query_row([identifier], |row| {
+                    Ok(Credentials {
+                        user: user_at(row, 0)?,
+                        password_hash: row.get(3)?,
+                    })
                 })
-            })
-            .optional()
+                .optional()
         })
     }
 
     fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT id, nickname, email FROM users WHERE id = ?1")?
+            conn.prepare_cached(sql::USER_BY_ID)?
                 .query_row([id], |row| user_at(row, 0))
                 .optional()
         })
@@ -235,7 +306,7 @@ impl Store for SqliteStore {
 
     fn users(&self) -> Result<Vec<User>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT id, nickname, email FROM users ORDER BY nickname, id")?
+            conn.prepare_cached(sql::ALL_USERS)?
                 .query_map([], |row| user_at(row, 0))?
                 .collect()
         })
@@ -251,13 +322,14 @@ impl Store for SqliteStore {
         self.write(|tx| {
             // Expired sessions of this user are garbage; dropping them here
             // keeps the table bounded without a background job.
-            tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2")?
+            tx.prepare_cached(sql::DELETE_EXPIRED_SESSIONS)?
                 .execute((user_id, now))?;
-            tx.prepare_cached(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute((token_hash, user_id, now, millis(expires_at)))?;
+            tx.prepare_cached(sql::INSERT_SESSION)?.execute((
+                token_hash,
+                user_id,
+                now,
+                millis(expires_at),
+            ))?;
             Ok(tx.last_insert_rowid())
         })
     }
@@ -268,39 +340,29 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<(SessionId, User)>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT s.id, u.id, u.nickname, u.email
-                 FROM sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-            )?
-            .query_row((token_hash, millis(now)), |row| {
-                Ok((row.get(0)?, user_at(row, 1)?))
-            })
-            .optional()
+            conn.prepare_cached(sql::SESSION_BY_TOKEN)?
+                .query_row((token_hash, millis(now)), |row| {
+                    Ok((row.get(0)?, user_at(row, 1)?))
+                })
+                .optional()
         })
     }
 
     fn delete_session(&self, id: SessionId) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
-                .execute([id])?;
+            tx.prepare_cached(sql::DELETE_SESSION)?.execute([id])?;
             Ok(())
         })
     }
 
     fn insert_message(&self, new: NewMessage) -> Result<Message, StoreError> {
         self.write(|tx| {
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO private_messages (sender_id, receiver_id, content, created_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute((
-                    new.sender_id,
-                    new.receiver_id,
-                    &new.content,
-                    millis(new.created_at),
-                ));
+            let inserted = tx.prepare_cached(sql::INSERT_MESSAGE)?.execute((
+                new.sender_id,
+                new.receiver_id,
+                &new.content,
+                millis(new.created_at),
+            ));
             if let Err(e) = inserted {
                 return Err(
                     if constraint_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) {
@@ -312,22 +374,11 @@ impl Store for SqliteStore {
             }
             let id = tx.last_insert_rowid();
             // The sender's row: newest message, unread unchanged.
-            tx.prepare_cached(
-                "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
-                 VALUES (?1, ?2, ?3, 0)
-                 ON CONFLICT (user_id, partner_id)
-                 DO UPDATE SET last_message_id = excluded.last_message_id",
-            )?
-            .execute((new.sender_id, new.receiver_id, id))?;
+            tx.prepare_cached(sql::UPSERT_SENDER_CONVERSATION)?
+                .execute((new.sender_id, new.receiver_id, id))?;
             // The receiver's row: newest message, one more unread.
-            tx.prepare_cached(
-                "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
-                 VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT (user_id, partner_id)
-                 DO UPDATE SET last_message_id = excluded.last_message_id,
-                               unread_count = unread_count + 1",
-            )?
-            .execute((new.receiver_id, new.sender_id, id))?;
+            tx.prepare_cached(sql::UPSERT_RECEIVER_CONVERSATION)?
+                .execute((new.receiver_id, new.sender_id, id))?;
             Ok(Message {
                 id,
                 sender_id: new.sender_id,
@@ -339,34 +390,24 @@ impl Store for SqliteStore {
         })
     }
 
-    fn history(
-        &self,
-        me: UserId,
-        partner: UserId,
-        page: Page,
-    ) -> Result<Vec<Message>, StoreError> {
+    fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError> {
         let (before_id, offset) = match page.cursor {
             Cursor::Offset(offset) => (i64::MAX, offset),
             Cursor::BeforeId(id) => (id, 0),
         };
         let mut messages = self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM private_messages
-                 WHERE min(sender_id, receiver_id) = ?1 AND max(sender_id, receiver_id) = ?2
-                   AND id < ?3
-                 ORDER BY id DESC LIMIT ?4 OFFSET ?5"
-            ))?
-            .query_map(
-                (
-                    me.min(partner),
-                    me.max(partner),
-                    before_id,
-                    page.limit,
-                    offset,
-                ),
-                |row| message_at(row, 0),
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()
+            conn.prepare_cached(sql::HISTORY_PAGE)?
+                .query_map(
+                    (
+                        me.min(partner),
+                        me.max(partner),
+                        before_id,
+                        page.limit,
+                        offset,
+                    ),
+                    |row| message_at(row, 0),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         // Read newest first to page from the bottom; hand out oldest first,
         // the order a chat window shows.
@@ -377,49 +418,107 @@ impl Store for SqliteStore {
     fn mark_read(&self, me: UserId, partner: UserId) -> Result<usize, StoreError> {
         self.write(|tx| {
             let marked = tx
-                .prepare_cached(
-                    "UPDATE private_messages SET is_read = 1
-                     WHERE receiver_id = ?1 AND sender_id = ?2 AND is_read = 0",
-                )?
+                .prepare_cached(sql::MARK_MESSAGES_READ)?
                 .execute((me, partner))?;
-            tx.prepare_cached(
-                "UPDATE conversations SET unread_count = 0
-                 WHERE user_id = ?1 AND partner_id = ?2",
-            )?
-            .execute((me, partner))?;
+            tx.prepare_cached(sql::RESET_UNREAD)?
+                .execute((me, partner))?;
             Ok(marked)
         })
     }
 
     fn unread_count(&self, me: UserId) -> Result<i64, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT COALESCE(SUM(unread_count), 0) FROM conversations WHERE user_id = ?1",
-            )?
-            .query_row([me], |row| row.get(0))
+            conn.prepare_cached(sql::UNREAD_COUNT)?
+                .query_row([me], |row| row.get(0))
         })
     }
 
     fn conversations(&self, me: UserId) -> Result<Vec<Conversation>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT c.partner_id, u.nickname, c.unread_count,
-                        m.id, m.sender_id, m.receiver_id, m.content, m.created_at, m.is_read
-                 FROM conversations c
-                 JOIN users u ON u.id = c.partner_id
-                 JOIN private_messages m ON m.id = c.last_message_id
-                 WHERE c.user_id = ?1
-                 ORDER BY c.last_message_id DESC",
-            )?
-            .query_map([me], |row| {
-                Ok(Conversation {
-                    partner_id: row.get(0)?,
-                    partner_nickname: row.get(1)?,
-                    unread_count: row.get(2)?,
-                    last_message: message_at(row, 3)?,
-                })
-            })?
-            .collect()
+            conn.prepare_cached(sql::CONVERSATIONS)?
+                .query_map([me], |row| {
+                    Ok(Conversation {
+                        partner_id: row.get(0)?,
+                        partner_nickname: row.get(1)?,
+                        unread_count: row.get(2)?,
+                        last_message: message_at(row, 3)?,
+                    })
+                })?
+                .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "No full scans per request": every statement but the user list (which
+    /// lists everyone by design) must find its rows through an index, and
+    /// none may sort in a temporary B-tree.
+    #[test]
+    fn query_plans_use_indexes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("plans.db")).expect("open");
+        let conn = lock(&store.writer);
+        for (name, statement) in sql::ALL {
+            let mut explain = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .expect("prepare");
+            let mut rows = explain.raw_query();
+            let mut plan = Vec::new();
+            while let Some(row) = rows.next().expect("plan row") {
+                plan.push(row.get::<_, String>(3).expect("detail"));
+            }
+            for step in &plan {
+                let full_scan = step.starts_with("SCAN") && *name != "ALL_USERS";
+                assert!(!full_scan, "{name} scans a table: {plan:?}");
+                // A rowid range is a scan of everything older or newer.
+                assert!(
+                    !step.contains("(rowid<") && !step.contains("(rowid>"),
+                    "{name}: {plan:?}"
+                );
+                assert!(!step.contains("TEMP B-TREE"), "{name} sorts: {plan:?}");
+            }
+            if let Some((_, index)) = EXPECTED_INDEXES.iter().find(|(n, _)| n == name) {
+                assert!(
+                    plan.iter().any(|step| step.contains(index)),
+                    "{name} should use {index}: {plan:?}"
+                );
+            }
+        }
+    }
+
+    /// The hot queries and the index each was designed for.
+    const EXPECTED_INDEXES: &[(&str, &str)] = &[
+        ("HISTORY_PAGE", "private_messages_by_conversation"),
+        ("MARK_MESSAGES_READ", "private_messages_unread"),
+        ("CONVERSATIONS", "conversations_by_recency"),
+        ("UNREAD_COUNT", "conversations"),
+        ("SESSION_BY_TOKEN", "sqlite_autoindex_sessions_1"),
+        ("CREDENTIALS", "sqlite_autoindex_users"),
+    ];
+
+    #[test]
+    fn schema_version_is_recorded_and_newer_files_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("version.db");
+        drop(SqliteStore::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("reopen");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::SchemaTooNew { .. })
+        ));
     }
 }

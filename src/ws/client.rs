@@ -229,7 +229,10 @@ impl Reader {
                 ));
             }
             Error::Io(e)
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
                 log::debug!("connection {}: nothing read in time; closing", self.id);
             }

@@ -114,8 +114,10 @@ fn handle_connection(stream: TcpStream, app: App) {
     }
 
     let mut session: Option<(SessionId, User)> = None;
+    // tungstenite's callback type fixes the (large) error type.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
-        let found = authorize(&app, request)?;
+        let found = authorize(&app, request).map_err(|(status, error)| refuse(status, error))?;
         session = Some(found);
         Ok(response)
     };
@@ -133,17 +135,20 @@ fn handle_connection(stream: TcpStream, app: App) {
     }
 }
 
+/// Why a handshake was refused: the HTTP status and the error text.
+type Refusal = (http::StatusCode, &'static str);
+
 /// Decides whether a handshake may proceed, and as whom.
-fn authorize(app: &App, request: &Request) -> Result<(SessionId, User), ErrorResponse> {
+fn authorize(app: &App, request: &Request) -> Result<(SessionId, User), Refusal> {
     if request.uri().path() != "/ws" {
-        return Err(refuse(http::StatusCode::NOT_FOUND, "no such endpoint; use /ws"));
+        return Err((http::StatusCode::NOT_FOUND, "no such endpoint; use /ws"));
     }
     if let Some(origin) = request.headers().get(http::header::ORIGIN) {
         let allowed = origin
             .to_str()
             .is_ok_and(|o| is_allowed_origin(&app.allowed_origins, o));
         if !allowed {
-            return Err(refuse(http::StatusCode::FORBIDDEN, "origin not allowed"));
+            return Err((http::StatusCode::FORBIDDEN, "origin not allowed"));
         }
     }
     let cookies = request
@@ -152,14 +157,14 @@ fn authorize(app: &App, request: &Request) -> Result<(SessionId, User), ErrorRes
         .iter()
         .filter_map(|value| value.to_str().ok());
     let Some(token) = auth::session_token_from_cookies(cookies) else {
-        return Err(refuse(http::StatusCode::UNAUTHORIZED, "login required"));
+        return Err((http::StatusCode::UNAUTHORIZED, "login required"));
     };
     match app.store.session(&auth::hash_token(token), Utc::now()) {
         Ok(Some(session)) => Ok(session),
-        Ok(None) => Err(refuse(http::StatusCode::UNAUTHORIZED, "login required")),
+        Ok(None) => Err((http::StatusCode::UNAUTHORIZED, "login required")),
         Err(e) => {
             log::error!("websocket handshake: session lookup failed: {e}");
-            Err(refuse(
+            Err((
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 "database unavailable",
             ))
@@ -204,7 +209,7 @@ fn normalize_origin(origin: &str) -> String {
 
 fn is_allowed_origin(allowed: &[String], origin: &str) -> bool {
     let origin = normalize_origin(origin);
-    allowed.iter().any(|a| *a == origin)
+    allowed.contains(&origin)
 }
 
 #[cfg(test)]
@@ -221,7 +226,10 @@ mod tests {
         assert!(is_allowed_origin(&allowed, "http://localhost:8080"));
         assert!(is_allowed_origin(&allowed, "https://chat.example.org"));
         assert!(!is_allowed_origin(&allowed, "http://localhost:8081"));
-        assert!(!is_allowed_origin(&allowed, "http://localhost:8080.evil.com"));
+        assert!(!is_allowed_origin(
+            &allowed,
+            "http://localhost:8080.evil.com"
+        ));
         assert!(!is_allowed_origin(&allowed, "https://evil.com"));
         assert!(!is_allowed_origin(&allowed, "null"));
     }

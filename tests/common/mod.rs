@@ -103,8 +103,8 @@ pub struct HttpReply {
 
 impl Client {
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> HttpReply {
-        let mut request = ureq::request(method, &format!("{}{}", self.base, path))
-            .timeout(RECV_TIMEOUT);
+        let mut request =
+            ureq::request(method, &format!("{}{}", self.base, path)).timeout(RECV_TIMEOUT);
         if let Some(cookie) = &self.cookie {
             request = request.set("Cookie", cookie);
         }

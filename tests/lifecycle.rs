@@ -1,0 +1,117 @@
+//! Start, stop, restart: data survives, and SIGTERM shuts down cleanly.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{TestServer, Ws};
+use serde_json::json;
+
+#[test]
+fn restart_keeps_accounts_sessions_and_messages() {
+    let mut server = TestServer::start();
+    let (mut alice, alice_id) = server.user("alice");
+    let (mut bob, bob_id) = server.user("bob");
+    let sent: Vec<_> = (0..5)
+        .map(|i| alice.send(bob_id, &format!("before restart {i}")))
+        .collect();
+    let conversations_before = bob.get("/api/conversations").body;
+
+    server.restart();
+    alice.base = server.base();
+    bob.base = server.base();
+
+    // Sessions survive: no new login needed.
+    assert_eq!(alice.get("/api/me").body["user"]["id"], alice_id);
+    let history = bob.get(&format!("/api/messages?user_id={alice_id}"));
+    assert_eq!(history.body["messages"], json!(sent));
+    assert_eq!(bob.get("/api/messages/unread").body["unread_count"], 5);
+    assert_eq!(bob.get("/api/conversations").body, conversations_before);
+    // Passwords survive too.
+    let mut again = server.client();
+    assert_eq!(again.login("bob", "password123").status, 200);
+    // New messages continue after the old ones.
+    let next = alice.send(bob_id, "after restart");
+    assert!(next["id"].as_i64() > sent[4]["id"].as_i64());
+    // And live delivery works on the new ports.
+    let (mut bob_ws, _) = Ws::connect(&server, &bob);
+    alice.send(bob_id, "live after restart");
+    assert_eq!(
+        bob_ws.recv_type("private_message")["content"],
+        "live after restart"
+    );
+}
+
+#[test]
+fn shutdown_closes_websockets_with_1001() {
+    let mut server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let (mut ws, _) = Ws::connect(&server, &alice);
+    server.shutdown();
+    let frame = ws.expect_close().expect("close frame");
+    assert_eq!(u16::from(frame.code), 1001);
+}
+
+#[test]
+fn sigterm_stops_the_binary_cleanly_with_exit_code_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--addr", "127.0.0.1:0", "--log-level", "info"])
+        .arg("--db")
+        .arg(dir.path().join("chat.db"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+
+    // The server logs the addresses it bound; port 0 became real ports.
+    let listening = lines
+        .by_ref()
+        .map(|line| line.expect("log line"))
+        .find(|line| line.contains("listening:"))
+        .expect("listening line");
+    let http_addr = listening
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("http address")
+        .to_owned();
+
+    let mut client = common::Client {
+        base: format!("http://{http_addr}"),
+        cookie: None,
+    };
+    client.register("alice");
+    client.login("alice", "password123");
+    let ws_url = client.get("/api/config").body["ws_url"]
+        .as_str()
+        .expect("ws_url")
+        .to_owned();
+    let mut ws = Ws::try_connect(&ws_url, client.cookie.as_deref(), None).expect("connect");
+    assert_eq!(ws.recv()["type"], "online_users");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+
+    let frame = ws.expect_close().expect("close frame");
+    assert_eq!(u16::from(frame.code), 1001);
+    let exit = child.wait().expect("wait");
+    assert_eq!(exit.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter().any(|line| line.contains("server stopped")),
+        "{rest:?}"
+    );
+
+    // The database was closed cleanly: it opens and checks out fine.
+    let db = rusqlite::Connection::open(dir.path().join("chat.db")).expect("open");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .expect("integrity check");
+    assert_eq!(check, "ok");
+}
