@@ -1,6 +1,7 @@
 //! `chat-server`: parse the configuration, start, wait for SIGINT or
 //! SIGTERM, shut down cleanly. Everything else lives in the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use chat_server::{Config, Server};
@@ -40,10 +41,11 @@ fn init_logging(level: log::LevelFilter) {
         // must never reach the logs.
         .add_filter_ignore_str("tungstenite")
         .build();
-    let _ = simplelog::TermLogger::init(
-        level,
-        config,
-        simplelog::TerminalMode::Stderr,
-        simplelog::ColorChoice::Auto,
-    );
+    // Colours only on a terminal: escape codes make log files unreadable.
+    let colours = if std::io::stderr().is_terminal() {
+        simplelog::ColorChoice::Auto
+    } else {
+        simplelog::ColorChoice::Never
+    };
+    let _ = simplelog::TermLogger::init(level, config, simplelog::TerminalMode::Stderr, colours);
 }

@@ -35,6 +35,21 @@ pub enum StartError {
 }
 
 /// Entry point for `main.rs`, tests and examples.
+///
+/// ```
+/// use chat_server::{Config, Server};
+///
+/// let dir = std::env::temp_dir().join(format!("chat-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let mut config = Config::for_tests(); // 127.0.0.1, port 0
+/// config.db = dir.join("chat.db");
+///
+/// let server = Server::start(config).unwrap();
+/// assert_ne!(server.http_addr().port(), 0); // port 0 became a real port
+/// assert_ne!(server.ws_addr().port(), server.http_addr().port());
+/// server.shutdown();
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 pub struct Server;
 
 impl Server {
