@@ -153,6 +153,12 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
     if !registered {
         return; // the server is shutting down
     }
+    // Unregisters when this function ends, also by a panic: a connection
+    // the hub still listed would stay "online" forever.
+    let _registration = Registration {
+        id,
+        hub: app.hub.clone(),
+    };
     log::debug!("connection {id}: user {} connected", user.id);
 
     let reader = Reader {
@@ -163,8 +169,19 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
         close_signal,
     };
     reader.run(&mut ws);
-    reader.app.hub.send(HubEvent::Unregister(id));
     log::debug!("connection {id}: closed");
+}
+
+/// A connection's membership in the hub, ended on drop.
+struct Registration {
+    id: ConnId,
+    hub: super::hub::HubHandle,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.send(HubEvent::Unregister(self.id));
+    }
 }
 
 fn prepare_socket(socket: &TcpStream, app: &App) -> io::Result<WebSocket<TcpStream>> {
