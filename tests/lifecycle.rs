@@ -2,10 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use common::{TestServer, Ws};
+use common::{ServerProcess, TestServer, Ws};
 use serde_json::json;
 
 #[test]
@@ -56,33 +53,10 @@ fn shutdown_closes_websockets_with_1001() {
 #[test]
 fn sigterm_stops_the_binary_cleanly_with_exit_code_0() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--addr", "127.0.0.1:0", "--log-level", "info"])
-        .arg("--db")
-        .arg(dir.path().join("chat.db"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-
-    // The server logs the addresses it bound; port 0 became real ports.
-    let listening = lines
-        .by_ref()
-        .map(|line| line.expect("log line"))
-        .find(|line| line.contains("listening:"))
-        .expect("listening line");
-    let http_addr = listening
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .expect("http address")
-        .to_owned();
-
-    let mut client = common::Client {
-        base: format!("http://{http_addr}"),
-        cookie: None,
-    };
+    let db = dir.path().join("chat.db");
+    // Port 0: the server logs the real ports it bound.
+    let server = ServerProcess::start(&db, &["--addr", "127.0.0.1:0"]);
+    let mut client = server.client();
     client.register("alice");
     client.login("alice", "password123");
     let ws_url = client.get("/api/config").body["ws_url"]
@@ -92,24 +66,17 @@ fn sigterm_stops_the_binary_cleanly_with_exit_code_0() {
     let mut ws = Ws::try_connect(&ws_url, client.cookie.as_deref(), None).expect("connect");
     assert_eq!(ws.recv()["type"], "online_users");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-
+    let (exit_code, log) = server.terminate();
+    assert_eq!(exit_code, Some(0));
+    assert!(
+        log.iter().any(|line| line.contains("server stopped")),
+        "{log:?}"
+    );
     let frame = ws.expect_close().expect("close frame");
     assert_eq!(u16::from(frame.code), 1001);
-    let exit = child.wait().expect("wait");
-    assert_eq!(exit.code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(
-        rest.iter().any(|line| line.contains("server stopped")),
-        "{rest:?}"
-    );
 
     // The database was closed cleanly: it opens and checks out fine.
-    let db = rusqlite::Connection::open(dir.path().join("chat.db")).expect("open");
+    let db = rusqlite::Connection::open(&db).expect("open");
     let check: String = db
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .expect("integrity check");

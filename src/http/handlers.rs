@@ -1,12 +1,13 @@
 //! The REST API of `docs/API.md`: one function per endpoint, and the
-//! routing table that picks it.
+//! routing table that picks it. A `GET` of a web client file is answered
+//! first, from [`assets`].
 
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use tiny_http::{Header, Method, Request};
 
-use super::{ApiError, Reply, header_values, query_i64, read_json, respond};
+use super::{ApiError, Reply, assets, header, header_values, query_i64, read_json, respond, send};
 use crate::app::App;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::chat::{self, ChatError, SendRequest};
@@ -37,6 +38,26 @@ pub fn handle(app: &App, mut request: Request) {
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = request.method().clone();
+
+    if method == Method::Get
+        && let Some(asset) = assets::find(path)
+    {
+        let csp = assets::content_security_policy(&ws_url(app, &request));
+        let headers = [
+            header("Content-Type", asset.content_type),
+            header("Content-Security-Policy", &csp),
+            // Revalidate on every load, so an upgraded server is picked up.
+            header("Cache-Control", "no-cache"),
+            header("X-Frame-Options", "DENY"),
+        ];
+        send(
+            request,
+            200,
+            asset.body.to_owned(),
+            headers.into_iter().flatten(),
+        );
+        return;
+    }
 
     let on_path: Vec<&(Method, &str, Handler)> =
         ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
@@ -95,7 +116,11 @@ fn healthz(app: &App, _: &mut Request, _: &str) -> Result<Reply, ApiError> {
 /// public URL, it is the host name the client used to reach us (so it works
 /// for `localhost`, an IP or a LAN name alike) with the WebSocket port.
 fn client_config(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
-    let ws_url = match &app.config.public_ws_url {
+    Ok(Reply::ok(json!({ "ws_url": ws_url(app, request) })))
+}
+
+fn ws_url(app: &App, request: &Request) -> String {
+    match &app.config.public_ws_url {
         Some(url) => url.clone(),
         None => {
             let host = header_values(request, "Host")
@@ -104,8 +129,7 @@ fn client_config(app: &App, request: &mut Request, _: &str) -> Result<Reply, Api
                 .map_or_else(|| app.ws_addr.ip().to_string(), str::to_owned);
             format!("ws://{host}:{}/ws", app.ws_addr.port())
         }
-    };
-    Ok(Reply::ok(json!({ "ws_url": ws_url })))
+    }
 }
 
 /// `example.org:8080` → `example.org`, `[::1]:8080` → `[::1]`. `None` for

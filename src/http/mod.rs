@@ -6,6 +6,7 @@
 //! hash a password), and writes the response. A slow request occupies one
 //! worker, never the hub.
 
+mod assets;
 mod handlers;
 
 use std::io::Read;
@@ -156,13 +157,27 @@ fn header(name: &str, value: &str) -> Option<Header> {
 
 /// Sends a JSON response with the headers every API answer carries.
 fn respond(request: Request, status: u16, body: &serde_json::Value, extra: Vec<Header>) {
-    let mut response = Response::from_string(body.to_string()).with_status_code(status);
-    let standard = [
+    let headers = [
         header("Content-Type", "application/json; charset=utf-8"),
         header("Cache-Control", "no-store"),
-        header("X-Content-Type-Options", "nosniff"),
     ];
-    for h in standard.into_iter().flatten().chain(extra) {
+    send(
+        request,
+        status,
+        body.to_string(),
+        headers.into_iter().flatten().chain(extra),
+    );
+}
+
+/// Sends any response, adding the headers that every answer carries.
+fn send(request: Request, status: u16, body: String, headers: impl Iterator<Item = Header>) {
+    let mut response = Response::from_string(body).with_status_code(status);
+    let always = [
+        // Browsers must not guess a type other than the one we send.
+        header("X-Content-Type-Options", "nosniff"),
+        header("Referrer-Policy", "same-origin"),
+    ];
+    for h in always.into_iter().flatten().chain(headers) {
         response.add_header(h);
     }
     if let Err(e) = request.respond(response) {

@@ -2,7 +2,12 @@
 //! a real HTTP client (ureq) and a real WebSocket client (tungstenite).
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod browser;
+
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chat_server::{Config, Server, ServerHandle};
@@ -272,5 +277,83 @@ pub fn handshake_status(result: Result<Ws, tungstenite::Error>) -> u16 {
         Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
         Err(e) => panic!("expected an HTTP refusal, got {e}"),
         Ok(_) => panic!("expected the handshake to be refused"),
+    }
+}
+
+/// The real `chat-server` binary in a child process: for what only a whole
+/// process shows (signals, exit codes, every socket closing at exit).
+pub struct ServerProcess {
+    child: Child,
+    pub http_addr: String,
+    /// Log lines after the "listening" line, collected by a thread.
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `db` with extra `args`, and waits until it has
+    /// logged the addresses it bound.
+    pub fn start(db: &Path, args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--log-level", "info"])
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-server");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let listening = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|line| line.contains("listening:"))
+            .expect("the server logs where it listens");
+        let http_addr = listening
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .expect("http address")
+            .to_owned();
+        let (sender, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        ServerProcess {
+            child,
+            http_addr,
+            log,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            base: self.base(),
+            cookie: None,
+        }
+    }
+
+    /// Sends SIGTERM, waits for the exit, and returns the exit code and the
+    /// log lines written since start.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        (exit.code(), self.log.iter().collect())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,43 @@
+//! The web client: three static files compiled into the binary, so the
+//! server is one file to deploy and `cargo run` serves a complete app.
+
+/// A file of the web client.
+pub struct Asset {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static str,
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../web/index.html"),
+    },
+    Asset {
+        path: "/app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/app.js"),
+    },
+    Asset {
+        path: "/app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../web/app.css"),
+    },
+];
+
+/// The asset served at `path`, if any.
+pub fn find(path: &str) -> Option<&'static Asset> {
+    let path = if path == "/index.html" { "/" } else { path };
+    ASSETS.iter().find(|asset| asset.path == path)
+}
+
+/// The Content-Security-Policy of the web client: scripts and styles only
+/// from our own files (no inline script, so injected markup cannot run),
+/// network access only to ourselves and the WebSocket endpoint.
+pub fn content_security_policy(ws_url: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' {ws_url}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
