@@ -1,0 +1,411 @@
+//! A terminal chat client: log in, list users, open a conversation, send,
+//! and see messages arrive live. Handy over SSH, and a small, complete
+//! example of the protocol in `docs/API.md`.
+//!
+//! ```text
+//! cargo run --example chat_cli -- --server http://127.0.0.1:8080 alice
+//! cargo run --example chat_cli -- --register alice        # new account
+//! ```
+//!
+//! The password comes from `CHAT_PASSWORD` or the first line of input.
+//! Commands: `/users`, `/open NICK`, `/older`, `/help`, `/quit`; any other
+//! line is sent to the open conversation.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+/// How often the socket thread looks for lines to send while no frame
+/// arrives. Short enough to feel instant when typing.
+const SOCKET_POLL: Duration = Duration::from_millis(50);
+/// Messages shown when a conversation opens, and per `/older`.
+const PAGE: u32 = 20;
+
+#[derive(Parser)]
+#[command(about = "Terminal client for chat-server")]
+struct Args {
+    /// The server's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Create the account first (email: NICKNAME@localhost unless --email).
+    #[arg(long)]
+    register: bool,
+    #[arg(long)]
+    email: Option<String>,
+    /// Your nickname (or email).
+    nickname: String,
+}
+
+type Error = Box<dyn std::error::Error>;
+
+/// REST calls with the session cookie.
+struct Api {
+    base: String,
+    cookie: String,
+}
+
+impl Api {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Error> {
+        let request =
+            ureq::request(method, &format!("{}{path}", self.base)).set("Cookie", &self.cookie);
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        match result {
+            Ok(response) => Ok(response.into_json()?),
+            Err(ureq::Error::Status(code, response)) => {
+                let body: Value = response.into_json().unwrap_or_default();
+                Err(format!("{code}: {}", body["error"].as_str().unwrap_or("error")).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Shared by the input loop and the socket thread.
+struct Session {
+    me: i64,
+    /// user id -> nickname
+    names: Mutex<HashMap<i64, String>>,
+    /// The open conversation's partner.
+    open: Mutex<Option<i64>>,
+    /// The oldest message of the open conversation on screen.
+    oldest_shown: Mutex<Option<i64>>,
+}
+
+impl Session {
+    fn name(&self, id: i64) -> String {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user {id}"))
+    }
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    let stdin = io::stdin();
+    let mut lines = stdin.lock().lines();
+    let password = match std::env::var("CHAT_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            print!("password: ");
+            io::stdout().flush()?;
+            lines.next().ok_or("no password given")??
+        }
+    };
+    let base = args.server.trim_end_matches('/').to_owned();
+
+    if args.register {
+        let email = args
+            .email
+            .clone()
+            .unwrap_or_else(|| format!("{}@localhost", args.nickname));
+        let body = json!({"nickname": args.nickname, "email": email, "password": password});
+        match ureq::post(&format!("{base}/api/register")).send_json(body) {
+            Ok(_) => println!("* registered {}", args.nickname),
+            Err(ureq::Error::Status(_, r)) => {
+                let body: Value = r.into_json().unwrap_or_default();
+                return Err(format!("cannot register: {}", body["error"]).into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let login = ureq::post(&format!("{base}/api/login"))
+        .send_json(json!({"identifier": args.nickname, "password": password}))
+        .map_err(|e| format!("cannot log in: {e}"))?;
+    let cookie = login
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .ok_or("no session cookie")?
+        .to_owned();
+    let user: Value = login.into_json()?;
+    let api = Api { base, cookie };
+    let session = Arc::new(Session {
+        me: user["user"]["id"].as_i64().ok_or("no user id")?,
+        names: Mutex::new(HashMap::new()),
+        open: Mutex::new(None),
+        oldest_shown: Mutex::new(None),
+    });
+    println!(
+        "* logged in as {}; /help for commands",
+        user["user"]["nickname"]
+    );
+    list_users(&api, &session)?;
+
+    let ws_url = api.call("GET", "/api/config", None)?["ws_url"]
+        .as_str()
+        .ok_or("no ws_url")?
+        .to_owned();
+    let socket = connect(&ws_url, &api.cookie)?;
+    let (outgoing, to_send) = crossbeam_channel::unbounded();
+    {
+        let session = session.clone();
+        std::thread::spawn(move || socket_loop(socket, &to_send, &session));
+    }
+
+    let mut next_client_id = 1u64;
+    for line in lines {
+        let line = line?;
+        let line = line.trim_end();
+        let result = match line.split_once(' ').unwrap_or((line, "")) {
+            ("/quit", _) => break,
+            ("/help", _) => {
+                println!("* /users  /open NICK  /older  /quit  (other lines are sent)");
+                Ok(())
+            }
+            ("/users", _) => list_users(&api, &session),
+            ("/open", nick) => open(&api, &session, nick.trim()),
+            ("/older", _) => older(&api, &session),
+            ("", _) => Ok(()),
+            _ => send(&session, &outgoing, line, &mut next_client_id),
+        };
+        if let Err(e) = result {
+            println!("! {e}");
+        }
+    }
+    Ok(())
+}
+
+fn connect(ws_url: &str, cookie: &str) -> Result<WebSocket<TcpStream>, Error> {
+    let mut request = ws_url.into_client_request()?;
+    request.headers_mut().insert("Cookie", cookie.parse()?);
+    let host = ws_url
+        .strip_prefix("ws://")
+        .ok_or("only ws:// URLs are supported")?
+        .split('/')
+        .next()
+        .ok_or("bad ws_url")?;
+    let stream = TcpStream::connect(host)?;
+    let (socket, _) =
+        tungstenite::client(request, stream).map_err(|e| format!("websocket: {e}"))?;
+    socket.get_ref().set_read_timeout(Some(SOCKET_POLL))?;
+    Ok(socket)
+}
+
+/// Owns the WebSocket: sends what the input loop queued, prints what
+/// arrives. (One thread does both: a tungstenite socket cannot be shared.)
+fn socket_loop(mut socket: WebSocket<TcpStream>, to_send: &Receiver<String>, session: &Session) {
+    loop {
+        for frame in to_send.try_iter() {
+            if let Err(e) = socket.send(Message::text(frame)) {
+                println!("! send failed: {e}");
+            }
+        }
+        match socket.read() {
+            Ok(Message::Text(text)) => {
+                if let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) {
+                    show_event(&frame, session);
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                println!("* server closed the connection: {frame:?}");
+                std::process::exit(0);
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                println!("* disconnected: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn show_event(frame: &Value, session: &Session) {
+    let id = |field: &str| frame[field].as_i64().unwrap_or_default();
+    match frame["type"].as_str().unwrap_or("") {
+        "online_users" => {
+            let names: Vec<&str> = frame["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u["nickname"].as_str())
+                .collect();
+            println!(
+                "* online: {}",
+                if names.is_empty() {
+                    "nobody else".into()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
+        "user_online" | "user_offline" => {
+            let nick = frame["nickname"].as_str().unwrap_or("?");
+            session
+                .names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id("from_user_id"), nick.to_owned());
+            let state = if frame["type"] == "user_online" {
+                "online"
+            } else {
+                "offline"
+            };
+            println!("* {nick} is {state}");
+        }
+        "private_message" => {
+            let (from, to) = (id("from_user_id"), id("to_user_id"));
+            let who = if from == session.me {
+                format!("you → {}", session.name(to))
+            } else {
+                session.name(from)
+            };
+            println!(
+                "[{}] {who}: {}",
+                time(&frame["timestamp"]),
+                frame["content"].as_str().unwrap_or("")
+            );
+        }
+        "message_delivered" => println!("  ✓ delivered"),
+        "message_failed" if frame["error"] == "recipient_offline" => {
+            println!("  ✓ stored; {} is offline", session.name(id("to_user_id")));
+        }
+        "message_failed" => println!("  ✗ not sent: {}", frame["error"].as_str().unwrap_or("?")),
+        "error" => println!("! server: {}", frame["error"].as_str().unwrap_or("?")),
+        _ => {}
+    }
+}
+
+/// `2026-11-25T23:18:52.123Z` → `23:18`.
+fn time(timestamp: &Value) -> String {
+    timestamp
+        .as_str()
+        .and_then(|t| t.get(11..16))
+        .unwrap_or("--:--")
+        .to_owned()
+}
+
+fn list_users(api: &Api, session: &Session) -> Result<(), Error> {
+    let users = api.call("GET", "/api/users", None)?;
+    let mut names = session.names.lock().unwrap_or_else(|p| p.into_inner());
+    for user in users["users"].as_array().into_iter().flatten() {
+        let (id, nick) = (
+            user["id"].as_i64().unwrap_or_default(),
+            user["nickname"].as_str().unwrap_or("?"),
+        );
+        names.insert(id, nick.to_owned());
+        if id != session.me {
+            let dot = if user["online"] == true { "●" } else { "○" };
+            println!("  {dot} {nick}");
+        }
+    }
+    Ok(())
+}
+
+fn open(api: &Api, session: &Session, nick: &str) -> Result<(), Error> {
+    let partner = {
+        let names = session.names.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(nick))
+            .map(|(id, _)| *id)
+            .ok_or_else(|| format!("no user {nick:?}; try /users"))?
+    };
+    *session.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(partner);
+    println!("* conversation with {nick}");
+    print_page(api, session, partner, &format!("limit={PAGE}"))?;
+    api.call(
+        "POST",
+        "/api/messages/read",
+        Some(json!({"user_id": partner})),
+    )?;
+    Ok(())
+}
+
+fn older(api: &Api, session: &Session) -> Result<(), Error> {
+    let partner = open_partner(session)?;
+    let oldest = *session
+        .oldest_shown
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match oldest {
+        Some(id) => print_page(
+            api,
+            session,
+            partner,
+            &format!("limit={PAGE}&before_id={id}"),
+        ),
+        None => {
+            println!("  (no more messages)");
+            Ok(())
+        }
+    }
+}
+
+/// Prints one page of history and remembers its oldest message, where
+/// `/older` continues.
+fn print_page(api: &Api, session: &Session, partner: i64, query: &str) -> Result<(), Error> {
+    let page = api.call(
+        "GET",
+        &format!("/api/messages?user_id={partner}&{query}"),
+        None,
+    )?;
+    let messages = page["messages"].as_array().cloned().unwrap_or_default();
+    *session
+        .oldest_shown
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = messages.first().and_then(|m| m["id"].as_i64());
+    if messages.is_empty() {
+        println!("  (no more messages)");
+    }
+    for m in messages {
+        let from = m["sender_id"].as_i64().unwrap_or_default();
+        let who = if from == session.me {
+            "you".to_owned()
+        } else {
+            session.name(from)
+        };
+        println!(
+            "[{}] {who}: {}",
+            time(&m["created_at"]),
+            m["content"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn open_partner(session: &Session) -> Result<i64, Error> {
+    session
+        .open
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ok_or_else(|| "no open conversation; use /open NICK".into())
+}
+
+fn send(
+    session: &Session,
+    outgoing: &Sender<String>,
+    text: &str,
+    next_id: &mut u64,
+) -> Result<(), Error> {
+    let partner = open_partner(session)?;
+    let frame = json!({"type": "private_message", "to_user_id": partner, "content": text,
+                       "client_id": format!("cli-{next_id}")});
+    *next_id += 1;
+    outgoing
+        .send(frame.to_string())
+        .map_err(|_| "connection closed")?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The terminal client (`examples/chat_cli.rs`) against a real server, typed
+//! into like a person would.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use common::{RECV_TIMEOUT, TestServer, Ws};
+use serde_json::json;
+
+/// The example's binary. A plain `cargo test` has built it next to the
+/// test binaries; `cargo test --test chat_cli` has not, so build it then.
+fn example_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join("examples").join(name);
+    if !path.exists() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(built.success(), "cargo build --example {name} failed");
+    }
+    path
+}
+
+#[test]
+fn terminal_client_logs_in_lists_sends_and_receives() {
+    let server = TestServer::start();
+    let (bob, _) = server.user("bob");
+    let (mut bob_ws, _) = Ws::connect(&server, &bob);
+
+    let mut cli = Command::new(example_path("chat_cli"))
+        .args(["--server", &server.base(), "--register", "alice"])
+        .env("CHAT_PASSWORD", "password123")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run examples/chat_cli (built by cargo test)");
+    let mut stdin = cli.stdin.take().expect("stdin");
+    let stdout = cli.stdout.take().expect("stdout");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let expect_line = |pattern: &str| -> String {
+        loop {
+            let line = lines
+                .recv_timeout(RECV_TIMEOUT)
+                .unwrap_or_else(|_| panic!("the client never printed {pattern:?}"));
+            if line.contains(pattern) {
+                return line;
+            }
+        }
+    };
+
+    expect_line("logged in as \"alice\"");
+    let online = bob_ws.recv_type("user_online");
+    assert_eq!(online["nickname"], "alice");
+    let alice_id = online["from_user_id"].clone();
+
+    writeln!(stdin, "/users").expect("type");
+    expect_line("● bob");
+    writeln!(stdin, "/open bob").expect("type");
+    expect_line("* conversation with bob");
+    writeln!(stdin, "hello from the terminal").expect("type");
+    let message = bob_ws.recv_type("private_message");
+    assert_eq!(message["content"], "hello from the terminal");
+    assert_eq!(message["from_user_id"], alice_id);
+    expect_line("✓ delivered");
+
+    bob_ws.send_json(
+        &json!({"type": "private_message", "to_user_id": alice_id, "content": "hi terminal"}),
+    );
+    expect_line("bob: hi terminal");
+
+    writeln!(stdin, "/quit").expect("type");
+    let status = cli.wait().expect("exit");
+    assert!(status.success());
+}
