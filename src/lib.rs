@@ -21,7 +21,7 @@
 //! The rest:
 //!
 //! - [`server`]: [`Server::start`] wires everything; [`ServerHandle`] stops it.
-//! - [`http`]: REST endpoints on tiny_http.
+//! - [`http`]: REST endpoints on tiny_http, and the web client (`src/web/`).
 //! - [`ws::listener`]: the WebSocket handshake (session cookie, Origin).
 //! - [`auth`]: password hashing, session tokens, input rules.
 //! - [`models`]: the records and their JSON shapes.

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs what the browser
-# tests need (Debian's chromium), then runs `cargo test`. Extra arguments go
-# to cargo test.
+# and proxy tests need, then runs `cargo test`. Extra arguments go to cargo
+# test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v "${CHROMIUM:-chromium}" >/dev/null 2>&1; then
+# Debian packages the tests drive: a browser (web client) and nginx
+# (docs/nginx.conf). Installed only when missing.
+missing=()
+command -v "${CHROMIUM:-chromium}" >/dev/null 2>&1 || missing+=(chromium fonts-noto-color-emoji)
+[ -x "${NGINX:-/usr/sbin/nginx}" ] || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if command -v apt-get >/dev/null 2>&1; then
-    echo "== installing chromium for the browser tests (apt-get)"
+    echo "== installing ${missing[*]} for the browser and proxy tests (apt-get)"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "The browser tests need Chromium; install it and set CHROMIUM=/path/to/chromium" >&2
+    echo "The tests need ${missing[*]}; install them (or set CHROMIUM / NGINX to their paths)" >&2
     exit 1
   fi
 fi
