@@ -127,9 +127,19 @@ async function startChat(user) {
   $("chat-view").hidden = false;
   $("me-name").textContent = user.nickname;
   $("me-avatar").textContent = initial(user.nickname);
-  const config = await api("GET", "/api/config");
-  state.wsUrl = config.ws_url;
-  await refreshLists();
+  // The user may log out while this is still loading: after every wait,
+  // stop if this is no longer the current login.
+  try {
+    const config = await api("GET", "/api/config");
+    if (state.me !== user) return;
+    state.wsUrl = config.ws_url;
+    await refreshLists();
+    if (state.me !== user) return;
+  } catch (e) {
+    if (state.me !== user) return;
+    showAuth(e.status === 401 ? "Your session has ended. Please log in again." : e.message);
+    return;
+  }
   renderPane();
   connect();
 }
