@@ -284,9 +284,20 @@ fn two_people_chat_in_real_browsers() {
     }
     screenshot(&mut alice, "6-reconnecting");
     let server = ServerProcess::start(&db, &args);
+    // Sent right after the restart, before the pages' next reconnect
+    // attempt (at least 375 ms away): bob's page gets it from history when
+    // it reconnects, in the conversation it has open.
+    carol.send(bob_id, "while you were away");
     for page in [&mut alice, &mut bob] {
         page.wait_for(&format!("{}.hidden", q("#banner")), "reconnected");
     }
+    bob.wait_for(
+        &format!(
+            "{}?.textContent === 'while you were away'",
+            q("#messages .msg:last-child .bubble")
+        ),
+        "missed message refilled",
+    );
     bob.click(&conversation(alice_id));
     alice.type_into("#input", "after the restart");
     alice.press_enter(false);
