@@ -1,8 +1,9 @@
--- Schema of the chat server, version 1.
+-- Schema of the chat server, version 2.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
--- `repo::sqlite::migrate`. Later versions add numbered migrations there and
--- bump `user_version`; this file always describes a fresh database.
+-- `repo::sqlite::schema::migrate`. This file always describes a fresh
+-- database of the newest version; older files are brought up to date by the
+-- numbered steps in `repo/sqlite/schema.rs`.
 --
 -- Every query the server runs per request is served by an index below; the
 -- test `query_plans_use_indexes` checks that none of them scans a table.
@@ -36,8 +37,19 @@ CREATE TABLE private_messages (
     content     TEXT    NOT NULL,
     created_at  INTEGER NOT NULL, -- milliseconds since the Unix epoch, UTC
     is_read     INTEGER NOT NULL DEFAULT 0 CHECK (is_read IN (0, 1)),
+    -- The sender's own tag for this send (optional). A retried send with the
+    -- same tag finds the stored message instead of storing a second one.
+    client_id   TEXT,
     CHECK (sender_id <> receiver_id)
 );
+
+-- Idempotent sends: one message per (sender, client_id).
+CREATE UNIQUE INDEX private_messages_by_client_id ON private_messages (sender_id, client_id)
+    WHERE client_id IS NOT NULL;
+
+-- Sync ("everything to or by me after id N"): one ordered range per side.
+CREATE INDEX private_messages_by_sender ON private_messages (sender_id, id);
+CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);
 
 -- History of one conversation, newest first: both directions share one key
 -- (the smaller user id, the larger user id), so a page is one index range.
@@ -63,4 +75,4 @@ CREATE TABLE conversations (
 -- The conversation list, newest first, without sorting.
 CREATE INDEX conversations_by_recency ON conversations (user_id, last_message_id);
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

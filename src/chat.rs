@@ -2,20 +2,24 @@
 //!
 //! `POST /api/messages` and a WebSocket `private_message` frame both call
 //! [`send_message`], so the rules, the storage and the live delivery are the
-//! same whichever way a message comes in. Reading history has the same
-//! single entry point, [`history`].
+//! same whichever way a message comes in. Reading history and catching up
+//! after a reconnect have single entry points too: [`history`], [`sync`].
 
 use chrono::Utc;
 
 use crate::app::App;
 use crate::models::{Message, NewMessage, Page, User, UserId};
-use crate::repo::StoreError;
+use crate::repo::{AfterCommit, StoreError, Stored};
 use crate::ws::hub::{AckTo, ConnId, HubEvent};
 
 /// Longest message, in characters (Unicode scalar values, not bytes).
 pub const MAX_CONTENT_CHARS: usize = 4000;
 /// Longest `client_id`, in bytes: it is an opaque tag echoed to the client.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
+/// Messages per sync page, unless the client asks for fewer.
+pub const SYNC_DEFAULT_LIMIT: u32 = 100;
+/// Most messages per sync page.
+pub const SYNC_MAX_LIMIT: u32 = 500;
 
 /// Why a send or a history request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +30,13 @@ pub enum ChatError {
     TooLong,
     #[error("cannot send a message to yourself")]
     ToSelf,
-    #[error("client_id must be at most {MAX_CLIENT_ID_BYTES} bytes")]
+    #[error("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes")]
     BadClientId,
     #[error("unknown user")]
     UnknownUser,
+    /// A request parameter out of range; the text says which.
+    #[error("{0}")]
+    BadParameter(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -38,7 +45,10 @@ impl ChatError {
     /// The machine-readable code of a WebSocket `message_failed` frame.
     pub fn code(&self) -> &'static str {
         match self {
-            ChatError::EmptyContent | ChatError::ToSelf | ChatError::BadClientId => "invalid",
+            ChatError::EmptyContent
+            | ChatError::ToSelf
+            | ChatError::BadClientId
+            | ChatError::BadParameter(_) => "invalid",
             ChatError::TooLong => "too_long",
             ChatError::UnknownUser => "unknown_recipient",
             ChatError::Store(_) => "internal_error",
@@ -57,15 +67,20 @@ pub struct SendRequest {
 ///
 /// `origin` is the WebSocket connection that sent it, if any: the hub sends
 /// that connection its `message_delivered` / `message_failed` answer and
-/// skips it when echoing to the sender's other connections. Returns once the
-/// message has committed, so a caller that acknowledges it never
-/// acknowledges a message that could still be lost.
+/// skips it when echoing to the sender's other connections.
+///
+/// The hand-off to the hub happens on the database writer thread right
+/// after the commit, so the hub sees messages in id order, and returns
+/// before this function does: a caller that acknowledges the message never
+/// acknowledges one that could still be lost. A repeated `client_id` stores
+/// nothing and returns the original message (`Stored::created` = false);
+/// the hub then only answers the sender.
 pub fn send_message(
     app: &App,
     sender: &User,
     request: SendRequest,
     origin: Option<ConnId>,
-) -> Result<Message, ChatError> {
+) -> Result<Stored, ChatError> {
     if request.to_user_id == sender.id {
         return Err(ChatError::ToSelf);
     }
@@ -78,38 +93,44 @@ pub fn send_message(
     if request
         .client_id
         .as_ref()
-        .is_some_and(|id| id.len() > MAX_CLIENT_ID_BYTES)
+        .is_some_and(|id| id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES)
     {
         return Err(ChatError::BadClientId);
     }
 
-    let message = app
-        .store
-        .insert_message(NewMessage {
-            sender_id: sender.id,
-            receiver_id: request.to_user_id,
-            content: request.content,
-            created_at: Utc::now(),
-        })
-        .map_err(|e| match e {
-            StoreError::UnknownUser => ChatError::UnknownUser,
-            other => ChatError::Store(other),
-        })?;
-
-    let delivered = app.hub.send(HubEvent::Deliver {
-        message: message.clone(),
-        sender_nickname: sender.nickname.clone(),
-        ack: origin.map(|conn| AckTo {
-            conn,
-            client_id: request.client_id,
-        }),
+    let hub = app.hub.clone();
+    let sender_nickname = sender.nickname.clone();
+    let ack = origin.map(|conn| AckTo {
+        conn,
+        client_id: request.client_id.clone(),
     });
-    if !delivered {
-        // Only during shutdown. The message is stored; clients get it from
-        // history when they reconnect.
-        log::debug!("message {} stored while the hub was stopping", message.id);
-    }
-    Ok(message)
+    let deliver: AfterCommit = Box::new(move |stored| {
+        let queued = hub.send(HubEvent::Deliver {
+            message: stored.message.clone(),
+            sender_nickname,
+            ack,
+            fan_out: stored.created,
+        });
+        if !queued {
+            // Only during shutdown. The message is stored; clients get it
+            // through sync when they reconnect.
+            log::debug!(
+                "message {} stored while the hub was stopping",
+                stored.message.id
+            );
+        }
+    });
+    let new = NewMessage {
+        sender_id: sender.id,
+        receiver_id: request.to_user_id,
+        content: request.content,
+        created_at: Utc::now(),
+        client_id: request.client_id,
+    };
+    app.store.insert_message(new, deliver).map_err(|e| match e {
+        StoreError::UnknownUser => ChatError::UnknownUser,
+        other => ChatError::Store(other),
+    })
 }
 
 /// A page of the conversation between `me` and `partner`, oldest first.
@@ -127,4 +148,30 @@ pub fn history(
         return Err(ChatError::UnknownUser);
     }
     Ok(messages)
+}
+
+/// Everything sent to or by `me` after message `after_id`, in id order, one
+/// page at a time; and whether more remain. A client that remembers the
+/// last id it saw catches up with this after a reconnect.
+pub fn sync(
+    app: &App,
+    me: UserId,
+    after_id: Option<i64>,
+    limit: Option<i64>,
+) -> Result<(Vec<Message>, bool), ChatError> {
+    let after_id = match after_id {
+        Some(id) if id >= 0 => id,
+        Some(_) => {
+            return Err(ChatError::BadParameter(
+                "after_id must be 0 or a message id",
+            ));
+        }
+        None => return Err(ChatError::BadParameter("after_id is required")),
+    };
+    let limit = match limit {
+        None => SYNC_DEFAULT_LIMIT,
+        Some(l) if (1..=i64::from(SYNC_MAX_LIMIT)).contains(&l) => l as u32,
+        Some(_) => return Err(ChatError::BadParameter("limit must be between 1 and 500")),
+    };
+    Ok(app.store.sync(me, after_id, limit)?)
 }

@@ -72,9 +72,24 @@ pub struct Config {
     #[arg(long, env = "CHAT_OUTBOX_CAPACITY", default_value_t = 256)]
     pub outbox_capacity: usize,
 
+    /// When a message counts as stored: `normal` survives a crash of the
+    /// server process, `full` also a power loss (one fsync per commit;
+    /// commits are grouped, so not one per message).
+    #[arg(long, env = "CHAT_DURABILITY", value_enum, default_value_t = Durability::Normal)]
+    pub durability: Durability,
+
     /// Threads serving HTTP requests.
     #[arg(long, env = "CHAT_HTTP_THREADS", default_value_t = 8)]
     pub http_threads: usize,
+}
+
+/// SQLite's `synchronous` setting, in the words of `--durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Committed messages survive a crash of the server process.
+    Normal,
+    /// Committed messages also survive a power loss or a kernel crash.
+    Full,
 }
 
 impl Config {
@@ -93,6 +108,7 @@ impl Config {
             pong_wait: Duration::from_secs(60),
             ping_interval: Duration::from_secs(54),
             outbox_capacity: 256,
+            durability: Durability::Normal,
             http_threads: 4,
         }
     }

@@ -42,6 +42,8 @@ pub struct NewMessage {
     pub receiver_id: UserId,
     pub content: String,
     pub created_at: DateTime<Utc>,
+    /// The sender's tag for this send; a repeat of it stores nothing new.
+    pub client_id: Option<String>,
 }
 
 /// One row of `GET /api/conversations`, before the hub adds `online`.

@@ -57,7 +57,7 @@ impl Server {
     /// Returns once the server accepts connections.
     pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         config.validate().map_err(StartError::Config)?;
-        let store = Arc::new(SqliteStore::open(&config.db)?);
+        let store = Arc::new(SqliteStore::open(&config.db, config.durability)?);
 
         let http = tiny_http::Server::http(&config.addr).map_err(|e| StartError::Bind {
             addr: config.addr.clone(),

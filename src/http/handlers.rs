@@ -31,6 +31,7 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Post, "/api/messages/read", mark_read),
     (Method::Get, "/api/messages/unread", unread_count),
     (Method::Get, "/api/conversations", conversations),
+    (Method::Get, "/api/sync", sync),
 ];
 
 /// Answers one request. Every outcome, error or not, is a JSON response.
@@ -252,8 +253,14 @@ fn send_message(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiE
         content: body.content,
         client_id: body.client_id,
     };
-    let message = chat::send_message(app, &user, send, None).map_err(chat_error)?;
-    Ok(Reply::with_status(201, json!({ "message": message })))
+    let stored = chat::send_message(app, &user, send, None).map_err(chat_error)?;
+    // 201 for a new message; 200 for a repeated client_id, which stored
+    // nothing and returns the original.
+    let status = if stored.created { 201 } else { 200 };
+    Ok(Reply::with_status(
+        status,
+        json!({ "message": stored.message }),
+    ))
 }
 
 fn chat_error(e: ChatError) -> ApiError {
@@ -276,6 +283,20 @@ fn history(app: &App, request: &mut Request, query: &str) -> Result<Reply, ApiEr
     .map_err(ApiError::bad_request)?;
     let messages = chat::history(app, user.id, partner, page).map_err(chat_error)?;
     Ok(Reply::ok(json!({ "messages": messages })))
+}
+
+fn sync(app: &App, request: &mut Request, query: &str) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let (messages, has_more) = chat::sync(
+        app,
+        user.id,
+        query_i64(query, "after_id")?,
+        query_i64(query, "limit")?,
+    )
+    .map_err(chat_error)?;
+    Ok(Reply::ok(
+        json!({ "messages": messages, "has_more": has_more }),
+    ))
 }
 
 #[derive(Deserialize)]

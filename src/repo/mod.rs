@@ -7,7 +7,8 @@
 //!
 //! Every method is a blocking call made from the thread that needs the
 //! answer (an HTTP worker or a WebSocket reader), never from the hub, so a
-//! slow query delays one request and nobody else.
+//! slow query delays one request and nobody else. Writes return only after
+//! their transaction has committed.
 
 mod sqlite;
 
@@ -29,10 +30,33 @@ pub enum StoreError {
     /// The database file belongs to a newer version of this server.
     #[error("database schema version {found} is newer than this server's {supported}")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The transaction holding this write did not commit.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The store is shutting down and takes no more writes.
+    #[error("the database is closed")]
+    Closed,
+    /// The writer thread could not be started.
+    #[error("cannot start the database writer: {0}")]
+    Thread(#[from] std::io::Error),
     /// Anything else from the database: disk full, corruption, I/O errors.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
 }
+
+/// The result of storing a message.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub message: Message,
+    /// `false` when the sender had already used this `client_id`: `message`
+    /// is the one stored the first time, and nothing new was stored.
+    pub created: bool,
+}
+
+/// Runs right after the commit that stored a message, in commit (= id)
+/// order, before `insert_message` returns. The chat path hands the message
+/// to the hub here, so every connection receives messages in id order.
+pub type AfterCommit = Box<dyn FnOnce(&Stored) + Send>;
 
 /// A user and their stored password hash, for checking a login.
 pub struct Credentials {
@@ -77,10 +101,23 @@ pub trait Store: Send + Sync {
     fn delete_session(&self, id: SessionId) -> Result<(), StoreError>;
 
     /// Stores a message and updates both sides' conversation rows in one
-    /// transaction. Returns once it has committed.
-    fn insert_message(&self, message: NewMessage) -> Result<Message, StoreError>;
+    /// transaction, unless the sender already used its `client_id`. Runs
+    /// `after_commit`, then returns, once the transaction has committed.
+    fn insert_message(
+        &self,
+        message: NewMessage,
+        after_commit: AfterCommit,
+    ) -> Result<Stored, StoreError>;
     /// One page of the conversation between `me` and `partner`, oldest first.
     fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError>;
+    /// Messages sent or received by `me` with an id above `after_id`, in id
+    /// order, at most `limit`; and whether more remain.
+    fn sync(
+        &self,
+        me: UserId,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<(Vec<Message>, bool), StoreError>;
     /// Marks every message from `partner` to `me` as read; returns how many
     /// changed.
     fn mark_read(&self, me: UserId, partner: UserId) -> Result<usize, StoreError>;

@@ -28,7 +28,7 @@ use super::events::{ClientEvent, ServerEvent};
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
 use crate::app::App;
 use crate::chat::{self, SendRequest};
-use crate::models::{Page, SessionId, User};
+use crate::models::{Message as StoredMessage, MessageId, Page, SessionId, User};
 
 /// Largest text frame or message a client may send. Chat messages are at
 /// most 4,000 characters (16 KiB of UTF-8 plus JSON escaping); 64 KiB leaves
@@ -291,6 +291,17 @@ impl Reader {
                     }
                 }
             }
+            ClientEvent::Sync { after_id, limit } => {
+                match chat::sync(&self.app, self.user.id, Some(after_id), limit) {
+                    // Through the writer, which drops what it sent live.
+                    Ok((messages, has_more)) => self.queue(Outbound::SyncPage {
+                        after_id,
+                        messages,
+                        has_more,
+                    }),
+                    Err(e) => self.reply_error(&e, "syncing"),
+                }
+            }
             ClientEvent::LoadHistory {
                 to_user_id,
                 offset,
@@ -308,17 +319,21 @@ impl Reader {
                         before_id,
                         messages: &messages,
                     }),
-                    Err(e) => {
-                        if let chat::ChatError::Store(store_error) = &e {
-                            log::error!("connection {}: loading history: {store_error}", self.id);
-                        }
-                        self.reply(&ServerEvent::Error {
-                            error: &e.to_string(),
-                        })
-                    }
+                    Err(e) => self.reply_error(&e, "loading history"),
                 }
             }
         }
+    }
+
+    /// Answers a failed request with an `error` frame; logs storage faults
+    /// (the client's mistakes are not worth a log line).
+    fn reply_error(&self, error: &chat::ChatError, doing: &str) -> bool {
+        if let chat::ChatError::Store(store_error) = error {
+            log::error!("connection {}: {doing}: {store_error}", self.id);
+        }
+        self.reply(&ServerEvent::Error {
+            error: &error.to_string(),
+        })
     }
 
     fn reply(&self, event: &ServerEvent<'_>) -> bool {
@@ -357,12 +372,52 @@ fn write_loop(
     let _ = ws.get_ref().shutdown(Shutdown::Both);
 }
 
+/// What the writer remembers to send each message exactly once, when a
+/// client syncs while live messages arrive.
+///
+/// Live messages reach a connection in id order (the hub gets them in commit
+/// order) and a sync page holds every message in its id range that had
+/// committed when it was read. So: once a live message `f` went out, every
+/// later message to this connection comes live too, and sync may skip ids
+/// from `f` on; and a live message no higher than the highest id sync sent
+/// was already in that sync page.
+#[derive(Default)]
+struct ExactlyOnce {
+    first_live: Option<MessageId>,
+    max_synced: MessageId,
+}
+
+impl ExactlyOnce {
+    /// Whether live message `id` still has to be sent.
+    fn live(&mut self, id: MessageId) -> bool {
+        if id <= self.max_synced {
+            return false;
+        }
+        self.first_live.get_or_insert(id);
+        true
+    }
+
+    /// Keeps the sync results not delivered live; returns whether any were
+    /// dropped (then sync has reached the live stream: nothing more to ask).
+    fn sync(&mut self, messages: &mut Vec<StoredMessage>) -> bool {
+        let before = messages.len();
+        if let Some(first_live) = self.first_live {
+            messages.retain(|m| m.id < first_live);
+        }
+        if let Some(last) = messages.last() {
+            self.max_synced = self.max_synced.max(last.id);
+        }
+        messages.len() < before
+    }
+}
+
 fn write_until_closed(
     ws: &mut WebSocket<TcpStream>,
     outbox: &Receiver<Outbound>,
     close_signal: &CloseSignal,
     ping_interval: Duration,
 ) -> tungstenite::Result<()> {
+    let mut exactly_once = ExactlyOnce::default();
     let mut next_ping = Instant::now() + ping_interval;
     loop {
         let first = match outbox.recv_deadline(next_ping) {
@@ -384,6 +439,24 @@ fn write_until_closed(
             }
             match out {
                 Outbound::Frame(text) => ws.write(Message::Text(text))?,
+                Outbound::Message { id, frame } => {
+                    if exactly_once.live(id) {
+                        ws.write(Message::Text(frame))?;
+                    }
+                }
+                Outbound::SyncPage {
+                    after_id,
+                    mut messages,
+                    has_more,
+                } => {
+                    let reached_live = exactly_once.sync(&mut messages);
+                    let page = ServerEvent::Sync {
+                        after_id,
+                        messages: &messages,
+                        has_more: has_more && !reached_live,
+                    };
+                    ws.write(Message::Text(page.to_frame()))?;
+                }
                 Outbound::Pong(payload) => ws.write(Message::Pong(payload))?,
                 Outbound::Close(code, reason) => return send_close(ws, (code, reason)),
             }
@@ -402,4 +475,52 @@ fn send_close(
         reason: reason.into(),
     }))?;
     ws.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(ids: &[MessageId]) -> Vec<StoredMessage> {
+        ids.iter()
+            .map(|&id| StoredMessage {
+                id,
+                sender_id: 1,
+                receiver_id: 2,
+                content: String::new(),
+                created_at: chrono::Utc::now(),
+                is_read: false,
+            })
+            .collect()
+    }
+
+    fn ids(messages: &[StoredMessage]) -> Vec<MessageId> {
+        messages.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn sync_before_live_drops_live_repeats() {
+        let mut once = ExactlyOnce::default();
+        let mut page = messages(&[3, 5, 8]);
+        assert!(!once.sync(&mut page));
+        assert_eq!(ids(&page), [3, 5, 8]);
+        assert!(!once.live(5), "already sent by sync");
+        assert!(!once.live(8));
+        assert!(once.live(9));
+        // Sync continues after 8: ids from the first live one on are skipped.
+        let mut next = messages(&[9, 10]);
+        assert!(once.sync(&mut next));
+        assert!(next.is_empty());
+    }
+
+    #[test]
+    fn live_before_sync_keeps_only_older_sync_results() {
+        let mut once = ExactlyOnce::default();
+        assert!(once.live(7));
+        assert!(once.live(9));
+        let mut page = messages(&[2, 4, 7, 9]);
+        assert!(once.sync(&mut page), "reached the live stream");
+        assert_eq!(ids(&page), [2, 4]);
+        assert!(once.live(11));
+    }
 }

@@ -19,6 +19,13 @@ pub enum ClientEvent {
         #[serde(default)]
         client_id: Option<String>,
     },
+    /// Everything to or by me after message `after_id` (catch-up after a
+    /// reconnect).
+    Sync {
+        after_id: i64,
+        #[serde(default)]
+        limit: Option<i64>,
+    },
     /// A page of the conversation with `to_user_id`.
     LoadHistory {
         to_user_id: UserId,
@@ -95,6 +102,14 @@ pub enum ServerEvent<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         before_id: Option<i64>,
         messages: &'a [Message],
+    },
+    /// Answer to `sync`: messages after `after_id` in id order, without
+    /// those this connection receives live. With `has_more`, ask again from
+    /// the last message's id.
+    Sync {
+        after_id: i64,
+        messages: &'a [Message],
+        has_more: bool,
     },
     /// A frame the server could not act on; the connection stays open.
     Error { error: &'a str },

@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::events::{OnlineUser, ServerEvent};
-use crate::models::{Message, SessionId, UserId};
+use crate::models::{Message, MessageId, SessionId, UserId};
 
 /// Identifies one WebSocket connection (a user may have several).
 pub type ConnId = u64;
@@ -59,12 +59,33 @@ pub mod close {
 /// What a connection's writer thread is asked to send.
 #[derive(Debug)]
 pub enum Outbound {
-    /// A JSON text frame.
+    /// A JSON text frame about no message in particular (presence, errors,
+    /// history pages, answers to repeated sends).
     Frame(Utf8Bytes),
+    /// A live frame that hands this connection stored message `id`: a
+    /// `private_message`, or the answer to this connection's own send. They
+    /// arrive in id order; the writer uses them to keep sync exactly-once.
+    Message { id: MessageId, frame: Utf8Bytes },
+    /// A page of `sync` results, filtered by the writer against what it has
+    /// already sent live.
+    SyncPage {
+        after_id: MessageId,
+        messages: Vec<Message>,
+        has_more: bool,
+    },
     /// The answer to a client's ping (the reader must not write itself).
     Pong(Bytes),
     /// Send a close frame and stop.
     Close(u16, &'static str),
+}
+
+impl Outbound {
+    fn message(id: MessageId, frame: &Utf8Bytes) -> Outbound {
+        Outbound::Message {
+            id,
+            frame: frame.clone(),
+        }
+    }
 }
 
 /// A shared flag that tells a writer to close even when its queue is full
@@ -109,11 +130,15 @@ pub enum HubEvent {
     Register(ConnHandle),
     /// A connection's reader stopped.
     Unregister(ConnId),
-    /// A message was stored: fan it out and answer the sender.
+    /// A message was stored: fan it out and answer the sender. Sent by the
+    /// database writer in commit order, so in id order.
     Deliver {
         message: Message,
         sender_nickname: String,
         ack: Option<AckTo>,
+        /// `false` for a repeated `client_id`: the message went out when it
+        /// was first stored; only the sender's answer is owed.
+        fan_out: bool,
     },
     /// The session logged out: close its connections.
     CloseSession(SessionId),
@@ -190,7 +215,8 @@ impl Hub {
                     message,
                     sender_nickname,
                     ack,
-                } => self.deliver(&message, &sender_nickname, ack),
+                    fan_out,
+                } => self.deliver(&message, &sender_nickname, ack, fan_out),
                 HubEvent::CloseSession(session) => {
                     let ids: Vec<ConnId> = self
                         .conns
@@ -240,7 +266,10 @@ impl Hub {
         if first_connection {
             self.set_presence(user_id, true);
         }
-        self.push(id, ServerEvent::OnlineUsers { users }.to_frame());
+        self.push(
+            id,
+            Outbound::Frame(ServerEvent::OnlineUsers { users }.to_frame()),
+        );
         if first_connection {
             let frame = ServerEvent::UserOnline {
                 from_user_id: user_id,
@@ -251,18 +280,30 @@ impl Hub {
         }
     }
 
-    fn deliver(&mut self, message: &Message, sender_nickname: &str, ack: Option<AckTo>) {
-        let frame = ServerEvent::private_message(message, sender_nickname).to_frame();
-        let mut delivered = false;
-        for id in self.conns_of(message.receiver_id) {
-            delivered |= self.push(id, frame.clone());
-        }
-        let acked_conn = ack.as_ref().map(|a| a.conn);
-        for id in self.conns_of(message.sender_id) {
-            if Some(id) != acked_conn {
-                self.push(id, frame.clone());
+    fn deliver(
+        &mut self,
+        message: &Message,
+        sender_nickname: &str,
+        ack: Option<AckTo>,
+        fan_out: bool,
+    ) {
+        let delivered = if fan_out {
+            let frame = ServerEvent::private_message(message, sender_nickname).to_frame();
+            let mut delivered = false;
+            for id in self.conns_of(message.receiver_id) {
+                delivered |= self.push(id, Outbound::message(message.id, &frame));
             }
-        }
+            let acked_conn = ack.as_ref().map(|a| a.conn);
+            for id in self.conns_of(message.sender_id) {
+                if Some(id) != acked_conn {
+                    self.push(id, Outbound::message(message.id, &frame));
+                }
+            }
+            delivered
+        } else {
+            // A repeat: the recipient got it the first time, if online.
+            self.online.contains_key(&message.receiver_id)
+        };
         if let Some(ack) = ack {
             let answer = if delivered {
                 ServerEvent::MessageDelivered {
@@ -279,7 +320,15 @@ impl Hub {
                     error: "recipient_offline",
                 }
             };
-            self.push(ack.conn, answer.to_frame());
+            let frame = answer.to_frame();
+            // The answer to a fresh send is this connection's delivery of the
+            // message; a repeat's answer is about an old one.
+            let item = if fan_out {
+                Outbound::message(message.id, &frame)
+            } else {
+                Outbound::Frame(frame)
+            };
+            self.push(ack.conn, item);
         }
     }
 
@@ -298,17 +347,17 @@ impl Hub {
             .map(|c| c.id)
             .collect();
         for id in ids {
-            self.push(id, frame.clone());
+            self.push(id, Outbound::Frame(frame.clone()));
         }
     }
 
     /// Queues a frame without waiting. Returns whether it was queued; a full
     /// or closed queue dooms the connection.
-    fn push(&mut self, id: ConnId, frame: Utf8Bytes) -> bool {
+    fn push(&mut self, id: ConnId, item: Outbound) -> bool {
         let Some(conn) = self.conns.get(&id) else {
             return false;
         };
-        match conn.outbox.try_send(Outbound::Frame(frame)) {
+        match conn.outbox.try_send(item) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 log::warn!(

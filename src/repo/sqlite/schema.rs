@@ -1,0 +1,121 @@
+//! Creating and upgrading the database file.
+//!
+//! `PRAGMA user_version` records the schema version. A new file gets
+//! `schema.sql` (the newest version) in one go; an older file runs the
+//! numbered steps below, each in its own transaction, so an upgrade
+//! interrupted halfway leaves a file at a consistent earlier version.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::repo::StoreError;
+
+/// The schema of a fresh database; it sets `PRAGMA user_version` itself.
+const SCHEMA: &str = include_str!("../../../schema.sql");
+
+/// The `user_version` this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Step to version N: the SQL that turns version N-1 into version N.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    "ALTER TABLE private_messages ADD COLUMN client_id TEXT;
+     CREATE UNIQUE INDEX private_messages_by_client_id ON private_messages (sender_id, client_id)
+         WHERE client_id IS NOT NULL;
+     CREATE INDEX private_messages_by_sender ON private_messages (sender_id, id);
+     CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);",
+)];
+
+/// Brings the file to [`SCHEMA_VERSION`], or refuses a newer one.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(SCHEMA)?;
+        tx.commit()?;
+        log::info!("created database schema version {SCHEMA_VERSION}");
+        return Ok(());
+    }
+    for (to, step) in MIGRATIONS.iter().filter(|(to, _)| *to > version) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+        log::info!("upgraded database schema to version {to}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version-1 schema, as the first release created it.
+    const SCHEMA_V1: &str = include_str!("../../../tests/fixtures/schema-v1.sql");
+
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut shape: Vec<String> = conn
+            .prepare("SELECT type, name FROM sqlite_master ORDER BY name")
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok(format!(
+                        "{} {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?
+                    ))
+                })?
+                .collect()
+            })
+            .expect("schema objects");
+        for table in ["users", "sessions", "private_messages", "conversations"] {
+            let columns: Vec<String> = conn
+                .prepare(&format!(
+                    "SELECT name, type FROM pragma_table_info('{table}') ORDER BY name"
+                ))
+                .and_then(|mut s| {
+                    s.query_map([], |r| {
+                        Ok(format!(
+                            "{table}.{} {}",
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?
+                        ))
+                    })?
+                    .collect()
+                })
+                .expect("columns");
+            shape.extend(columns);
+        }
+        shape
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_to_the_fresh_schema_keeping_its_data() {
+        let mut old = Connection::open_in_memory().expect("db");
+        old.execute_batch(SCHEMA_V1).expect("v1 schema");
+        old.execute_batch(
+            "INSERT INTO users VALUES (1, 'a', 'a@x', 'h', 0), (2, 'b', 'b@x', 'h', 0);
+             INSERT INTO private_messages (sender_id, receiver_id, content, created_at)
+                 VALUES (1, 2, 'kept', 0);",
+        )
+        .expect("v1 data");
+        migrate(&mut old).expect("migrate");
+
+        let mut fresh = Connection::open_in_memory().expect("db");
+        migrate(&mut fresh).expect("create");
+
+        assert_eq!(shape(&old), shape(&fresh));
+        let version: i64 = old
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let kept: String = old
+            .query_row("SELECT content FROM private_messages", [], |r| r.get(0))
+            .expect("message");
+        assert_eq!(kept, "kept");
+    }
+}
