@@ -11,7 +11,7 @@
 
 mod schema;
 mod sql;
-mod writer;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -71,6 +71,11 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
             },
         })
+    }
+
+    /// How many transactions and writes the writer has committed.
+    pub fn writer_stats(&self) -> &writer::WriterStats {
+        self.writer.stats()
     }
 
     fn write<T: Send + 'static>(
@@ -202,7 +207,9 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
             sender_id: new.sender_id,
             receiver_id: new.receiver_id,
             content: new.content,
-            created_at: new.created_at,
+            // What a later read returns: the stored precision is 1 ms.
+            created_at: DateTime::from_timestamp_millis(millis(new.created_at))
+                .unwrap_or(new.created_at),
             is_read: false,
         },
         created: true,
@@ -468,6 +475,101 @@ mod tests {
         ("SYNC_PAGE", "private_messages_by_sender"),
         ("SYNC_PAGE", "private_messages_by_receiver"),
     ];
+
+    fn new_message(sender_id: UserId, receiver_id: UserId, client_id: Option<&str>) -> NewMessage {
+        NewMessage {
+            sender_id,
+            receiver_id,
+            content: "hi".into(),
+            created_at: Utc::now(),
+            client_id: client_id.map(str::to_owned),
+        }
+    }
+
+    fn store_with_two_users(
+        durability: Durability,
+    ) -> (tempfile::TempDir, std::sync::Arc<SqliteStore>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("t.db"), durability).expect("open");
+        store.create_user("alice", "a@x", "h").expect("alice");
+        store.create_user("bob", "b@x", "h").expect("bob");
+        (dir, std::sync::Arc::new(store))
+    }
+
+    /// Concurrent writers share commits: with an fsync per commit
+    /// (`full`), 64 senders at once need far fewer than 64 commits.
+    #[test]
+    fn concurrent_writes_are_committed_in_groups() {
+        use std::sync::atomic::Ordering;
+        let (_dir, store) = store_with_two_users(Durability::Full);
+        let commits_before = store.writer_stats().commits.load(Ordering::Relaxed);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(64));
+        let threads: Vec<_> = (0..64)
+            .map(|_| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    store
+                        .insert_message(new_message(1, 2, None), Box::new(|_| {}))
+                        .expect("insert")
+                })
+            })
+            .collect();
+        let mut ids: Vec<_> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread").message.id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 64);
+        let commits = store.writer_stats().commits.load(Ordering::Relaxed) - commits_before;
+        assert!(commits < 32, "64 concurrent writes took {commits} commits");
+        assert_eq!(store.unread_count(2).expect("unread"), 64);
+    }
+
+    #[test]
+    fn after_commit_runs_in_id_order_and_a_repeated_client_id_stores_nothing() {
+        let (_dir, store) = store_with_two_users(Durability::Normal);
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = |seen: &std::sync::Arc<Mutex<Vec<(i64, bool)>>>| -> AfterCommit {
+            let seen = seen.clone();
+            Box::new(move |stored| lock(&seen).push((stored.message.id, stored.created)))
+        };
+        let first = store
+            .insert_message(new_message(1, 2, Some("c1")), log(&seen))
+            .expect("first");
+        let again = store
+            .insert_message(new_message(1, 2, Some("c1")), log(&seen))
+            .expect("repeat");
+        let other_sender = store
+            .insert_message(new_message(2, 1, Some("c1")), log(&seen))
+            .expect("same tag, other sender");
+        assert!(first.created && !again.created && other_sender.created);
+        assert_eq!(again.message, first.message);
+        assert_eq!(
+            *lock(&seen),
+            [
+                (first.message.id, true),
+                (first.message.id, false),
+                (other_sender.message.id, true)
+            ]
+        );
+        assert_eq!(store.unread_count(2).expect("unread"), 1);
+        let (all, more) = store.sync(1, 0, 10).expect("sync");
+        assert_eq!(all.len(), 2);
+        assert!(!more);
+    }
+
+    #[test]
+    fn a_failing_write_does_not_undo_the_others_in_its_group() {
+        let (_dir, store) = store_with_two_users(Durability::Normal);
+        let unknown = store.insert_message(new_message(1, 99, None), Box::new(|_| {}));
+        assert!(matches!(unknown, Err(StoreError::UnknownUser)));
+        let ok = store
+            .insert_message(new_message(1, 2, None), Box::new(|_| {}))
+            .expect("insert");
+        assert_eq!(store.sync(2, 0, 10).expect("sync").0, [ok.message]);
+    }
 
     #[test]
     fn schema_version_is_recorded_and_newer_files_are_refused() {

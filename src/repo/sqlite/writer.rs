@@ -13,6 +13,8 @@
 //! uses that to hand each new message to the hub in id order, which is what
 //! lets a reconnecting client resume from the last id it saw.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -41,18 +43,37 @@ type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 pub struct Writer {
     jobs: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<WriterStats>,
+}
+
+/// Counters of the writer's work, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Writes (jobs) in those transactions.
+    pub writes: AtomicU64,
 }
 
 impl Writer {
     pub fn spawn(conn: Connection) -> std::io::Result<Writer> {
         let (jobs, queue) = crossbeam_channel::bounded(QUEUE_CAPACITY);
-        let thread = std::thread::Builder::new()
-            .name("db-writer".into())
-            .spawn(move || run(conn, &queue))?;
+        let stats = Arc::new(WriterStats::default());
+        let thread = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("db-writer".into())
+                .spawn(move || run(conn, &queue, &stats))?
+        };
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
+            stats,
         })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Runs `work` in a transaction shared with other callers' work, then
@@ -112,7 +133,7 @@ fn in_savepoint<T>(
     Ok(value)
 }
 
-fn run(mut conn: Connection, queue: &Receiver<Job>) {
+fn run(mut conn: Connection, queue: &Receiver<Job>, stats: &WriterStats) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
@@ -130,11 +151,17 @@ fn run(mut conn: Connection, queue: &Receiver<Job>) {
         let completions: Vec<Completion> =
             batch.into_iter().map(|job| (job.run)(&mut tx)).collect();
         let committed = tx.commit().map_err(StoreError::from);
-        if let Err(e) = &committed {
-            log::error!(
+        match &committed {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .writes
+                    .fetch_add(completions.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => log::error!(
                 "database commit of {} writes failed: {e}",
                 completions.len()
-            );
+            ),
         }
         for complete in completions {
             complete(committed.as_ref().map(|_| ()));
