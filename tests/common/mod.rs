@@ -331,6 +331,10 @@ impl ServerProcess {
         format!("http://{}", self.http_addr)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn client(&self) -> Client {
         Client {
             base: self.base(),
