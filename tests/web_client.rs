@@ -285,7 +285,7 @@ fn two_people_chat_in_real_browsers() {
     screenshot(&mut alice, "6-reconnecting");
     let server = ServerProcess::start(&db, &args);
     // Sent right after the restart, before the pages' next reconnect
-    // attempt (at least 375 ms away): bob's page gets it from history when
+    // attempt (at least 375 ms away): bob's page gets it through sync when
     // it reconnects, in the conversation it has open.
     carol.send(bob_id, "while you were away");
     for page in [&mut alice, &mut bob] {

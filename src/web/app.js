@@ -10,6 +10,7 @@ const PAGE_SIZE = 30;            // messages per history request
 const RECONNECT_MIN_MS = 500;    // first retry after a lost connection
 const RECONNECT_MAX_MS = 10000;  // retries back off up to this
 const LOAD_OLDER_AT_PX = 80;     // scrolling this close to the top loads more
+const SYNC_PAGE = 200;           // messages per catch-up request after (re)connecting
 
 const $ = (id) => document.getElementById(id);
 
@@ -24,7 +25,12 @@ const state = {
   wsUrl: null,
   retryMs: RECONNECT_MIN_MS,
   reconnectTimer: null,
-  everConnected: false,
+  // Catch-up: every message up to `cursor` has been seen. After each
+  // (re)connect we ask the server for everything after it ("sync"); live
+  // messages seen meanwhile only move the cursor once the sync is done.
+  cursor: 0,
+  liveMax: 0,
+  syncing: false,
   outbox: [],               // frames typed while disconnected, sent on reconnect
 };
 
@@ -135,6 +141,9 @@ async function startChat(user) {
     state.wsUrl = config.ws_url;
     await refreshLists();
     if (state.me !== user) return;
+    // Start from the newest message we know of; the first sync fills any
+    // gap between this list and the WebSocket opening.
+    state.cursor = Math.max(0, ...[...state.conversations.values()].map((c) => c.last_message.id));
   } catch (e) {
     if (state.me !== user) return;
     showAuth(e.status === 401 ? "Your session has ended. Please log in again." : e.message);
@@ -281,8 +290,6 @@ function connect() {
   const ws = new WebSocket(state.wsUrl);
   state.ws = ws;
   ws.onopen = () => {
-    const reconnected = state.everConnected;
-    state.everConnected = true;
     state.retryMs = RECONNECT_MIN_MS;
     $("banner").hidden = true;
     for (const frame of state.outbox.splice(0)) {
@@ -290,7 +297,7 @@ function connect() {
       const p = state.pending.get(frame.client_id);
       if (p) { p.sent = true; p.afterId = Math.max(0, ...thread(p.partner).messages.keys()); }
     }
-    if (reconnected) refill();
+    startSync();
   };
   ws.onmessage = (event) => {
     let frame;
@@ -309,7 +316,7 @@ function disconnect() {
   clearTimeout(state.reconnectTimer);
   const ws = state.ws;
   state.ws = null;
-  state.everConnected = false;
+  state.syncing = false;
   state.outbox = [];
   if (ws) ws.close();
 }
@@ -337,19 +344,47 @@ async function scheduleReconnect() {
   }, delay);
 }
 
-/** After a reconnect: fetch what arrived while we were away. */
-async function refill() {
-  try {
-    await refreshLists();
-    for (const [partner, t] of state.threads) {
-      if (t.loaded) await loadNewest(partner);
-    }
-    settleUnanswered();
-    if (state.openPartner !== null) {
-      renderMessages({ scrollToBottom: true });
-      if (document.visibilityState === "visible") await markRead(state.openPartner);
-    }
-  } catch (e) { /* the next reconnect tries again */ }
+/** Asks for everything after the cursor, page by page (see `onFrame`). */
+function startSync() {
+  state.syncing = true;
+  state.liveMax = state.cursor;
+  requestSyncPage();
+}
+
+function requestSyncPage() {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify({ type: "sync", after_id: state.cursor, limit: SYNC_PAGE }));
+  }
+}
+
+/** A message id arrived: it moves the cursor, or waits for the sync. */
+function seen(id) {
+  if (state.syncing) state.liveMax = Math.max(state.liveMax, id);
+  else state.cursor = Math.max(state.cursor, id);
+}
+
+function onSyncPage(frame) {
+  for (const m of frame.messages) {
+    addMessages(partnerOf(m), [m]);
+    noteLastMessage(m, false);
+  }
+  if (frame.messages.length > 0) {
+    state.cursor = Math.max(state.cursor, frame.messages[frame.messages.length - 1].id);
+  }
+  if (frame.has_more) requestSyncPage();
+  else finishSync();
+}
+
+/** Caught up: settle what was in flight and refresh counts from the server. */
+async function finishSync() {
+  state.syncing = false;
+  state.cursor = Math.max(state.cursor, state.liveMax);
+  settleUnanswered();
+  try { await refreshLists(); } catch (e) { /* shown on the next change */ }
+  if (state.openPartner !== null) {
+    renderMessages({ scrollToBottom: true });
+    if (document.visibilityState === "visible") await markRead(state.openPartner);
+  }
 }
 
 /**
@@ -398,6 +433,7 @@ function onFrame(frame) {
       const partner = partnerOf(message);
       const incoming = message.sender_id !== state.me.id;
       const viewing = partner === state.openPartner && document.visibilityState === "visible";
+      seen(message.id);
       if (!addMessages(partner, [message])) break; // already have it
       if (!state.users.has(partner)) refreshLists();
       noteLastMessage(message, incoming);
@@ -411,10 +447,15 @@ function onFrame(frame) {
       break;
     }
     case "message_delivered":
+      seen(frame.message_id);
       settlePending(frame, "delivered");
       break;
     case "message_failed":
+      if (frame.message_id) seen(frame.message_id);
       settlePending(frame, frame.error === "recipient_offline" ? "offline" : "failed");
+      break;
+    case "sync":
+      onSyncPage(frame);
       break;
     case "error":
       console.warn("server:", frame.error);
