@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::repo::Store;
 use crate::ws::hub::HubHandle;
 
@@ -16,6 +17,8 @@ pub struct App {
     pub config: Arc<Config>,
     /// Browser origins allowed to open a WebSocket (see `ws::listener`).
     pub allowed_origins: Arc<Vec<String>>,
+    /// Rates and caps against abuse.
+    pub limits: Arc<Limits>,
     /// Where the WebSocket listener is bound, for `GET /api/config`.
     pub ws_addr: SocketAddr,
     /// Held by every thread that serves a connection; shutdown waits until

@@ -34,6 +34,9 @@ pub enum ChatError {
     BadClientId,
     #[error("unknown user")]
     UnknownUser,
+    /// The sender is over the message rate; try again after this long.
+    #[error("too many messages; slow down")]
+    RateLimited(std::time::Duration),
     /// A request parameter out of range; the text says which.
     #[error("{0}")]
     BadParameter(&'static str),
@@ -51,6 +54,7 @@ impl ChatError {
             | ChatError::BadParameter(_) => "invalid",
             ChatError::TooLong => "too_long",
             ChatError::UnknownUser => "unknown_recipient",
+            ChatError::RateLimited(_) => "rate_limited",
             ChatError::Store(_) => "internal_error",
         }
     }
@@ -84,6 +88,10 @@ pub fn send_message(
     if request.to_user_id == sender.id {
         return Err(ChatError::ToSelf);
     }
+    app.limits
+        .messages
+        .check(sender.id)
+        .map_err(ChatError::RateLimited)?;
     if request.content.trim().is_empty() {
         return Err(ChatError::EmptyContent);
     }

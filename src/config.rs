@@ -78,6 +78,51 @@ pub struct Config {
     #[arg(long, env = "CHAT_DURABILITY", value_enum, default_value_t = Durability::Normal)]
     pub durability: Durability,
 
+    /// Messages a user may send per second, on average (0 = no limit).
+    #[arg(long, env = "CHAT_MESSAGE_RATE", default_value_t = 10.0)]
+    pub message_rate: f64,
+
+    /// Messages a user may send at once before the rate applies.
+    #[arg(long, env = "CHAT_MESSAGE_BURST", default_value_t = 30)]
+    pub message_burst: u32,
+
+    /// Login attempts per client address per minute (0 = no limit).
+    #[arg(long, env = "CHAT_LOGIN_RATE", default_value_t = 30.0)]
+    pub login_rate: f64,
+
+    /// Failed logins (per account and per address) before each further one
+    /// doubles a wait, starting at one second.
+    #[arg(long, env = "CHAT_LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+
+    /// The longest wait after failed logins.
+    #[arg(long, env = "CHAT_LOGIN_MAX_BACKOFF", default_value = "15m", value_parser = parse_duration)]
+    pub login_max_backoff: Duration,
+
+    /// Registrations per client address per hour (0 = no limit).
+    #[arg(long, env = "CHAT_REGISTER_RATE", default_value_t = 20.0)]
+    pub register_rate: f64,
+
+    /// Open WebSockets in total; more are refused with 503. Each takes two
+    /// threads and two file descriptors: see the README's deployment notes.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Open WebSockets per user (tabs, devices); more are refused with 429.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub max_connections_per_user: usize,
+
+    /// A WebSocket handshake must complete within this time; otherwise a
+    /// client that opens sockets and sends nothing would pin a thread each.
+    #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Take the client address from `X-Forwarded-For` when the request comes
+    /// from a loopback address (set this behind a local reverse proxy, or
+    /// every client shares the proxy's address in the per-address limits).
+    #[arg(long, env = "CHAT_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
     /// Threads serving HTTP requests.
     #[arg(long, env = "CHAT_HTTP_THREADS", default_value_t = 8)]
     pub http_threads: usize,
@@ -109,6 +154,16 @@ impl Config {
             ping_interval: Duration::from_secs(54),
             outbox_capacity: 256,
             durability: Durability::Normal,
+            message_rate: 10.0,
+            message_burst: 30,
+            login_rate: 30.0,
+            login_free_failures: 5,
+            login_max_backoff: Duration::from_secs(15 * 60),
+            register_rate: 20.0,
+            max_connections: 4096,
+            max_connections_per_user: 20,
+            handshake_timeout: Duration::from_secs(10),
+            trust_proxy: false,
             http_threads: 4,
         }
     }
@@ -126,6 +181,13 @@ impl Config {
         }
         if self.outbox_capacity == 0 || self.http_threads == 0 {
             return Err("--outbox-capacity and --http-threads must be at least 1".into());
+        }
+        let rates = [self.message_rate, self.login_rate, self.register_rate];
+        if rates.iter().any(|r| !r.is_finite() || *r < 0.0) {
+            return Err("rates must be 0 (no limit) or positive numbers".into());
+        }
+        if self.max_connections == 0 || self.max_connections_per_user == 0 {
+            return Err("connection limits must be at least 1".into());
         }
         Ok(())
     }
@@ -180,6 +242,17 @@ mod tests {
         assert_eq!(parsed.pong_wait, base.pong_wait);
         assert_eq!(parsed.ping_interval, base.ping_interval);
         assert_eq!(parsed.outbox_capacity, base.outbox_capacity);
+        assert_eq!(parsed.message_rate, base.message_rate);
+        assert_eq!(parsed.message_burst, base.message_burst);
+        assert_eq!(parsed.login_rate, base.login_rate);
+        assert_eq!(parsed.login_max_backoff, base.login_max_backoff);
+        assert_eq!(parsed.register_rate, base.register_rate);
+        assert_eq!(parsed.max_connections, base.max_connections);
+        assert_eq!(
+            parsed.max_connections_per_user,
+            base.max_connections_per_user
+        );
+        assert_eq!(parsed.handshake_timeout, base.handshake_timeout);
         assert!(parsed.validate().is_ok());
     }
 }

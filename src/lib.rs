@@ -24,6 +24,8 @@
 //! - [`http`]: REST endpoints on tiny_http, and the web client (`src/web/`).
 //! - [`ws::listener`]: the WebSocket handshake (session cookie, Origin).
 //! - [`auth`]: password hashing, session tokens, input rules.
+//! - [`origin`]: which browser origins may call us (CSRF, CSWSH).
+//! - [`limits`]: rate limits, login back-off, connection caps.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
 //! - [`app`]: the context shared by all threads.
@@ -33,7 +35,9 @@ pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod models;
+pub mod origin;
 pub mod repo;
 pub mod server;
 pub mod ws;

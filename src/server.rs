@@ -11,10 +11,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::app::App;
 use crate::config::Config;
 use crate::http::HttpServer;
+use crate::limits::Limits;
+use crate::origin;
 use crate::repo::{SqliteStore, StoreError};
 use crate::ws::client::WRITE_WAIT;
 use crate::ws::hub::{self, HubEvent, HubHandle};
-use crate::ws::listener::{self, WsListener};
+use crate::ws::listener::WsListener;
 
 /// How long shutdown waits for connections to finish their last writes.
 /// A writer gives up on a stuck client after [`WRITE_WAIT`]; a little more
@@ -79,10 +81,8 @@ impl Server {
         let app = App {
             store,
             hub: hub.clone(),
-            allowed_origins: Arc::new(listener::allowed_origins(
-                http_addr,
-                &config.allowed_origins,
-            )),
+            allowed_origins: Arc::new(origin::allowed_origins(http_addr, &config.allowed_origins)),
+            limits: Arc::new(Limits::from_config(&config)),
             config: Arc::new(config),
             ws_addr,
             alive,

@@ -2,6 +2,8 @@
 //! routing table that picks it. A `GET` of a web client file is answered
 //! first, from [`assets`].
 
+use std::net::IpAddr;
+
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -12,6 +14,7 @@ use crate::app::App;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::chat::{self, ChatError, SendRequest};
 use crate::models::{Page, SessionId, User};
+use crate::origin;
 use crate::repo::StoreError;
 use crate::ws::hub::HubEvent;
 
@@ -63,6 +66,9 @@ pub fn handle(app: &App, mut request: Request) {
     let on_path: Vec<&(Method, &str, Handler)> =
         ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
     let result = match on_path.iter().find(|(m, _, _)| *m == method) {
+        Some(_) if method != Method::Get && !same_origin(app, &request) => {
+            Err(ApiError::new(403, "origin not allowed"))
+        }
         Some((_, _, handler)) => handler(app, &mut request, query),
         None if on_path.is_empty() => Err(ApiError::not_found("no such endpoint")),
         None => Err(ApiError::new(405, "method not allowed")),
@@ -84,14 +90,43 @@ pub fn handle(app: &App, mut request: Request) {
             if let Some(cause) = &error.cause {
                 log::error!("{method} {path}: {cause}");
             }
+            let retry_after = error
+                .retry_after
+                .and_then(|s| header("Retry-After", &s.to_string()));
             respond(
                 request,
                 error.status,
                 &json!({ "error": error.message }),
-                Vec::new(),
+                retry_after.into_iter().collect(),
             );
         }
     }
+}
+
+/// Whether a state-changing request may proceed: browsers send `Origin` on
+/// every POST, so a foreign one is a cross-site request forgery attempt
+/// (SameSite=Lax cookies already stop most; this stops the rest).
+fn same_origin(app: &App, request: &Request) -> bool {
+    header_values(request, "Origin")
+        .next()
+        .is_none_or(|o| origin::is_allowed(&app.allowed_origins, o))
+}
+
+/// The client's address for per-address limits: the peer, or with
+/// `--trust-proxy` and a loopback peer, the last `X-Forwarded-For` entry
+/// (the address the proxy saw).
+fn client_ip(app: &App, request: &Request) -> IpAddr {
+    let peer = request
+        .remote_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    if !(app.config.trust_proxy && peer.is_loopback()) {
+        return peer;
+    }
+    header_values(request, "X-Forwarded-For")
+        .last()
+        .and_then(|list| list.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse().ok())
+        .unwrap_or(peer)
 }
 
 /// The session and user behind the request's cookie, or 401.
@@ -156,6 +191,10 @@ struct RegisterBody {
 }
 
 fn register(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    app.limits
+        .registrations
+        .check(client_ip(app, request))
+        .map_err(|wait| ApiError::too_many("too many registrations from this address", wait))?;
     let body: RegisterBody = read_json(request)?;
     auth::validate_registration(&body.nickname, &body.email, &body.password)
         .map_err(ApiError::bad_request)?;
@@ -177,8 +216,22 @@ struct LoginBody {
 }
 
 fn login(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+    let ip = client_ip(app, request);
+    let too_many = |wait| ApiError::too_many("too many login attempts; wait and try again", wait);
+    app.limits.logins.check(ip).map_err(too_many)?;
     let body: LoginBody = read_json(request)?;
-    let invalid = || ApiError::new(401, "invalid nickname, email or password");
+    // Failures slow down guessing per account (whoever guesses) and per
+    // address (whichever accounts it tries).
+    let account_key = format!("account:{}", body.identifier.trim().to_lowercase());
+    let ip_key = format!("ip:{ip}");
+    let failures = &app.limits.login_failures;
+    failures.check(&account_key).map_err(too_many)?;
+    failures.check(&ip_key).map_err(too_many)?;
+    let invalid = || {
+        failures.failed(&account_key);
+        failures.failed(&ip_key);
+        ApiError::new(401, "invalid nickname, email or password")
+    };
     // No account has a password outside the rules: refuse without hashing
     // a possibly huge input. This reveals nothing about which accounts exist.
     if auth::validate_password(&body.password).is_err() {
@@ -191,6 +244,7 @@ fn login(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
         return Err(invalid());
     };
 
+    failures.succeeded(&account_key);
     let (token, token_hash) = auth::new_session_token().map_err(ApiError::internal)?;
     let ttl = app.config.session_ttl;
     let expires_at = Utc::now()
@@ -266,6 +320,7 @@ fn send_message(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiE
 fn chat_error(e: ChatError) -> ApiError {
     match e {
         ChatError::UnknownUser => ApiError::not_found(e.to_string()),
+        ChatError::RateLimited(wait) => ApiError::too_many(e.to_string(), wait),
         ChatError::Store(store) => store.into(),
         invalid => ApiError::bad_request(invalid.to_string()),
     }

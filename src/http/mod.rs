@@ -115,6 +115,8 @@ pub struct ApiError {
     status: u16,
     message: String,
     cause: Option<String>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -123,6 +125,15 @@ impl ApiError {
             status,
             message: message.into(),
             cause: None,
+            retry_after: None,
+        }
+    }
+    /// 429: over a rate limit; retry after `wait` (rounded up to seconds).
+    pub fn too_many(message: impl Into<String>, wait: std::time::Duration) -> ApiError {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..ApiError::new(429, message)
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -141,6 +152,7 @@ impl ApiError {
             status: 500,
             message: "internal server error".into(),
             cause: Some(cause.to_string()),
+            retry_after: None,
         }
     }
 }

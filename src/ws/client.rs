@@ -282,11 +282,18 @@ impl Reader {
                         if let chat::ChatError::Store(store_error) = &e {
                             log::error!("connection {}: storing a message: {store_error}", self.id);
                         }
+                        let retry_after_ms = match &e {
+                            chat::ChatError::RateLimited(wait) => {
+                                Some(wait.as_millis().try_into().unwrap_or(u64::MAX).max(1))
+                            }
+                            _ => None,
+                        };
                         self.reply(&ServerEvent::MessageFailed {
                             message_id: None,
                             to_user_id,
                             client_id: client_id.as_deref(),
                             error: e.code(),
+                            retry_after_ms,
                         })
                     }
                 }

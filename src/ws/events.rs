@@ -94,6 +94,9 @@ pub enum ServerEvent<'a> {
         to_user_id: UserId,
         client_id: Option<&'a str>,
         error: &'a str,
+        /// With `rate_limited`: when a retry would be accepted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Answer to `load_history`.
     History {
@@ -171,6 +174,7 @@ mod tests {
             to_user_id: 3,
             client_id: Some("c1"),
             error: "too_long",
+            retry_after_ms: None,
         }
         .to_frame();
         assert_eq!(

@@ -318,6 +318,7 @@ impl Hub {
                     to_user_id: message.receiver_id,
                     client_id: ack.client_id.as_deref(),
                     error: "recipient_offline",
+                    retry_after_ms: None,
                 }
             };
             let frame = answer.to_frame();

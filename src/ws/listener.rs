@@ -6,7 +6,7 @@
 //! upgraded stream cannot be split between a reader and a writer thread, and
 //! owning the `TcpStream` lets us set timeouts on it.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +20,12 @@ use tungstenite::http;
 use super::client::{self, ReaderSocket};
 use crate::app::App;
 use crate::auth;
+use crate::limits::{SocketSlot, UserSlot};
 use crate::models::{SessionId, User};
+use crate::origin;
 
-/// A handshake must complete within this time, or the socket is dropped:
-/// otherwise a client that opens sockets and sends nothing would pin one
-/// thread each, forever.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to write the 503 that refuses a socket over the cap.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the
 /// acceptor does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -88,11 +88,15 @@ fn accept_loop(listener: &TcpListener, app: &App, stopping: &AtomicBool) {
                 continue;
             }
         };
+        let Some(slot) = app.limits.connections.open_socket() else {
+            refuse_busy(stream);
+            continue;
+        };
         let app = app.clone();
         let spawned = std::thread::Builder::new()
             .name("ws-reader".into())
             .stack_size(client::READER_STACK_BYTES)
-            .spawn(move || handle_connection(stream, app));
+            .spawn(move || handle_connection(stream, app, slot));
         if let Err(e) = spawned {
             // The stream was moved into the closure and is dropped with it:
             // the client sees the connection close, the server keeps going.
@@ -101,11 +105,30 @@ fn accept_loop(listener: &TcpListener, app: &App, stopping: &AtomicBool) {
     }
 }
 
-fn handle_connection(stream: TcpStream, app: App) {
+/// At the connection cap: a short 503 written from the acceptor itself (no
+/// thread to spare), then close. The write cannot stall the acceptor: the
+/// response is far smaller than a fresh socket's send buffer, and the
+/// timeout covers the rest.
+fn refuse_busy(mut stream: TcpStream) {
+    let body = r#"{"error":"server full: too many connections"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.set_write_timeout(Some(REFUSAL_WRITE_TIMEOUT));
+    let _ = stream.write_all(response.as_bytes());
+    log::warn!("refused a websocket: connection limit reached");
+}
+
+/// `_slot` holds this socket's place under the connection cap until the
+/// connection ends.
+fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
     let peer = stream.peer_addr().ok();
+    let handshake_timeout = app.config.handshake_timeout;
     let setup = stream
-        .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)))
+        .set_read_timeout(Some(handshake_timeout))
+        .and_then(|()| stream.set_write_timeout(Some(handshake_timeout)))
         // Chat frames are small and latency matters more than packet count.
         .and_then(|()| stream.set_nodelay(true));
     if let Err(e) = setup {
@@ -113,12 +136,23 @@ fn handle_connection(stream: TcpStream, app: App) {
         return;
     }
 
-    let mut session: Option<(SessionId, User)> = None;
+    let mut session: Option<(SessionId, User, UserSlot)> = None;
     // tungstenite's callback type fixes the (large) error type.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
-        let found = authorize(&app, request).map_err(|(status, error)| refuse(status, error))?;
-        session = Some(found);
+        let (session_id, user) =
+            authorize(&app, request).map_err(|(status, error)| refuse(status, error))?;
+        let slot = app
+            .limits
+            .connections
+            .add_user_connection(user.id)
+            .ok_or_else(|| {
+                refuse(
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections for this user",
+                )
+            })?;
+        session = Some((session_id, user, slot));
         Ok(response)
     };
     let handshake = tungstenite::accept_hdr_with_config(
@@ -129,7 +163,9 @@ fn handle_connection(stream: TcpStream, app: App) {
     // The error holds the callback, and with it a borrow of `session`.
     .map_err(|e| e.to_string());
     match (handshake, session) {
-        (Ok(ws), Some((session_id, user))) => client::serve(ws, user, session_id, app),
+        (Ok(ws), Some((session_id, user, _user_slot))) => {
+            client::serve(ws, user, session_id, app);
+        }
         (Ok(_), None) => log::error!("websocket from {peer:?}: handshake passed without a session"),
         (Err(e), _) => log::debug!("websocket from {peer:?}: handshake refused: {e}"),
     }
@@ -146,7 +182,7 @@ fn authorize(app: &App, request: &Request) -> Result<(SessionId, User), Refusal>
     if let Some(origin) = request.headers().get(http::header::ORIGIN) {
         let allowed = origin
             .to_str()
-            .is_ok_and(|o| is_allowed_origin(&app.allowed_origins, o));
+            .is_ok_and(|o| origin::is_allowed(&app.allowed_origins, o));
         if !allowed {
             return Err((http::StatusCode::FORBIDDEN, "origin not allowed"));
         }
@@ -180,57 +216,4 @@ fn refuse(status: http::StatusCode, error: &str) -> ErrorResponse {
         http::HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// The origins a browser may open WebSockets from: the HTTP server's own
-/// (for a loopback address, both its `127.0.0.1` and `localhost` spellings)
-/// and every `--allowed-origin`. Exact matches only: no wildcards, no
-/// prefixes, so `http://localhost:8080.evil.com` is not `http://localhost:8080`.
-pub fn allowed_origins(http_addr: SocketAddr, extra: &[String]) -> Vec<String> {
-    let port = http_addr.port();
-    let mut origins = Vec::new();
-    if http_addr.ip().is_loopback() || http_addr.ip().is_unspecified() {
-        origins.push(format!("http://localhost:{port}"));
-        origins.push(format!("http://127.0.0.1:{port}"));
-        origins.push(format!("http://[::1]:{port}"));
-    }
-    if !http_addr.ip().is_unspecified() {
-        origins.push(format!("http://{http_addr}"));
-    }
-    origins.extend(extra.iter().map(|o| normalize_origin(o)));
-    origins.sort();
-    origins.dedup();
-    origins
-}
-
-fn normalize_origin(origin: &str) -> String {
-    origin.trim().trim_end_matches('/').to_ascii_lowercase()
-}
-
-fn is_allowed_origin(allowed: &[String], origin: &str) -> bool {
-    let origin = normalize_origin(origin);
-    allowed.contains(&origin)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_match_exactly() {
-        let allowed = allowed_origins(
-            "127.0.0.1:8080".parse().expect("addr"),
-            &["https://Chat.Example.org/".to_string()],
-        );
-        assert!(is_allowed_origin(&allowed, "http://127.0.0.1:8080"));
-        assert!(is_allowed_origin(&allowed, "http://localhost:8080"));
-        assert!(is_allowed_origin(&allowed, "https://chat.example.org"));
-        assert!(!is_allowed_origin(&allowed, "http://localhost:8081"));
-        assert!(!is_allowed_origin(
-            &allowed,
-            "http://localhost:8080.evil.com"
-        ));
-        assert!(!is_allowed_origin(&allowed, "https://evil.com"));
-        assert!(!is_allowed_origin(&allowed, "null"));
-    }
 }

@@ -36,6 +36,12 @@ impl TestServer {
         let mut config = Config::for_tests();
         config.db = dir.path().join("chat.db");
         config.log_level = log::LevelFilter::Warn;
+        // Tests send and log in faster than any person; the tests of the
+        // limits themselves set them back.
+        config.message_rate = 0.0;
+        config.login_rate = 0.0;
+        config.register_rate = 0.0;
+        config.login_free_failures = u32::MAX;
         adjust(&mut config);
         let handle = Server::start(config.clone()).expect("server starts");
         TestServer {
@@ -295,6 +301,15 @@ impl ServerProcess {
     pub fn start(db: &Path, args: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--log-level", "info"])
+            // As in TestServer: tests outpace people; limits have own tests.
+            .args([
+                "--message-rate",
+                "0",
+                "--login-rate",
+                "0",
+                "--register-rate",
+                "0",
+            ])
             .arg("--db")
             .arg(db)
             .args(args)

@@ -1,0 +1,232 @@
+//! Limits against abuse, each through real clients: message rate, login
+//! back-off, registration rate, cross-site requests, connection caps,
+//! handshakes that never finish.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{TestServer, Ws, handshake_status};
+use serde_json::json;
+
+#[test]
+fn senders_over_the_message_rate_are_told_to_wait_and_nothing_is_stored() {
+    let server = TestServer::start_with(|c| {
+        c.message_rate = 10.0;
+        c.message_burst = 30;
+    });
+    let (alice, _) = server.user("alice");
+    let (bob, bob_id) = server.user("bob");
+    let (mut ws, _) = Ws::connect(&server, &alice);
+    for i in 0..40 {
+        ws.send_json(&json!({"type": "private_message", "to_user_id": bob_id, "content": "x", "client_id": format!("c{i}")}));
+    }
+    let mut accepted = 0;
+    let mut limited = Vec::new();
+    for _ in 0..40 {
+        let answer = ws.recv_type("message_failed");
+        if answer["error"] == "rate_limited" {
+            assert!(answer.get("message_id").is_none());
+            assert!(answer["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0));
+            limited.push(answer["client_id"].as_str().expect("client_id").to_owned());
+        } else {
+            assert_eq!(answer["error"], "recipient_offline");
+            accepted += 1;
+        }
+    }
+    // The burst, plus whatever the rate refilled while they were sent.
+    assert!((30..=33).contains(&accepted), "{accepted} accepted");
+    assert_eq!(accepted + limited.len(), 40);
+    assert_eq!(
+        bob.get("/api/messages/unread").body["unread_count"],
+        accepted
+    );
+
+    // REST shares the same budget: 429 with Retry-After.
+    let response = ureq::post(&format!("{}/api/messages", server.base()))
+        .set("Cookie", alice.cookie.as_deref().expect("cookie"))
+        .send_json(json!({"to_user_id": bob_id, "content": "one more"}));
+    match response {
+        Err(ureq::Error::Status(429, r)) => {
+            let retry: u64 = r
+                .header("retry-after")
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After seconds");
+            assert!(retry >= 1);
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+}
+
+#[test]
+fn failed_logins_back_off_per_account_and_logins_are_rate_limited_per_address() {
+    let server = TestServer::start_with(|c| {
+        c.login_free_failures = 3;
+        c.login_max_backoff = Duration::from_secs(60);
+    });
+    let mut client = server.client();
+    client.register("alice");
+    for _ in 0..4 {
+        assert_eq!(client.login("alice", "wrong password").status, 401);
+    }
+    // Now backing off: even the right password waits, with Retry-After.
+    let blocked = client.login("alice", "password123");
+    assert_eq!(blocked.status, 429, "{}", blocked.body);
+    assert!(blocked.set_cookie.is_none());
+
+    let server = TestServer::start_with(|c| c.login_rate = 5.0);
+    let mut client = server.client();
+    client.register("bob");
+    for _ in 0..5 {
+        assert_eq!(client.login("bob", "password123").status, 200);
+    }
+    assert_eq!(client.login("bob", "password123").status, 429);
+}
+
+#[test]
+fn registrations_are_rate_limited_per_address() {
+    let server = TestServer::start_with(|c| c.register_rate = 2.0);
+    let client = server.client();
+    client.register("one");
+    client.register("two");
+    let third = client.post(
+        "/api/register",
+        &json!({"nickname": "three", "email": "3@example.org", "password": "password123"}),
+    );
+    assert_eq!(third.status, 429);
+}
+
+#[test]
+fn state_changing_requests_from_a_foreign_origin_are_refused() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let (bob, bob_id) = server.user("bob");
+    let post = |origin: &str, path: &str, body: serde_json::Value| {
+        let result = ureq::post(&format!("{}{path}", server.base()))
+            .set("Cookie", alice.cookie.as_deref().expect("cookie"))
+            .set("Origin", origin)
+            .send_json(body);
+        match result {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let message = json!({"to_user_id": bob_id, "content": "forged?"});
+    assert_eq!(
+        post("https://evil.example", "/api/messages", message.clone()),
+        403
+    );
+    assert_eq!(post("null", "/api/messages", message.clone()), 403);
+    assert_eq!(post("https://evil.example", "/api/logout", json!({})), 403);
+    assert_eq!(bob.get("/api/messages/unread").body["unread_count"], 0);
+    assert_eq!(alice.get("/api/me").status, 200, "the session survived");
+    // The page's own origin may.
+    let own = format!("http://localhost:{}", server.http_port());
+    assert_eq!(post(&own, "/api/messages", message), 201);
+}
+
+#[test]
+fn connections_are_capped_per_user_and_in_total() {
+    let server = TestServer::start_with(|c| {
+        c.max_connections_per_user = 2;
+        c.max_connections = 3;
+    });
+    let (alice, _) = server.user("alice");
+    let (bob, _) = server.user("bob");
+    let (_tab1, _) = Ws::connect(&server, &alice);
+    let (_tab2, _) = Ws::connect(&server, &alice);
+    let third = Ws::try_connect(&server.ws_url(), alice.cookie.as_deref(), None);
+    assert_eq!(handshake_status(third), 429);
+    let (_bob1, _) = Ws::connect(&server, &bob);
+    // Three sockets open: the fourth is refused before any thread is spent.
+    let fourth = Ws::try_connect(&server.ws_url(), bob.cookie.as_deref(), None);
+    assert_eq!(handshake_status(fourth), 503);
+}
+
+#[test]
+fn five_thousand_sockets_are_refused_and_the_server_keeps_serving() {
+    let server = TestServer::start_with(|c| c.max_connections = 100);
+    let (alice, _) = server.user("alice");
+    let addr = server
+        .ws_url()
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_owned();
+    let mut sockets = Vec::new();
+    let mut refused = 0;
+    for _ in 0..5000 {
+        let mut socket = TcpStream::connect(&addr).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let mut head = [0u8; 12];
+        if socket.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 503") {
+            refused += 1;
+        } else {
+            sockets.push(socket); // holds one of the 100 slots
+        }
+    }
+    assert_eq!(sockets.len(), 100, "exactly the cap is held");
+    assert_eq!(refused, 4900);
+    // REST is unaffected.
+    assert_eq!(alice.get("/api/me").status, 200);
+    // Once the hostile sockets go, a real client gets in.
+    drop(sockets);
+    let deadline = std::time::Instant::now() + common::RECV_TIMEOUT;
+    loop {
+        // Slots free as the server notices each closed socket.
+        match Ws::try_connect(&server.ws_url(), alice.cookie.as_deref(), None) {
+            Ok(mut ws) => {
+                assert_eq!(ws.recv()["type"], "online_users");
+                break;
+            }
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 => {
+                assert!(std::time::Instant::now() < deadline, "slots never freed");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_handshake_that_never_finishes_is_dropped_and_frees_its_slot() {
+    let server = TestServer::start_with(|c| {
+        c.max_connections = 1;
+        c.handshake_timeout = Duration::from_millis(300);
+    });
+    let (alice, _) = server.user("alice");
+    let addr = server
+        .ws_url()
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_owned();
+    let mut stalled = TcpStream::connect(&addr).expect("connect");
+    stalled
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a request");
+    stalled
+        .set_read_timeout(Some(common::RECV_TIMEOUT))
+        .expect("timeout");
+    // The only slot is taken while it stalls.
+    let blocked = Ws::try_connect(&server.ws_url(), alice.cookie.as_deref(), None);
+    assert_eq!(handshake_status(blocked), 503);
+    // The server hangs up on it...
+    let mut rest = Vec::new();
+    let read = stalled.read_to_end(&mut rest);
+    assert!(read.is_ok() || rest.is_empty(), "closed by the server");
+    // ...and the slot is free again. (The thread releases it right after
+    // closing; a few tries cover that instant.)
+    let deadline = std::time::Instant::now() + common::RECV_TIMEOUT;
+    loop {
+        match Ws::try_connect(&server.ws_url(), alice.cookie.as_deref(), None) {
+            Ok(_) => break,
+            Err(tungstenite::Error::Http(r)) if r.status() == 503 => {
+                assert!(std::time::Instant::now() < deadline, "slot never freed");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
