@@ -121,11 +121,10 @@ impl LoginBackoff {
             blocked_until: now,
         });
         entry.count = entry.count.saturating_add(1);
-        if let Some(over) = entry.count.checked_sub(self.free_failures) {
-            if over > 0 {
-                let wait = Duration::from_secs(1u64 << (over - 1).min(20)).min(self.max_wait);
-                entry.blocked_until = now + wait;
-            }
+        let over = entry.count.saturating_sub(self.free_failures);
+        if over > 0 {
+            let wait = Duration::from_secs(1u64 << (over - 1).min(20)).min(self.max_wait);
+            entry.blocked_until = now + wait;
         }
     }
 
