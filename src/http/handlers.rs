@@ -20,6 +20,11 @@ use crate::ws::hub::HubEvent;
 
 type Handler = fn(&App, &mut Request, &str) -> Result<Reply, ApiError>;
 
+/// Largest total of header names and values we accept. Browsers send a few
+/// KiB; tiny_http itself has no limit (a reverse proxy should enforce one:
+/// see docs/nginx.conf), so we at least refuse to act on more.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// Every endpoint: method, path, handler.
 const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Get, "/healthz", healthz),
@@ -42,6 +47,17 @@ pub fn handle(app: &App, mut request: Request) {
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = request.method().clone();
+
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        let body = json!({ "error": "request headers too large" });
+        respond(request, 431, &body, Vec::new());
+        return;
+    }
 
     if method == Method::Get
         && let Some(asset) = assets::find(path)
