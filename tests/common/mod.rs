@@ -299,8 +299,13 @@ impl ServerProcess {
     /// Starts the binary on `db` with extra `args`, and waits until it has
     /// logged the addresses it bound.
     pub fn start(db: &Path, args: &[&str]) -> ServerProcess {
+        let log_level = if args.contains(&"--log-level") {
+            &[][..]
+        } else {
+            &["--log-level", "info"][..]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .args(["--log-level", "info"])
+            .args(log_level)
             // As in TestServer: tests outpace people; limits have own tests.
             .args([
                 "--message-rate",
