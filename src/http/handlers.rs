@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
-use tiny_http::{Header, Method, Request};
+use tiny_http::Method;
 
-use super::{ApiError, Reply, assets, header, header_values, query_i64, read_json, respond, send};
+use super::{ApiError, HttpRequest, HttpResponse, Reply, assets, query_i64, read_json};
 use crate::app::App;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::chat::{self, ChatError, SendRequest};
@@ -18,7 +18,7 @@ use crate::origin;
 use crate::repo::StoreError;
 use crate::ws::hub::HubEvent;
 
-type Handler = fn(&App, &mut Request, &str) -> Result<Reply, ApiError>;
+type Handler = fn(&App, &HttpRequest) -> Result<Reply, ApiError>;
 
 /// Largest total of header names and values we accept. Browsers send a few
 /// KiB; tiny_http itself has no limit (a reverse proxy should enforce one:
@@ -42,79 +42,67 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Get, "/api/sync", sync),
 ];
 
-/// Answers one request. Every outcome, error or not, is a JSON response.
-pub fn handle(app: &App, mut request: Request) {
-    let url = request.url().to_owned();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let method = request.method().clone();
+/// Answers one request. Every outcome, error or not, is a response with
+/// a JSON body (or a web client file).
+pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
+    let (method, path) = (&request.method, request.path.as_str());
 
     let header_bytes: usize = request
-        .headers()
+        .headers
         .iter()
-        .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len())
+        .map(|(name, value)| name.len() + value.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        let body = json!({ "error": "request headers too large" });
-        respond(request, 431, &body, Vec::new());
-        return;
+        return HttpResponse::json(431, &json!({ "error": "request headers too large" }));
     }
 
-    if method == Method::Get
+    if *method == Method::Get
         && let Some(asset) = assets::find(path)
     {
-        let csp = assets::content_security_policy(&ws_url(app, &request));
-        let headers = [
-            header("Content-Type", asset.content_type),
-            header("Content-Security-Policy", &csp),
-            // Revalidate on every load, so an upgraded server is picked up.
-            header("Cache-Control", "no-cache"),
-            header("X-Frame-Options", "DENY"),
-        ];
-        send(
-            request,
-            200,
-            asset.body.to_owned(),
-            headers.into_iter().flatten(),
-        );
-        return;
+        return HttpResponse {
+            status: 200,
+            headers: vec![
+                ("Content-Type", asset.content_type.into()),
+                (
+                    "Content-Security-Policy",
+                    assets::content_security_policy(&ws_url(app, request)),
+                ),
+                // Revalidate on every load, so an upgraded server is picked up.
+                ("Cache-Control", "no-cache".into()),
+                ("X-Frame-Options", "DENY".into()),
+            ],
+            body: asset.body.to_owned(),
+        };
     }
 
     let on_path: Vec<&(Method, &str, Handler)> =
         ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
-    let result = match on_path.iter().find(|(m, _, _)| *m == method) {
-        Some(_) if method != Method::Get && !same_origin(app, &request) => {
+    let result = match on_path.iter().find(|(m, _, _)| m == method) {
+        Some(_) if *method != Method::Get && !same_origin(app, request) => {
             Err(ApiError::new(403, "origin not allowed"))
         }
-        Some((_, _, handler)) => handler(app, &mut request, query),
+        Some((_, _, handler)) => handler(app, request),
         None if on_path.is_empty() => Err(ApiError::not_found("no such endpoint")),
         None => Err(ApiError::new(405, "method not allowed")),
     };
 
     match result {
         Ok(reply) => {
-            let cookie = reply
-                .set_cookie
-                .and_then(|c| Header::from_bytes("Set-Cookie", c).ok());
-            respond(
-                request,
-                reply.status,
-                &reply.body,
-                cookie.into_iter().collect(),
-            );
+            let response = HttpResponse::json(reply.status, &reply.body);
+            match reply.set_cookie {
+                Some(cookie) => response.with_header("Set-Cookie", cookie),
+                None => response,
+            }
         }
         Err(error) => {
             if let Some(cause) = &error.cause {
                 log::error!("{method} {path}: {cause}");
             }
-            let retry_after = error
-                .retry_after
-                .and_then(|s| header("Retry-After", &s.to_string()));
-            respond(
-                request,
-                error.status,
-                &json!({ "error": error.message }),
-                retry_after.into_iter().collect(),
-            );
+            let response = HttpResponse::json(error.status, &json!({ "error": error.message }));
+            match error.retry_after {
+                Some(seconds) => response.with_header("Retry-After", seconds.to_string()),
+                None => response,
+            }
         }
     }
 }
@@ -122,8 +110,9 @@ pub fn handle(app: &App, mut request: Request) {
 /// Whether a state-changing request may proceed: browsers send `Origin` on
 /// every POST, so a foreign one is a cross-site request forgery attempt
 /// (SameSite=Lax cookies already stop most; this stops the rest).
-fn same_origin(app: &App, request: &Request) -> bool {
-    header_values(request, "Origin")
+fn same_origin(app: &App, request: &HttpRequest) -> bool {
+    request
+        .header_values("Origin")
         .next()
         .is_none_or(|o| origin::is_allowed(&app.allowed_origins, o))
 }
@@ -131,14 +120,13 @@ fn same_origin(app: &App, request: &Request) -> bool {
 /// The client's address for per-address limits: the peer, or with
 /// `--trust-proxy` and a loopback peer, the last `X-Forwarded-For` entry
 /// (the address the proxy saw).
-fn client_ip(app: &App, request: &Request) -> IpAddr {
-    let peer = request
-        .remote_addr()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+fn client_ip(app: &App, request: &HttpRequest) -> IpAddr {
+    let peer = request.peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     if !(app.config.trust_proxy && peer.is_loopback()) {
         return peer;
     }
-    header_values(request, "X-Forwarded-For")
+    request
+        .header_values("X-Forwarded-For")
         .last()
         .and_then(|list| list.rsplit(',').next())
         .and_then(|ip| ip.trim().parse().ok())
@@ -146,15 +134,15 @@ fn client_ip(app: &App, request: &Request) -> IpAddr {
 }
 
 /// The session and user behind the request's cookie, or 401.
-fn authenticate(app: &App, request: &Request) -> Result<(SessionId, User), ApiError> {
-    let token = auth::session_token_from_cookies(header_values(request, "Cookie"))
+fn authenticate(app: &App, request: &HttpRequest) -> Result<(SessionId, User), ApiError> {
+    let token = auth::session_token_from_cookies(request.header_values("Cookie"))
         .ok_or_else(ApiError::unauthorized)?;
     app.store
         .session(&auth::hash_token(token), Utc::now())?
         .ok_or_else(ApiError::unauthorized)
 }
 
-fn healthz(app: &App, _: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn healthz(app: &App, _: &HttpRequest) -> Result<Reply, ApiError> {
     match app.store.ping() {
         Ok(()) => Ok(Reply::ok(json!({ "status": "ok" }))),
         Err(e) => {
@@ -167,15 +155,16 @@ fn healthz(app: &App, _: &mut Request, _: &str) -> Result<Reply, ApiError> {
 /// Tells clients where the WebSocket endpoint is. Without a configured
 /// public URL, it is the host name the client used to reach us (so it works
 /// for `localhost`, an IP or a LAN name alike) with the WebSocket port.
-fn client_config(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn client_config(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({ "ws_url": ws_url(app, request) })))
 }
 
-fn ws_url(app: &App, request: &Request) -> String {
+fn ws_url(app: &App, request: &HttpRequest) -> String {
     match &app.config.public_ws_url {
         Some(url) => url.clone(),
         None => {
-            let host = header_values(request, "Host")
+            let host = request
+                .header_values("Host")
                 .next()
                 .and_then(host_without_port)
                 .map_or_else(|| app.ws_addr.ip().to_string(), str::to_owned);
@@ -206,7 +195,7 @@ struct RegisterBody {
     password: String,
 }
 
-fn register(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn register(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     app.limits
         .registrations
         .check(client_ip(app, request))
@@ -231,7 +220,7 @@ struct LoginBody {
     password: String,
 }
 
-fn login(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn login(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let ip = client_ip(app, request);
     let too_many = |wait| ApiError::too_many("too many login attempts; wait and try again", wait);
     app.limits.logins.check(ip).map_err(too_many)?;
@@ -283,7 +272,7 @@ fn session_cookie(app: &App, token: &str, max_age_secs: u64) -> String {
     )
 }
 
-fn logout(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn logout(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (session_id, user) = authenticate(app, request)?;
     app.store.delete_session(session_id)?;
     app.hub.send(HubEvent::CloseSession(session_id));
@@ -291,12 +280,12 @@ fn logout(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> 
     Ok(Reply::ok(json!({ "ok": true })).set_cookie(session_cookie(app, "", 0)))
 }
 
-fn me(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn me(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     Ok(Reply::ok(json!({ "user": user })))
 }
 
-fn users(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn users(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     authenticate(app, request)?;
     let users: Vec<_> = app
         .store
@@ -315,7 +304,7 @@ struct SendBody {
     client_id: Option<String>,
 }
 
-fn send_message(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let body: SendBody = read_json(request)?;
     let send = SendRequest {
@@ -342,8 +331,9 @@ fn chat_error(e: ChatError) -> ApiError {
     }
 }
 
-fn history(app: &App, request: &mut Request, query: &str) -> Result<Reply, ApiError> {
+fn history(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
+    let query = request.query.as_str();
     let partner =
         query_i64(query, "user_id")?.ok_or_else(|| ApiError::bad_request("user_id is required"))?;
     let page = Page::from_request(
@@ -356,8 +346,9 @@ fn history(app: &App, request: &mut Request, query: &str) -> Result<Reply, ApiEr
     Ok(Reply::ok(json!({ "messages": messages })))
 }
 
-fn sync(app: &App, request: &mut Request, query: &str) -> Result<Reply, ApiError> {
+fn sync(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
+    let query = request.query.as_str();
     let (messages, has_more) = chat::sync(
         app,
         user.id,
@@ -375,20 +366,20 @@ struct MarkReadBody {
     user_id: i64,
 }
 
-fn mark_read(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn mark_read(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let body: MarkReadBody = read_json(request)?;
     let marked = app.store.mark_read(user.id, body.user_id)?;
     Ok(Reply::ok(json!({ "marked": marked })))
 }
 
-fn unread_count(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn unread_count(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let count = app.store.unread_count(user.id)?;
     Ok(Reply::ok(json!({ "unread_count": count })))
 }
 
-fn conversations(app: &App, request: &mut Request, _: &str) -> Result<Reply, ApiError> {
+fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let rows: Vec<_> = app
         .store

@@ -9,14 +9,18 @@
 mod assets;
 mod handlers;
 
+pub use handlers::route;
+
 use std::io::Read;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use serde::de::DeserializeOwned;
-use tiny_http::{Header, Request, Response};
+use serde_json::json;
+use tiny_http::{Header, Method, Request, Response};
 
 use crate::app::App;
 
@@ -69,18 +73,99 @@ fn work(server: &tiny_http::Server, stopping: &AtomicBool, app: &App) {
             return;
         }
         match request {
-            Ok(request) => {
+            Ok(mut request) => {
+                let plain = HttpRequest::read(&mut request);
                 // A bug in one handler must not take a worker down with it;
-                // the client sees its connection close, the others are served.
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    handlers::handle(app, request);
-                }));
-                if outcome.is_err() {
-                    log::error!("an HTTP handler panicked; request dropped");
-                }
+                // the client sees a 500, the others are served.
+                let response = std::panic::catch_unwind(AssertUnwindSafe(|| route(app, &plain)))
+                    .unwrap_or_else(|_| {
+                        log::error!("an HTTP handler panicked: {} {}", plain.method, plain.path);
+                        HttpResponse::json(500, &json!({ "error": "internal server error" }))
+                    });
+                send(request, response);
             }
             Err(e) => log::warn!("HTTP receive failed: {e}"),
         }
+    }
+}
+
+/// A request as the handlers see it: no sockets, the body already read.
+/// Handlers are plain functions from this to [`HttpResponse`], which is also
+/// how the fuzz target drives them.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub path: String,
+    /// What follows `?` in the URL, undecoded.
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    /// At most [`MAX_BODY_BYTES`] + 1 bytes: one more means "too large".
+    pub body: Vec<u8>,
+    /// The peer's address (a proxy's, behind one).
+    pub peer: Option<IpAddr>,
+}
+
+impl HttpRequest {
+    fn read(request: &mut Request) -> HttpRequest {
+        let url = request.url().to_owned();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let mut body = Vec::new();
+        if request.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
+            body.resize(MAX_BODY_BYTES + 1, 0); // don't read it: it is refused
+        } else if let Err(e) = request
+            .as_reader()
+            .take(MAX_BODY_BYTES as u64 + 1)
+            .read_to_end(&mut body)
+        {
+            log::debug!("reading a request body failed: {e}");
+        }
+        HttpRequest {
+            method: request.method().clone(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers: request
+                .headers()
+                .iter()
+                .map(|h| (h.field.as_str().to_string(), h.value.to_string()))
+                .collect(),
+            body,
+            peer: request.remote_addr().map(|a| a.ip()),
+        }
+    }
+
+    /// The values of every header named `name` (case-insensitive), in order.
+    pub fn header_values<'r>(&'r self, name: &'r str) -> impl Iterator<Item = &'r str> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response before it is written: status, headers, body.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// A JSON response with the headers every API answer carries.
+    pub fn json(status: u16, body: &serde_json::Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![
+                ("Content-Type", "application/json; charset=utf-8".into()),
+                ("Cache-Control", "no-store".into()),
+            ],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> HttpResponse {
+        self.headers.push((name, value));
+        self
     }
 }
 
@@ -163,68 +248,35 @@ impl From<crate::repo::StoreError> for ApiError {
     }
 }
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
-/// Sends a JSON response with the headers every API answer carries.
-fn respond(request: Request, status: u16, body: &serde_json::Value, extra: Vec<Header>) {
-    let headers = [
-        header("Content-Type", "application/json; charset=utf-8"),
-        header("Cache-Control", "no-store"),
-    ];
-    send(
-        request,
-        status,
-        body.to_string(),
-        headers.into_iter().flatten().chain(extra),
-    );
-}
-
-/// Sends any response, adding the headers that every answer carries.
-fn send(request: Request, status: u16, body: String, headers: impl Iterator<Item = Header>) {
-    let mut response = Response::from_string(body).with_status_code(status);
+/// Writes a response, adding the headers that every answer carries.
+fn send(request: Request, response: HttpResponse) {
     let always = [
         // Browsers must not guess a type other than the one we send.
-        header("X-Content-Type-Options", "nosniff"),
-        header("Referrer-Policy", "same-origin"),
+        ("X-Content-Type-Options", "nosniff".to_owned()),
+        ("Referrer-Policy", "same-origin".to_owned()),
     ];
-    for h in always.into_iter().flatten().chain(headers) {
-        response.add_header(h);
+    let mut out = Response::from_string(response.body).with_status_code(response.status);
+    for (name, value) in always.into_iter().chain(response.headers) {
+        match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            Ok(h) => out.add_header(h),
+            Err(()) => log::error!("invalid response header {name}"),
+        }
     }
-    if let Err(e) = request.respond(response) {
+    if let Err(e) = request.respond(out) {
         log::debug!("could not send HTTP response: {e}");
     }
 }
 
-/// Reads and parses a JSON body of at most [`MAX_BODY_BYTES`].
-pub fn read_json<T: DeserializeOwned>(request: &mut Request) -> Result<T, ApiError> {
-    let too_large = || ApiError::new(413, format!("body larger than {MAX_BODY_BYTES} bytes"));
-    if request.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
+/// Parses the JSON body; 413 over [`MAX_BODY_BYTES`].
+pub fn read_json<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            format!("body larger than {MAX_BODY_BYTES} bytes"),
+        ));
     }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::bad_request(format!("could not read body: {e}")))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
-    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
-}
-
-/// The values of every header named `name`, in order.
-pub fn header_values<'r>(
-    request: &'r Request,
-    name: &'static str,
-) -> impl Iterator<Item = &'r str> {
-    request
-        .headers()
-        .iter()
-        .filter(move |h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
+    serde_json::from_slice(&request.body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
 /// An integer query parameter: `None` when absent, 400 when not an integer.
