@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::limits::Limits;
+use crate::origin;
 use crate::repo::Store;
 use crate::ws::hub::HubHandle;
 
@@ -24,4 +25,29 @@ pub struct App {
     /// Held by every thread that serves a connection; shutdown waits until
     /// all clones are gone, i.e. every in-flight write has finished.
     pub(crate) alive: crossbeam_channel::Sender<()>,
+}
+
+impl App {
+    /// Builds the context from its parts. `http_addr` and `ws_addr` are the
+    /// bound addresses. The returned receiver reports "disconnected" once
+    /// every clone of the App (every thread serving a connection) is gone.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        hub: HubHandle,
+        http_addr: SocketAddr,
+        ws_addr: SocketAddr,
+    ) -> (App, crossbeam_channel::Receiver<()>) {
+        let (alive, all_done) = crossbeam_channel::bounded(0);
+        let app = App {
+            store,
+            hub,
+            allowed_origins: Arc::new(origin::allowed_origins(http_addr, &config.allowed_origins)),
+            limits: Arc::new(Limits::from_config(&config)),
+            config: Arc::new(config),
+            ws_addr,
+            alive,
+        };
+        (app, all_done)
+    }
 }

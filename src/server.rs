@@ -11,8 +11,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::app::App;
 use crate::config::Config;
 use crate::http::HttpServer;
-use crate::limits::Limits;
-use crate::origin;
 use crate::repo::{SqliteStore, StoreError};
 use crate::ws::client::WRITE_WAIT;
 use crate::ws::hub::{self, HubEvent, HubHandle};
@@ -77,16 +75,7 @@ impl Server {
         let ws_addr = ws_socket.local_addr()?;
 
         let (hub, hub_thread) = hub::spawn()?;
-        let (alive, all_done) = crossbeam_channel::bounded(0);
-        let app = App {
-            store,
-            hub: hub.clone(),
-            allowed_origins: Arc::new(origin::allowed_origins(http_addr, &config.allowed_origins)),
-            limits: Arc::new(Limits::from_config(&config)),
-            config: Arc::new(config),
-            ws_addr,
-            alive,
-        };
+        let (app, all_done) = App::new(config, store, hub.clone(), http_addr, ws_addr);
         let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
         let http = HttpServer::spawn(http, app.clone(), app.config.http_threads)?;
         log::info!(

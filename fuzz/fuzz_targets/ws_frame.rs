@@ -1,0 +1,15 @@
+//! Fuzzes the WebSocket frame → event parser: any text a client can send.
+//! It must return an event or an error text, never panic.
+#![no_main]
+
+use chat_server::ws::events::ClientEvent;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        match ClientEvent::parse(text) {
+            Ok(_) => {}
+            Err(error) => assert!(!error.is_empty()),
+        }
+    }
+});

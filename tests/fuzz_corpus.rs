@@ -1,0 +1,54 @@
+//! Replays the fuzzing corpora (`fuzz/corpus/`) as ordinary tests, so every
+//! input the fuzzers keep, including any crash found and added there,
+//! stays a regression test of `cargo test`.
+
+#[path = "../fuzz/fuzz_targets/http_input.rs"]
+mod http_input;
+
+use std::path::Path;
+
+use chat_server::http::route;
+use chat_server::ws::events::ClientEvent;
+
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| std::fs::read(entry.expect("entry").path()).expect("read input"))
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "empty corpus {}", dir.display());
+    inputs
+}
+
+#[test]
+fn ws_frame_corpus_parses_without_panicking() {
+    let mut parsed = 0;
+    for input in corpus("ws_frame") {
+        if let Ok(text) = std::str::from_utf8(&input)
+            && ClientEvent::parse(text).is_ok()
+        {
+            parsed += 1;
+        }
+    }
+    assert!(parsed >= 4, "the seed frames are valid events");
+}
+
+#[test]
+fn http_request_corpus_gets_sound_answers() {
+    let fixture = http_input::fixture();
+    let mut answered = 0;
+    for input in corpus("http_request") {
+        let Some((&first, rest)) = input.split_first() else {
+            continue;
+        };
+        let cookie = (first % 2 == 1).then_some(fixture.cookie.as_str());
+        if let Some(request) = http_input::parse(rest, cookie) {
+            http_input::check(&route(&fixture.app, &request));
+            answered += 1;
+        }
+    }
+    assert!(answered >= 10, "the seed requests parse");
+}
