@@ -437,8 +437,26 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_the_others() {
         }
     };
     assert_eq!(gone["from_user_id"], slow_id);
-    let stored = slow.get("/api/messages/unread").body["unread_count"].as_i64();
-    assert!(stored > Some(8));
+    let stored = slow.get("/api/messages/unread").body["unread_count"]
+        .as_i64()
+        .expect("count");
+    assert!(stored > 8);
+
+    // It recovers: a new connection syncs everything it never read.
+    let (mut again, _) = Ws::connect(&server, &slow);
+    let mut recovered = 0;
+    let mut after = 0;
+    loop {
+        again.send_json(&json!({"type": "sync", "after_id": after, "limit": 500}));
+        let page = again.recv_type("sync");
+        let messages = page["messages"].as_array().expect("messages");
+        recovered += messages.len() as i64;
+        if page["has_more"] != true {
+            break;
+        }
+        after = messages.last().and_then(|m| m["id"].as_i64()).expect("id");
+    }
+    assert_eq!(recovered, stored);
 }
 
 #[test]
