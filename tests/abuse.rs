@@ -150,11 +150,7 @@ fn connections_are_capped_per_user_and_in_total() {
 fn five_thousand_sockets_are_refused_and_the_server_keeps_serving() {
     let server = TestServer::start_with(|c| c.max_connections = 100);
     let (alice, _) = server.user("alice");
-    let addr = server
-        .ws_url()
-        .trim_start_matches("ws://")
-        .trim_end_matches("/ws")
-        .to_owned();
+    let addr = server.ws_host();
     let mut sockets = Vec::new();
     let mut refused = 0;
     for _ in 0..5000 {
@@ -198,11 +194,7 @@ fn a_handshake_that_never_finishes_is_dropped_and_frees_its_slot() {
         c.handshake_timeout = Duration::from_millis(300);
     });
     let (alice, _) = server.user("alice");
-    let addr = server
-        .ws_url()
-        .trim_start_matches("ws://")
-        .trim_end_matches("/ws")
-        .to_owned();
+    let addr = server.ws_host();
     let mut stalled = TcpStream::connect(&addr).expect("connect");
     stalled
         .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")

@@ -7,21 +7,8 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Barrier};
 
-use common::{ServerProcess, TestServer, Ws};
+use common::{ServerProcess, TestServer, Ws, ids, pm};
 use serde_json::{Value, json};
-
-fn pm(to: i64, content: &str, client_id: &str) -> Value {
-    json!({"type": "private_message", "to_user_id": to, "content": content, "client_id": client_id})
-}
-
-fn ids(messages: &Value) -> Vec<i64> {
-    messages
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["id"].as_i64().expect("id"))
-        .collect()
-}
 
 #[test]
 fn a_repeated_client_id_over_rest_returns_the_original_and_stores_nothing() {

@@ -284,12 +284,7 @@ fn megabyte_headers_and_cookies_are_refused() {
         );
     }
     // The WebSocket handshake refuses it too: no upgrade, connection closed.
-    let ws_addr = s
-        .server
-        .ws_url()
-        .trim_start_matches("ws://")
-        .trim_end_matches("/ws")
-        .to_owned();
+    let ws_addr = s.server.ws_host();
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\

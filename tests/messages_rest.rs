@@ -3,17 +3,8 @@
 
 mod common;
 
-use common::TestServer;
-use serde_json::{Value, json};
-
-fn ids(messages: &Value) -> Vec<i64> {
-    messages
-        .as_array()
-        .expect("messages array")
-        .iter()
-        .map(|m| m["id"].as_i64().expect("id"))
-        .collect()
-}
+use common::{TestServer, ids};
+use serde_json::json;
 
 #[test]
 fn send_returns_the_stored_message() {

@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, Ws};
+use common::{Client, TestServer, Ws, free_port};
 use serde_json::json;
 
 struct Nginx {
@@ -26,13 +26,6 @@ impl Drop for Nginx {
             .status();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// Runs docs/nginx.conf on `port`, proxying to the given server addresses.
@@ -100,14 +93,11 @@ fn docs_nginx_conf_serves_everything_on_one_origin() {
         c.public_ws_url = Some(public_ws_url.clone());
         c.allowed_origins = vec![origin.clone()];
     });
-    let backend_ws = server.ws_url();
-    let backend_ws = backend_ws
-        .trim_start_matches("ws://")
-        .trim_end_matches("/ws");
+    let backend_ws = server.ws_host();
     let _nginx = start_nginx(
         port,
         server.base().trim_start_matches("http://"),
-        backend_ws,
+        &backend_ws,
     );
 
     // Everything below goes through nginx only.

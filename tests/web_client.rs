@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 
 use common::browser::Browser;
-use common::{ServerProcess, TestServer};
+use common::{ServerProcess, TestServer, free_port};
 
 fn screenshot(browser: &mut Browser, name: &str) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -21,13 +20,6 @@ fn screenshot(browser: &mut Browser, name: &str) {
         root.join("target/screenshots")
     };
     browser.screenshot(&dir.join(format!("{name}.png")));
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// `document.querySelector(selector)` as a JavaScript expression.

@@ -6,13 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, Ws, handshake_status};
+use common::{TestServer, Ws, handshake_status, pm};
 use serde_json::{Value, json};
 use tungstenite::Message;
-
-fn pm(to: i64, content: &str, client_id: &str) -> Value {
-    json!({"type": "private_message", "to_user_id": to, "content": content, "client_id": client_id})
-}
 
 #[test]
 fn two_users_chat_live_with_delivery_answers() {

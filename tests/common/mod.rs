@@ -20,6 +20,30 @@ use tungstenite::{Message, WebSocket};
 /// against hangs, not a synchronisation device).
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A WebSocket `private_message` frame.
+pub fn pm(to: i64, content: &str, client_id: &str) -> Value {
+    json!({"type": "private_message", "to_user_id": to, "content": content, "client_id": client_id})
+}
+
+/// The ids of a JSON array of messages.
+pub fn ids(messages: &Value) -> Vec<i64> {
+    messages
+        .as_array()
+        .expect("messages array")
+        .iter()
+        .map(|m| m["id"].as_i64().expect("id"))
+        .collect()
+}
+
+/// A loopback port that was free a moment ago (for servers that must keep
+/// their port across a restart).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 pub struct TestServer {
     handle: Option<ServerHandle>,
     pub config: Config,
@@ -61,6 +85,11 @@ impl TestServer {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.handle().ws_addr())
+    }
+
+    /// `host:port` of the WebSocket listener, for raw sockets.
+    pub fn ws_host(&self) -> String {
+        self.handle().ws_addr().to_string()
     }
 
     pub fn http_port(&self) -> u16 {
