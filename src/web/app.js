@@ -237,12 +237,22 @@ async function loadOlder() {
   }
 }
 
+/** Marks a conversation read on the server, then clears its badge: the
+ * badge only goes once the server agrees (if the request fails, it stays
+ * and the next open tries again). */
 async function markRead(partner) {
   const c = state.conversations.get(partner);
-  if (!c || c.unread_count === 0) return;
-  c.unread_count = 0;
-  renderSidebar();
-  try { await api("POST", "/api/messages/read", { user_id: partner }); } catch (e) { /* retried next open */ }
+  if (!c || c.unread_count === 0 || c.marking) return;
+  c.marking = true;
+  try {
+    await api("POST", "/api/messages/read", { user_id: partner });
+    c.unread_count = 0;
+    renderSidebar();
+  } catch (e) {
+    /* the badge stays; the next open retries */
+  } finally {
+    c.marking = false;
+  }
 }
 
 function send(content) {
