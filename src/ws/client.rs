@@ -123,6 +123,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
     };
 
     let (outbox, outbox_rx) = crossbeam_channel::bounded(app.config.outbox_capacity);
+    let (page_slot, page_written) = crossbeam_channel::bounded(1);
     let close_signal = Arc::new(CloseSignal::default());
     let writer = {
         let close_signal = close_signal.clone();
@@ -132,7 +133,11 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
             .name(format!("ws-writer-{id}"))
             .stack_size(WRITER_STACK_BYTES)
             .spawn(move || {
-                write_loop(id, write_half, outbox_rx, &close_signal, ping_interval);
+                let queues = WriterQueues {
+                    outbox: outbox_rx,
+                    page_written,
+                };
+                write_loop(id, write_half, &queues, &close_signal, ping_interval);
                 drop(alive);
             })
     };
@@ -167,6 +172,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
         app,
         outbox,
         close_signal,
+        page_slot,
     };
     reader.run(&mut ws);
     log::debug!("connection {id}: closed");
@@ -203,6 +209,9 @@ struct Reader {
     app: App,
     outbox: Sender<Outbound>,
     close_signal: Arc<CloseSignal>,
+    /// Capacity 1: taken for each page queued, given back by the writer
+    /// once it has written it.
+    page_slot: Sender<()>,
 }
 
 impl Reader {
@@ -301,7 +310,7 @@ impl Reader {
             ClientEvent::Sync { after_id, limit } => {
                 match chat::sync(&self.app, self.user.id, Some(after_id), limit) {
                     // Through the writer, which drops what it sent live.
-                    Ok((messages, has_more)) => self.queue(Outbound::SyncPage {
+                    Ok((messages, has_more)) => self.queue_page(Outbound::SyncPage {
                         after_id,
                         messages,
                         has_more,
@@ -320,12 +329,16 @@ impl Reader {
                     Err(error) => return self.reply(&ServerEvent::Error { error }),
                 };
                 match chat::history(&self.app, self.user.id, to_user_id, page) {
-                    Ok(messages) => self.reply(&ServerEvent::History {
-                        to_user_id,
-                        offset: offset.unwrap_or(0),
-                        before_id,
-                        messages: &messages,
-                    }),
+                    Ok(messages) => {
+                        let frame = ServerEvent::History {
+                            to_user_id,
+                            offset: offset.unwrap_or(0),
+                            before_id,
+                            messages: &messages,
+                        }
+                        .to_frame();
+                        self.queue_page(Outbound::HistoryPage(frame))
+                    }
                     Err(e) => self.reply_error(&e, "loading history"),
                 }
             }
@@ -341,6 +354,15 @@ impl Reader {
         self.reply(&ServerEvent::Error {
             error: &error.to_string(),
         })
+    }
+
+    /// Queues a history or sync page once the previous one has been written.
+    /// Pages can be megabytes; without this a client that asks and never
+    /// reads could park `--outbox-capacity` of them in memory. Waiting here
+    /// only stalls this client's own reader.
+    fn queue_page(&self, page: Outbound) -> bool {
+        // Fails only when the writer has gone: the connection is over.
+        self.page_slot.send(()).is_ok() && self.queue(page)
     }
 
     fn reply(&self, event: &ServerEvent<'_>) -> bool {
@@ -364,14 +386,21 @@ impl Reader {
 
 /// The writer thread: sends queued frames, pings on schedule, and closes the
 /// socket when told to or when the queue ends.
+/// What the writer takes from: frames to send, and the page slot it gives
+/// back after each history or sync page.
+struct WriterQueues {
+    outbox: Receiver<Outbound>,
+    page_written: Receiver<()>,
+}
+
 fn write_loop(
     id: ConnId,
     mut ws: WebSocket<TcpStream>,
-    outbox: Receiver<Outbound>,
+    queues: &WriterQueues,
     close_signal: &CloseSignal,
     ping_interval: Duration,
 ) {
-    let result = write_until_closed(&mut ws, &outbox, close_signal, ping_interval);
+    let result = write_until_closed(&mut ws, queues, close_signal, ping_interval);
     if let Err(e) = result {
         log::debug!("connection {id}: write failed: {e}");
     }
@@ -420,10 +449,11 @@ impl ExactlyOnce {
 
 fn write_until_closed(
     ws: &mut WebSocket<TcpStream>,
-    outbox: &Receiver<Outbound>,
+    queues: &WriterQueues,
     close_signal: &CloseSignal,
     ping_interval: Duration,
 ) -> tungstenite::Result<()> {
+    let outbox = &queues.outbox;
     let mut exactly_once = ExactlyOnce::default();
     let mut next_ping = Instant::now() + ping_interval;
     loop {
@@ -463,6 +493,11 @@ fn write_until_closed(
                         has_more: has_more && !reached_live,
                     };
                     ws.write(Message::Text(page.to_frame()))?;
+                    let _ = queues.page_written.try_recv();
+                }
+                Outbound::HistoryPage(frame) => {
+                    ws.write(Message::Text(frame))?;
+                    let _ = queues.page_written.try_recv();
                 }
                 Outbound::Pong(payload) => ws.write(Message::Pong(payload))?,
                 Outbound::Close(code, reason) => return send_close(ws, (code, reason)),

@@ -66,6 +66,9 @@ pub enum Outbound {
     /// `private_message`, or the answer to this connection's own send. They
     /// arrive in id order; the writer uses them to keep sync exactly-once.
     Message { id: MessageId, frame: Utf8Bytes },
+    /// A `history` answer. Like sync pages, at most one is queued at a time
+    /// per connection (see `ws::client`).
+    HistoryPage(Utf8Bytes),
     /// A page of `sync` results, filtered by the writer against what it has
     /// already sent live.
     SyncPage {
