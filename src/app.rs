@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::origin;
 use crate::repo::Store;
 use crate::ws::hub::HubHandle;
@@ -20,6 +21,8 @@ pub struct App {
     pub allowed_origins: Arc<Vec<String>>,
     /// Rates and caps against abuse.
     pub limits: Arc<Limits>,
+    /// Numbers for `GET /metrics`, shared with the hub.
+    pub metrics: Arc<Metrics>,
     /// Where the WebSocket listener is bound, for `GET /api/config`.
     pub ws_addr: SocketAddr,
     /// Held by every thread that serves a connection; shutdown waits until
@@ -35,6 +38,7 @@ impl App {
         config: Config,
         store: Arc<dyn Store>,
         hub: HubHandle,
+        metrics: Arc<Metrics>,
         http_addr: SocketAddr,
         ws_addr: SocketAddr,
     ) -> (App, crossbeam_channel::Receiver<()>) {
@@ -44,6 +48,7 @@ impl App {
             hub,
             allowed_origins: Arc::new(origin::allowed_origins(http_addr, &config.allowed_origins)),
             limits: Arc::new(Limits::from_config(&config)),
+            metrics,
             config: Arc::new(config),
             ws_addr,
             alive,

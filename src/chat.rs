@@ -5,6 +5,8 @@
 //! same whichever way a message comes in. Reading history and catching up
 //! after a reconnect have single entry points too: [`history`], [`sync`].
 
+use std::sync::atomic::Ordering;
+
 use chrono::Utc;
 
 use crate::app::App;
@@ -80,6 +82,23 @@ pub struct SendRequest {
 /// nothing and returns the original message (`Stored::created` = false);
 /// the hub then only answers the sender.
 pub fn send_message(
+    app: &App,
+    sender: &User,
+    request: SendRequest,
+    origin: Option<ConnId>,
+) -> Result<Stored, ChatError> {
+    let result = store_and_deliver(app, sender, request, origin);
+    match &result {
+        Ok(stored) if stored.created => {
+            app.metrics.messages_stored.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(_) => {}
+        Err(e) => app.metrics.count_failure(e.code()),
+    }
+    result
+}
+
+fn store_and_deliver(
     app: &App,
     sender: &User,
     request: SendRequest,

@@ -26,6 +26,7 @@
 //! - [`auth`]: password hashing, session tokens, input rules.
 //! - [`origin`]: which browser origins may call us (CSRF, CSWSH).
 //! - [`limits`]: rate limits, login back-off, connection caps.
+//! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
 //! - [`app`]: the context shared by all threads.
@@ -36,6 +37,7 @@ pub mod chat;
 pub mod config;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod models;
 pub mod origin;
 pub mod repo;

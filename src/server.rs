@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::app::App;
 use crate::config::Config;
 use crate::http::HttpServer;
+use crate::metrics::Metrics;
 use crate::repo::{SqliteStore, StoreError};
 use crate::ws::client::WRITE_WAIT;
 use crate::ws::hub::{self, HubEvent, HubHandle};
@@ -74,8 +75,9 @@ impl Server {
         })?;
         let ws_addr = ws_socket.local_addr()?;
 
-        let (hub, hub_thread) = hub::spawn()?;
-        let (app, all_done) = App::new(config, store, hub.clone(), http_addr, ws_addr);
+        let metrics = Arc::new(Metrics::default());
+        let (hub, hub_thread) = hub::spawn(metrics.clone())?;
+        let (app, all_done) = App::new(config, store, hub.clone(), metrics, http_addr, ws_addr);
         let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
         let http = HttpServer::spawn(http, app.clone(), app.config.http_threads)?;
         log::info!(

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use chat_server::app::App;
 use chat_server::config::Config;
 use chat_server::http::{HttpRequest, HttpResponse, route};
+use chat_server::metrics::Metrics;
 use chat_server::repo::SqliteStore;
 use chat_server::ws::hub;
 use tiny_http::Method;
@@ -32,9 +33,10 @@ pub fn fixture() -> &'static Fixture {
         config.register_rate = 0.0;
         config.login_free_failures = u32::MAX;
         let store = Arc::new(SqliteStore::open(&config.db, config.durability).expect("store"));
-        let (hub, _thread) = hub::spawn().expect("hub");
+        let metrics = Arc::new(Metrics::default());
+        let (hub, _thread) = hub::spawn(metrics.clone()).expect("hub");
         let addr: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
-        let (app, _all_done) = App::new(config, store, hub, addr, addr);
+        let (app, _all_done) = App::new(config, store, hub, metrics, addr, addr);
         for (nickname, email) in [("fuzzer", "f@x"), ("peer", "p@x")] {
             let body = format!(
                 r#"{{"nickname":"{nickname}","email":"{email}","password":"password123"}}"#

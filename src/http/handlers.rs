@@ -75,6 +75,23 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
         };
     }
 
+    if *method == Method::Get && path == "/metrics" {
+        let mut text = String::new();
+        app.metrics.render(&mut text, app.hub.queue_depth());
+        app.store.render_metrics(&mut text);
+        return HttpResponse {
+            status: 200,
+            headers: vec![
+                (
+                    "Content-Type",
+                    "text/plain; version=0.0.4; charset=utf-8".into(),
+                ),
+                ("Cache-Control", "no-store".into()),
+            ],
+            body: text,
+        };
+    }
+
     let on_path: Vec<&(Method, &str, Handler)> =
         ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
     let result = match on_path.iter().find(|(m, _, _)| m == method) {

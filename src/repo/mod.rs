@@ -125,4 +125,7 @@ pub trait Store: Send + Sync {
     fn unread_count(&self, me: UserId) -> Result<i64, StoreError>;
     /// One row per partner of `me`, newest conversation first.
     fn conversations(&self, me: UserId) -> Result<Vec<Conversation>, StoreError>;
+
+    /// Appends the store's own numbers to `/metrics` (Prometheus text).
+    fn render_metrics(&self, _out: &mut String) {}
 }

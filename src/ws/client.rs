@@ -376,6 +376,10 @@ impl Reader {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 log::warn!("connection {}: too slow; closing it", self.id);
+                self.app
+                    .metrics
+                    .outbox_drops
+                    .fetch_add(1, Ordering::Relaxed);
                 self.close_signal.close(close::TOO_SLOW.0);
                 false
             }

@@ -17,11 +17,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::events::{OnlineUser, ServerEvent};
+use crate::metrics::Metrics;
 use crate::models::{Message, MessageId, SessionId, UserId};
 
 /// Identifies one WebSocket connection (a user may have several).
@@ -169,6 +171,11 @@ impl HubHandle {
         self.events.send(event).is_ok()
     }
 
+    /// Events waiting for the hub (for `/metrics`).
+    pub fn queue_depth(&self) -> usize {
+        self.events.len()
+    }
+
     /// Whether `user` has at least one open WebSocket.
     pub fn is_online(&self, user: UserId) -> bool {
         self.presence
@@ -179,7 +186,7 @@ impl HubHandle {
 }
 
 /// Starts the hub thread.
-pub fn spawn() -> std::io::Result<(HubHandle, JoinHandle<()>)> {
+pub fn spawn(metrics: Arc<Metrics>) -> std::io::Result<(HubHandle, JoinHandle<()>)> {
     let (events, inbox) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
     let presence = Presence::default();
     let hub = Hub {
@@ -187,6 +194,7 @@ pub fn spawn() -> std::io::Result<(HubHandle, JoinHandle<()>)> {
         online: HashMap::new(),
         presence: presence.clone(),
         doomed: Vec::new(),
+        metrics,
     };
     let thread = std::thread::Builder::new()
         .name("hub".into())
@@ -206,11 +214,13 @@ struct Hub {
     /// Connections found dead or too slow while handling an event; removed
     /// after it, so a removal never happens in the middle of a fan-out.
     doomed: Vec<(ConnId, (u16, &'static str))>,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
     fn run(mut self, inbox: Receiver<HubEvent>) {
         for event in inbox.iter() {
+            let started = Instant::now();
             match event {
                 HubEvent::Register(conn) => self.register(conn),
                 HubEvent::Unregister(id) => self.remove(id, close::NORMAL),
@@ -234,6 +244,16 @@ impl Hub {
                 HubEvent::Shutdown => break,
             }
             self.reap();
+            self.metrics
+                .hub_event_seconds
+                .observe_duration(started.elapsed());
+            let gauges = [
+                (&self.metrics.connections, self.conns.len()),
+                (&self.metrics.users_online, self.online.len()),
+            ];
+            for (gauge, value) in gauges {
+                gauge.store(i64::try_from(value).unwrap_or(i64::MAX), Ordering::Relaxed);
+            }
         }
         // Shutdown, or every handle dropped: close all connections cleanly.
         for conn in self.conns.values() {
@@ -294,7 +314,12 @@ impl Hub {
             let frame = ServerEvent::private_message(message, sender_nickname).to_frame();
             let mut delivered = false;
             for id in self.conns_of(message.receiver_id) {
-                delivered |= self.push(id, Outbound::message(message.id, &frame));
+                if self.push(id, Outbound::message(message.id, &frame)) {
+                    delivered = true;
+                    self.metrics
+                        .messages_delivered
+                        .fetch_add(1, Ordering::Relaxed);
+                }
             }
             let acked_conn = ack.as_ref().map(|a| a.conn);
             for id in self.conns_of(message.sender_id) {
@@ -316,6 +341,7 @@ impl Hub {
                     timestamp: crate::models::format_timestamp(&message.created_at),
                 }
             } else {
+                self.metrics.count_failure("recipient_offline");
                 ServerEvent::MessageFailed {
                     message_id: Some(message.id),
                     to_user_id: message.receiver_id,
@@ -369,6 +395,7 @@ impl Hub {
                     conn.user_id
                 );
                 self.doomed.push((id, close::TOO_SLOW));
+                self.metrics.outbox_drops.fetch_add(1, Ordering::Relaxed);
                 false
             }
             Err(TrySendError::Disconnected(_)) => {

@@ -22,6 +22,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 
 use super::{AfterCommit, Credentials, Store, StoreError, Stored};
 use crate::config::Durability;
+use crate::metrics::render_counter;
 use crate::models::{Conversation, Cursor, Message, NewMessage, Page, SessionId, User, UserId};
 use writer::Writer;
 
@@ -399,6 +400,34 @@ impl Store for SqliteStore {
             conn.prepare_cached(sql::UNREAD_COUNT)?
                 .query_row([me], |row| row.get(0))
         })
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        use std::sync::atomic::Ordering;
+        let stats = self.writer.stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        render_counter(
+            out,
+            "chat_db_commits_total",
+            "Write transactions committed.",
+            load(&stats.commits),
+        );
+        render_counter(
+            out,
+            "chat_db_writes_total",
+            "Writes in those transactions.",
+            load(&stats.writes),
+        );
+        stats.batch_size.render(
+            out,
+            "chat_db_commit_batch_size",
+            "Writes per commit (group commit).",
+        );
+        stats.commit_seconds.render(
+            out,
+            "chat_db_commit_seconds",
+            "Time to run and commit one batch.",
+        );
     }
 
     fn conversations(&self, me: UserId) -> Result<Vec<Conversation>, StoreError> {

@@ -16,10 +16,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use crate::metrics::{Histogram, SECONDS_BUCKETS, SIZE_BUCKETS};
 use crate::repo::StoreError;
 
 /// Jobs waiting for the writer before callers start to wait for room.
@@ -46,13 +48,27 @@ pub struct Writer {
     stats: Arc<WriterStats>,
 }
 
-/// Counters of the writer's work, for tests and metrics.
-#[derive(Debug, Default)]
+/// Counters of the writer's work, for tests and `/metrics`.
 pub struct WriterStats {
     /// Transactions committed.
     pub commits: AtomicU64,
     /// Writes (jobs) in those transactions.
     pub writes: AtomicU64,
+    /// Writes per commit.
+    pub batch_size: Histogram,
+    /// Time from BEGIN to the end of COMMIT (the fsync, with `full`).
+    pub commit_seconds: Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            batch_size: Histogram::new(SIZE_BUCKETS),
+            commit_seconds: Histogram::new(SECONDS_BUCKETS),
+        }
+    }
 }
 
 impl Writer {
@@ -138,6 +154,7 @@ fn run(mut conn: Connection, queue: &Receiver<Job>, stats: &WriterStats) {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
 
+        let started = Instant::now();
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -153,6 +170,8 @@ fn run(mut conn: Connection, queue: &Receiver<Job>, stats: &WriterStats) {
         let committed = tx.commit().map_err(StoreError::from);
         match &committed {
             Ok(()) => {
+                stats.commit_seconds.observe_duration(started.elapsed());
+                stats.batch_size.observe(completions.len() as f64);
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats
                     .writes

@@ -1,0 +1,64 @@
+//! `GET /metrics` reports what happened, in the Prometheus text format.
+
+mod common;
+
+use common::{TestServer, Ws, pm};
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+#[test]
+fn metrics_count_connections_messages_failures_and_commits() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let (bob, bob_id) = server.user("bob");
+    let (_, carol_id) = server.user("carol");
+    let (mut alice_ws, _) = Ws::connect(&server, &alice);
+    let (mut bob_ws, _) = Ws::connect(&server, &bob);
+
+    alice_ws.send_json(&pm(bob_id, "delivered", "1"));
+    alice_ws.recv_type("message_delivered");
+    bob_ws.recv_type("private_message");
+    alice_ws.send_json(&pm(carol_id, "carol is offline", "2"));
+    alice_ws.recv_type("message_failed");
+    alice_ws.send_json(&pm(bob_id, "", "3"));
+    alice_ws.recv_type("message_failed");
+
+    let response = ureq::get(&format!("{}/metrics", server.base()))
+        .call()
+        .expect("metrics");
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain; version=0.0.4"))
+    );
+    let text = response.into_string().expect("text");
+    assert_eq!(metric(&text, "chat_websocket_connections"), 2.0);
+    assert_eq!(metric(&text, "chat_users_online"), 2.0);
+    assert_eq!(metric(&text, "chat_messages_stored_total"), 2.0);
+    assert_eq!(metric(&text, "chat_messages_delivered_total"), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            "chat_send_failures_total{reason=\"recipient_offline\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "chat_send_failures_total{reason=\"invalid\"}"),
+        1.0
+    );
+    assert_eq!(metric(&text, "chat_outbox_drops_total"), 0.0);
+    // Two registrations and two deliveries (the empty send never reaches the hub).
+    assert!(metric(&text, "chat_hub_event_seconds_count") >= 4.0);
+    // 3 registrations, 3 logins, 2 messages: 8 writes at least.
+    assert!(metric(&text, "chat_db_writes_total") >= 8.0);
+    assert!(metric(&text, "chat_db_commits_total") >= 1.0);
+    assert!(metric(&text, "chat_db_commit_batch_size_count") >= 1.0);
+    assert!(metric(&text, "chat_db_commit_seconds_bucket{le=\"+Inf\"}") >= 1.0);
+    assert!(text.contains("# TYPE chat_hub_queue_depth gauge"));
+}
