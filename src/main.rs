@@ -10,6 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
+    return_large_allocations_to_the_os();
     let config = Config::parse();
     init_logging(config.log_level);
 
@@ -33,6 +34,20 @@ fn main() -> ExitCode {
     }
     server.shutdown();
     ExitCode::SUCCESS
+}
+
+/// Argon2 allocates 19 MiB for every password it hashes. After such a block
+/// is freed, glibc raises its mmap threshold and serves the next ones from
+/// per-thread arenas, which keep the memory: 40 registrations took the
+/// process from 8 MiB to 282 MiB resident. A fixed threshold keeps large
+/// blocks on mmap, returned to the system as soon as they are freed.
+fn return_large_allocations_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
 }
 
 fn init_logging(level: log::LevelFilter) {
