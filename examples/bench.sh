@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the load-generator scenarios of docs/BENCHMARKS.md, each RUNS times
+# against a fresh release server, and keeps every report in $OUT.
+#   examples/bench.sh                 # everything
+#   examples/bench.sh pairs-normal    # one scenario
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
+OUT=${OUT:-target/bench}
+PORT=${PORT:-18600}
+mkdir -p "$OUT"
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline
+
+run() { # name, server flags, loadgen arguments...
+  local name=$1 flags=$2; shift 2
+  # One database per scenario: its runs reuse the users and their sessions.
+  local db; db=$(mktemp -d)
+  for i in $(seq "$RUNS"); do
+    # shellcheck disable=SC2086
+    target/release/chat-server --addr 127.0.0.1:$PORT --db "$db/chat.db" --log-level warn \
+      --message-rate 0 --login-rate 0 --register-rate 0 --max-connections 20000 $flags 2>"$OUT/$name.$i.server.log" &
+    local pid=$!
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+    target/release/examples/loadgen --server "http://127.0.0.1:$PORT" --server-pid $pid \
+      --sessions "$db/sessions" "$@" \
+      >"$OUT/$name.$i.txt" 2>"$OUT/$name.$i.progress" || echo "run $name.$i failed"
+    kill $pid; wait $pid 2>/dev/null || true
+    echo "== $name run $i"; cat "$OUT/$name.$i.txt"
+  done
+  rm -rf "$db"
+}
+
+all=("$@")
+sel() { [ ${#all[@]} -eq 0 ] || [[ " ${all[*]} " == *" $1 "* ]]; }
+
+sel pairs-normal && run pairs-normal "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
+sel pairs-full && run pairs-full "--durability full" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
+sel latency-10k && run latency-10k "" pairs --users 1000 --rate 10000 --seconds "$SECONDS_PER_RUN"
+sel sqlite-baseline && target/release/examples/sqlite_baseline --messages 200000 | tee "$OUT/sqlite-baseline.txt"
+for rate in 1000 2500 5000 7500; do
+  sel "latency-$rate" && run "latency-$rate" "" pairs --users 1000 --rate $rate --seconds "$SECONDS_PER_RUN"
+done
+sel idle && run idle "" idle --users "${IDLE_USERS:-5000}" --seconds 20
+sel storm && run storm "" storm --users "${STORM_USERS:-2000}"
+exit 0

@@ -1,0 +1,808 @@
+//! Load generator: many simulated users on a few threads with non-blocking
+//! sockets (mio), so that it does not need a thread per client on a box
+//! whose thread count is what we are measuring.
+//!
+//! ```text
+//! cargo run --release --example loadgen -- pairs --users 1000 --rate 10000 --seconds 30
+//! cargo run --release --example loadgen -- pairs --users 1000 --seconds 30     # as fast as possible
+//! cargo run --release --example loadgen -- idle --users 2000 --seconds 60
+//! cargo run --release --example loadgen -- storm --users 2000
+//! ```
+//!
+//! Start the server with `--message-rate 0 --login-rate 0 --register-rate 0`
+//! (the limits are for people, not for load tests). Users `lg0`, `lg1`, …
+//! are registered on first use and reused after. The sender puts the send
+//! time in each message; the receiver records send → receive latency in an
+//! HDR histogram. At the end it prints throughput, latency percentiles,
+//! errors, and the server's RSS and thread count from /proc.
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::ClientHandshake;
+use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
+
+/// How often the progress line is printed.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Longest a worker sleeps in `poll` when nothing is due.
+const POLL_TICK: Duration = Duration::from_millis(5);
+
+#[derive(Parser)]
+#[command(about = "Load generator for chat-server")]
+struct Args {
+    /// The server's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The server's process id, for RSS and threads (default: the first
+    /// process named chat-server).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Worker threads driving the sockets.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Nickname prefix of the simulated users.
+    #[arg(long, default_value = "lg")]
+    prefix: String,
+    /// File that keeps the users' sessions between runs (logins cost an
+    /// Argon2 hash each, 20 ms of server CPU: a run with thousands of users
+    /// would spend its first minute logging in).
+    #[arg(long)]
+    sessions: Option<std::path::PathBuf>,
+    /// Seconds at the start of a sending run whose latencies are not
+    /// recorded (connections settle, presence floods pass).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Clone)]
+enum Scenario {
+    /// Users in pairs send each other messages: at a fixed total rate
+    /// (open loop), or as fast as the server answers.
+    Pairs {
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Total messages per second; without it, as fast as possible.
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Unanswered sends per user in the as-fast-as-possible mode.
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+    },
+    /// Hold connections open and report what they cost the server.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// All users connect at once; time until every client's online list is
+    /// complete.
+    Storm {
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+    },
+}
+
+/// A simulated user: id, session cookie, and whom it writes to.
+#[derive(Clone)]
+struct User {
+    id: i64,
+    cookie: String,
+    partner: i64,
+}
+
+/// Counters shared by the workers, for the progress line and the report.
+#[derive(Default)]
+struct Totals {
+    connected: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+    stored: AtomicU64,
+    errors: AtomicU64,
+    complete_presence: AtomicU64,
+    /// Workers whose clients are all connected.
+    workers_ready: AtomicU64,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn run(args: &Args) -> Result<(), Error> {
+    let users_wanted = match &args.scenario {
+        Scenario::Pairs { users, .. } | Scenario::Idle { users, .. } | Scenario::Storm { users } => {
+            *users
+        }
+    };
+    let base = args.server.trim_end_matches('/').to_owned();
+    let ws_url = ureq::get(&format!("{base}/api/config"))
+        .call()?
+        .into_json::<Value>()?["ws_url"]
+        .as_str()
+        .ok_or("no ws_url")?
+        .to_owned();
+    let server_pid = args.server_pid.or_else(find_server_pid);
+    check_limits(users_wanted);
+
+    let started = Instant::now();
+    let users = ensure_users(
+        &base,
+        &args.prefix,
+        users_wanted,
+        args.threads * 4,
+        args.sessions.as_deref(),
+    )?;
+    eprintln!(
+        "{} users ready in {:.1}s",
+        users.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let before = server_pid.and_then(proc_status);
+
+    let totals = Arc::new(Totals::default());
+    let latencies = Arc::new(Mutex::new(new_histogram()));
+    let epoch = Instant::now();
+    let plan = Plan::from(&args.scenario, args.threads, users.len(), args.warmup);
+    let chunks: Vec<Vec<User>> = split(&users, args.threads);
+    let workers: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let (ws_url, totals, latencies, plan) =
+                (ws_url.clone(), totals.clone(), latencies.clone(), plan.clone());
+            std::thread::spawn(move || worker(&ws_url, chunk, &plan, &totals, &latencies, epoch))
+        })
+        .collect();
+
+    // Progress, until the workers finish; the server's footprint is
+    // sampled meanwhile (the workers close their sockets when they end).
+    let mut last = (Instant::now(), 0u64);
+    let mut peak = before;
+    while workers.iter().any(|w| !w.is_finished()) {
+        std::thread::sleep(PROGRESS_EVERY.min(Duration::from_millis(200)));
+        if let Some((rss, threads)) = server_pid.and_then(proc_status) {
+            let (peak_rss, peak_threads) = peak.unwrap_or((0, 0));
+            peak = Some((peak_rss.max(rss), peak_threads.max(threads)));
+        }
+        if last.0.elapsed() >= PROGRESS_EVERY {
+            let received = totals.received.load(Ordering::Relaxed);
+            let rate = (received - last.1) as f64 / last.0.elapsed().as_secs_f64();
+            eprintln!(
+                "[{:5.1}s] connected {}/{} sent {} received {} ({rate:.0}/s) errors {}",
+                epoch.elapsed().as_secs_f64(),
+                totals.connected.load(Ordering::Relaxed),
+                users.len(),
+                totals.sent.load(Ordering::Relaxed),
+                received,
+                totals.errors.load(Ordering::Relaxed),
+            );
+            last = (Instant::now(), received);
+        }
+    }
+    let mut outcomes = Vec::new();
+    for w in workers {
+        outcomes.push(w.join().map_err(|_| "a worker panicked")??);
+    }
+    report(args, &plan, &totals, &latencies, &outcomes, before, peak);
+    Ok(())
+}
+
+/// What each worker does, derived from the scenario.
+#[derive(Clone)]
+struct Plan {
+    /// Sends per second for this worker (open loop); `None`: closed loop.
+    rate: Option<f64>,
+    window: usize,
+    send: bool,
+    run_for: Option<Duration>,
+    /// Storm: stop once every client sees all the others online.
+    expect_online: Option<usize>,
+    /// Sending starts when every worker's clients are connected; latencies
+    /// count after this much more.
+    warmup: Duration,
+    workers: usize,
+}
+
+impl Plan {
+    fn from(scenario: &Scenario, threads: usize, users: usize, warmup: u64) -> Plan {
+        let plan = match scenario {
+            Scenario::Pairs {
+                rate,
+                seconds,
+                window,
+                ..
+            } => Plan {
+                rate: rate.map(|r| r / threads as f64),
+                window: *window,
+                send: true,
+                run_for: Some(Duration::from_secs(*seconds)),
+                expect_online: None,
+                warmup: Duration::ZERO,
+                workers: 1,
+            },
+            Scenario::Idle { seconds, .. } => Plan {
+                rate: None,
+                window: 0,
+                send: false,
+                run_for: Some(Duration::from_secs(*seconds)),
+                expect_online: None,
+                warmup: Duration::ZERO,
+                workers: 1,
+            },
+            Scenario::Storm { .. } => Plan {
+                rate: None,
+                window: 0,
+                send: false,
+                run_for: None,
+                expect_online: Some(users - 1),
+                warmup: Duration::ZERO,
+                workers: 1,
+            },
+        };
+        Plan {
+            warmup: Duration::from_secs(warmup),
+            workers: threads.max(1),
+            ..plan
+        }
+    }
+}
+
+/// What a worker measured besides the shared counters.
+struct Outcome {
+    all_connected_at: Option<Duration>,
+    presence_complete_at: Option<Duration>,
+    elapsed: Duration,
+}
+
+fn split(users: &[User], parts: usize) -> Vec<Vec<User>> {
+    let parts = parts.max(1);
+    let mut chunks = vec![Vec::new(); parts];
+    for (i, user) in users.iter().enumerate() {
+        chunks[i % parts].push(user.clone());
+    }
+    chunks
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 60 s, 3 significant digits.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+// ------------------------------------------------------------- users ---
+
+/// Registers (or reuses) `count` users and logs each in, on a few threads;
+/// sessions found in the `sessions` file are reused, new ones saved there.
+fn ensure_users(
+    base: &str,
+    prefix: &str,
+    count: usize,
+    threads: usize,
+    sessions: Option<&std::path::Path>,
+) -> Result<Vec<User>, Error> {
+    let cached: Vec<Option<User>> = (0..count)
+        .map(|i| cached_session(sessions, &format!("{prefix}{i}")))
+        .collect();
+    let next = Arc::new(AtomicU64::new(0));
+    let found = Arc::new(Mutex::new(cached));
+    let handles: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let (next, found, base, prefix) = (next.clone(), found.clone(), base.to_owned(), prefix.to_owned());
+            std::thread::spawn(move || -> Result<(), Error> {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= count {
+                        return Ok(());
+                    }
+                    if found.lock().map_err(|_| "poisoned")?[i].is_some() {
+                        continue;
+                    }
+                    let user = login_or_register(&base, &format!("{prefix}{i}"))?;
+                    found.lock().map_err(|_| "poisoned")?[i] = Some(user);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().map_err(|_| "a setup thread panicked")??;
+    }
+    let found = found.lock().map_err(|_| "poisoned")?;
+    let mut users: Vec<User> = found.iter().flatten().cloned().collect();
+    if let Some(path) = sessions {
+        let lines: String = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| format!("{prefix}{i} {} {}\n", u.id, u.cookie))
+            .collect();
+        std::fs::write(path, lines)?;
+    }
+    // Pair 0↔1, 2↔3, … (an odd last user writes to user 0).
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    for (i, user) in users.iter_mut().enumerate() {
+        let partner = if i % 2 == 0 { i + 1 } else { i - 1 };
+        user.partner = ids.get(partner).copied().unwrap_or(ids[0]);
+    }
+    Ok(users)
+}
+
+fn cached_session(file: Option<&std::path::Path>, nickname: &str) -> Option<User> {
+    let text = std::fs::read_to_string(file?).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        (fields.next()? == nickname).then_some(())?;
+        Some(User {
+            id: fields.next()?.parse().ok()?,
+            cookie: fields.next()?.to_owned(),
+            partner: 0,
+        })
+    })
+}
+
+fn login_or_register(base: &str, nickname: &str) -> Result<User, Error> {
+    let password = "loadgen-password";
+    let body = json!({"nickname": nickname, "email": format!("{nickname}@loadgen.invalid"), "password": password});
+    match ureq::post(&format!("{base}/api/register")).send_json(body) {
+        Ok(_) | Err(ureq::Error::Status(409, _)) => {}
+        Err(e) => return Err(format!("register {nickname}: {e}").into()),
+    }
+    let response = ureq::post(&format!("{base}/api/login"))
+        .send_json(json!({"identifier": nickname, "password": password}))
+        .map_err(|e| format!("login {nickname}: {e}"))?;
+    let cookie = response
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .ok_or("no cookie")?
+        .to_owned();
+    let body: Value = response.into_json()?;
+    Ok(User {
+        id: body["user"]["id"].as_i64().ok_or("no id")?,
+        cookie,
+        partner: 0,
+    })
+}
+
+// ------------------------------------------------------------ worker ---
+
+enum Socket {
+    Connecting(TcpStream),
+    Handshaking(MidHandshake<ClientHandshake<TcpStream>>),
+    Open(WebSocket<TcpStream>),
+    Closed,
+}
+
+struct Client {
+    user: User,
+    socket: Socket,
+    inflight: usize,
+    online: HashSet<i64>,
+    presence_done: bool,
+}
+
+fn worker(
+    ws_url: &str,
+    users: Vec<User>,
+    plan: &Plan,
+    totals: &Totals,
+    latencies: &Mutex<Histogram<u64>>,
+    epoch: Instant,
+) -> Result<Outcome, Error> {
+    let addr = ws_addr(ws_url)?;
+    let mut poll = Poll::new()?;
+    let mut clients = Vec::with_capacity(users.len());
+    for (i, user) in users.into_iter().enumerate() {
+        let mut stream = TcpStream::connect(addr)?;
+        poll.registry()
+            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        clients.push(Client {
+            user,
+            socket: Socket::Connecting(stream),
+            inflight: 0,
+            online: HashSet::new(),
+            presence_done: false,
+        });
+    }
+    let mut histogram = new_histogram();
+    let mut events = Events::with_capacity(1024);
+    let mut open = 0;
+    let mut all_connected_at = None;
+    let mut presence_complete = 0;
+    let mut presence_complete_at = None;
+    let mut next_send = Instant::now();
+    let mut round_robin = 0;
+    let mut run_until: Option<Instant> = None;
+    // Latencies of messages sent before this (µs since epoch) are not kept.
+    let mut record_from = Duration::MAX;
+
+    loop {
+        poll.poll(&mut events, Some(POLL_TICK))?;
+        for event in events.iter() {
+            let Some(client) = clients.get_mut(event.token().0) else {
+                continue;
+            };
+            let was_open = matches!(client.socket, Socket::Open(_));
+            drive(client, ws_url, totals, &mut histogram, epoch, plan, record_from);
+            if !was_open && matches!(client.socket, Socket::Open(_)) {
+                open += 1;
+                totals.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            if !client.presence_done
+                && plan.expect_online.is_some_and(|n| client.online.len() >= n)
+            {
+                client.presence_done = true;
+                presence_complete += 1;
+                totals.complete_presence.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if open == clients.len() && all_connected_at.is_none() {
+            all_connected_at = Some(epoch.elapsed());
+            totals.workers_ready.fetch_add(1, Ordering::Relaxed);
+        }
+        // The run starts when every worker is connected, so no worker sends
+        // while others are still flooding the server with handshakes.
+        if run_until.is_none()
+            && totals.workers_ready.load(Ordering::Relaxed) as usize == plan.workers
+        {
+            let start = Instant::now();
+            record_from = epoch.elapsed() + plan.warmup;
+            run_until = plan.run_for.map(|d| start + plan.warmup + d);
+            next_send = start;
+        }
+        if plan.expect_online.is_some() && presence_complete == clients.len() {
+            presence_complete_at = Some(epoch.elapsed());
+            break;
+        }
+        if run_until.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        if run_until.is_none() || !plan.send {
+            continue;
+        }
+        // Send what is due.
+        match plan.rate {
+            Some(rate) => {
+                let interval = Duration::from_secs_f64(1.0 / rate);
+                while Instant::now() >= next_send {
+                    round_robin = (round_robin + 1) % clients.len();
+                    send(&mut clients[round_robin], totals, epoch);
+                    next_send += interval;
+                }
+            }
+            None => {
+                for client in &mut clients {
+                    while client.inflight < plan.window {
+                        if !send(client, totals, epoch) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for client in &mut clients {
+        if let Socket::Open(ws) = &mut client.socket {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+        }
+    }
+    latencies
+        .lock()
+        .map_err(|_| "poisoned")?
+        .add(&histogram)
+        .map_err(|e| format!("histogram: {e:?}"))?;
+    Ok(Outcome {
+        all_connected_at,
+        presence_complete_at,
+        elapsed: epoch.elapsed(),
+    })
+}
+
+fn ws_addr(ws_url: &str) -> Result<SocketAddr, Error> {
+    let host = ws_url
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.split('/').next())
+        .ok_or("ws_url must be ws://host:port/ws")?;
+    host.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| "ws_url resolves to nothing".into())
+}
+
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if io.kind() == ErrorKind::WouldBlock)
+}
+
+/// Advances one client as far as its socket allows.
+fn drive(
+    client: &mut Client,
+    ws_url: &str,
+    totals: &Totals,
+    histogram: &mut Histogram<u64>,
+    epoch: Instant,
+    plan: &Plan,
+    record_from: Duration,
+) {
+    loop {
+        client.socket = match std::mem::replace(&mut client.socket, Socket::Closed) {
+            Socket::Connecting(stream) => match stream.peer_addr() {
+                Ok(_) => {
+                    let _ = stream.set_nodelay(true);
+                    let mut request = match ws_url.into_client_request() {
+                        Ok(r) => r,
+                        Err(_) => return fail(client, totals),
+                    };
+                    if let Ok(cookie) = client.user.cookie.parse() {
+                        request.headers_mut().insert("Cookie", cookie);
+                    }
+                    let config = WebSocketConfig::default()
+                        .read_buffer_size(16 * 1024)
+                        .write_buffer_size(0);
+                    match tungstenite::client::client_with_config(request, stream, Some(config)) {
+                        Ok((ws, _)) => Socket::Open(ws),
+                        Err(HandshakeError::Interrupted(mid)) => {
+                            client.socket = Socket::Handshaking(mid);
+                            return;
+                        }
+                        Err(HandshakeError::Failure(_)) => return fail(client, totals),
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotConnected => {
+                    client.socket = Socket::Connecting(stream);
+                    return;
+                }
+                Err(_) => return fail(client, totals),
+            },
+            Socket::Handshaking(mid) => match mid.handshake() {
+                Ok((ws, _)) => Socket::Open(ws),
+                Err(HandshakeError::Interrupted(mid)) => {
+                    client.socket = Socket::Handshaking(mid);
+                    return;
+                }
+                Err(HandshakeError::Failure(_)) => return fail(client, totals),
+            },
+            Socket::Open(mut ws) => {
+                let _ = ws.flush();
+                loop {
+                    match ws.read() {
+                        Ok(Message::Text(text)) => {
+                            on_frame(client, text.as_str(), totals, histogram, epoch, plan, record_from)
+                        }
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) => break,
+                        Err(_) => return fail(client, totals),
+                    }
+                }
+                client.socket = Socket::Open(ws);
+                return;
+            }
+            Socket::Closed => return,
+        };
+    }
+}
+
+fn fail(client: &mut Client, totals: &Totals) {
+    client.socket = Socket::Closed;
+    totals.errors.fetch_add(1, Ordering::Relaxed);
+}
+
+fn on_frame(
+    client: &mut Client,
+    text: &str,
+    totals: &Totals,
+    histogram: &mut Histogram<u64>,
+    epoch: Instant,
+    plan: &Plan,
+    record_from: Duration,
+) {
+    let Ok(frame) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    match frame["type"].as_str() {
+        Some("private_message") => {
+            totals.received.fetch_add(1, Ordering::Relaxed);
+            if let Some(sent_at) = frame["content"].as_str().and_then(|c| c.parse::<u64>().ok())
+                && u128::from(sent_at) >= record_from.as_micros()
+            {
+                let now = epoch.elapsed().as_micros() as u64;
+                let _ = histogram.record(now.saturating_sub(sent_at).max(1));
+            }
+        }
+        Some("message_delivered") => {
+            client.inflight = client.inflight.saturating_sub(1);
+            totals.stored.fetch_add(1, Ordering::Relaxed);
+        }
+        Some("message_failed") => {
+            client.inflight = client.inflight.saturating_sub(1);
+            if frame["message_id"].is_i64() {
+                totals.stored.fetch_add(1, Ordering::Relaxed);
+            } else {
+                totals.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Some("online_users") if plan.expect_online.is_some() => {
+            for user in frame["users"].as_array().into_iter().flatten() {
+                client.online.extend(user["id"].as_i64());
+            }
+        }
+        Some("user_online") if plan.expect_online.is_some() => {
+            client.online.extend(frame["from_user_id"].as_i64());
+        }
+        Some("user_offline") if plan.expect_online.is_some() => {
+            if let Some(id) = frame["from_user_id"].as_i64() {
+                client.online.remove(&id);
+            }
+        }
+        Some("error") => {
+            totals.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}
+
+/// Sends one message stamped with the send time (µs since the run began).
+fn send(client: &mut Client, totals: &Totals, epoch: Instant) -> bool {
+    let Socket::Open(ws) = &mut client.socket else {
+        return false;
+    };
+    let stamp = epoch.elapsed().as_micros() as u64;
+    let frame = json!({"type": "private_message", "to_user_id": client.user.partner, "content": stamp.to_string()});
+    match ws.send(Message::text(frame.to_string())) {
+        Ok(()) => {}
+        Err(e) if would_block(&e) => {} // queued; flushed when writable
+        Err(_) => {
+            totals.errors.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+    }
+    client.inflight += 1;
+    totals.sent.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+// ------------------------------------------------------------ report ---
+
+/// VmRSS (KiB) and thread count of a process.
+fn proc_status(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("Threads:")?))
+}
+
+fn find_server_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+        (comm.trim() == "chat-server").then_some(pid)
+    })
+}
+
+/// Says which kernel limits will stop a run with this many connections
+/// (each takes two server threads and two file descriptors).
+fn check_limits(connections: usize) {
+    let read = |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let threads = 2 * connections as u64 + 64;
+    if let Some(max) = read("/proc/sys/kernel/pid_max").filter(|m| *m < threads * 2) {
+        eprintln!("warning: kernel.pid_max is {max}; {threads} server threads plus others may not fit (sysctl -w kernel.pid_max=4194304)");
+    }
+    if let Some(max) = read("/proc/sys/vm/max_map_count").filter(|m| *m < threads * 4) {
+        eprintln!("warning: vm.max_map_count is {max}; ~4 per thread needs {} (sysctl -w vm.max_map_count=262144)", threads * 4);
+    }
+    let fds = 2 * connections as u64 + 64;
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits")
+        && let Some(soft) = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<u64>().ok())
+        && soft < fds
+    {
+        eprintln!("warning: open files limit is {soft}; the server needs {fds} (ulimit -n 65536)");
+    }
+}
+
+fn report(
+    args: &Args,
+    plan: &Plan,
+    totals: &Totals,
+    latencies: &Mutex<Histogram<u64>>,
+    outcomes: &[Outcome],
+    before: Option<(u64, u64)>,
+    peak: Option<(u64, u64)>,
+) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let connected = outcomes.iter().filter_map(|o| o.all_connected_at).max();
+    println!("scenario:        {}", scenario_name(&args.scenario));
+    println!(
+        "connected:       {} in {}",
+        load(&totals.connected),
+        connected.map_or("-".into(), |d| format!("{:.2}s", d.as_secs_f64()))
+    );
+    if plan.expect_online.is_some() {
+        let done = outcomes.iter().filter_map(|o| o.presence_complete_at).max();
+        println!(
+            "presence:        every online list complete at {}",
+            done.map_or("-".into(), |d| format!("{:.2}s", d.as_secs_f64()))
+        );
+    }
+    if plan.send {
+        // Sends go on through the warm-up too.
+        let seconds = plan.run_for.map_or(1.0, |d| (d + plan.warmup).as_secs_f64());
+        let latencies = latencies.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "sent:            {} ({:.0}/s)",
+            load(&totals.sent),
+            load(&totals.sent) as f64 / seconds
+        );
+        println!(
+            "stored (acked):  {} ({:.0}/s)",
+            load(&totals.stored),
+            load(&totals.stored) as f64 / seconds
+        );
+        println!(
+            "received:        {} ({:.0}/s)",
+            load(&totals.received),
+            load(&totals.received) as f64 / seconds
+        );
+        println!(
+            "latency ms:      p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(0.999),
+            latencies.max() as f64 / 1000.0
+        );
+    }
+    println!("errors:          {}", load(&totals.errors));
+    let elapsed = outcomes.iter().map(|o| o.elapsed).max().unwrap_or_default();
+    println!("elapsed:         {:.2}s", elapsed.as_secs_f64());
+    match (before, peak) {
+        (Some((rss0, t0)), Some((rss1, t1))) => {
+            let per = (rss1 as f64 - rss0 as f64) / load(&totals.connected).max(1) as f64;
+            println!(
+                "server:          RSS {rss0} KiB before, peak {rss1} KiB ({per:.1} KiB per connection); threads {t0} before, peak {t1}"
+            );
+        }
+        _ => println!("server:          (no /proc data; pass --server-pid)"),
+    }
+}
+
+fn scenario_name(scenario: &Scenario) -> String {
+    match scenario {
+        Scenario::Pairs {
+            users,
+            rate,
+            seconds,
+            window,
+        } => match rate {
+            Some(r) => format!("pairs, {users} users, {r} msg/s open loop, {seconds}s"),
+            None => format!("pairs, {users} users, as fast as possible (window {window}), {seconds}s"),
+        },
+        Scenario::Idle { users, seconds } => format!("idle, {users} users, {seconds}s"),
+        Scenario::Storm { users } => format!("storm, {users} users"),
+    }
+}
