@@ -132,9 +132,9 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn run(args: &Args) -> Result<(), Error> {
     let users_wanted = match &args.scenario {
-        Scenario::Pairs { users, .. } | Scenario::Idle { users, .. } | Scenario::Storm { users } => {
-            *users
-        }
+        Scenario::Pairs { users, .. }
+        | Scenario::Idle { users, .. }
+        | Scenario::Storm { users } => *users,
     };
     let base = args.server.trim_end_matches('/').to_owned();
     let ws_url = ureq::get(&format!("{base}/api/config"))
@@ -169,8 +169,12 @@ fn run(args: &Args) -> Result<(), Error> {
     let workers: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
-            let (ws_url, totals, latencies, plan) =
-                (ws_url.clone(), totals.clone(), latencies.clone(), plan.clone());
+            let (ws_url, totals, latencies, plan) = (
+                ws_url.clone(),
+                totals.clone(),
+                latencies.clone(),
+                plan.clone(),
+            );
             std::thread::spawn(move || worker(&ws_url, chunk, &plan, &totals, &latencies, epoch))
         })
         .collect();
@@ -188,8 +192,15 @@ fn run(args: &Args) -> Result<(), Error> {
         if last.0.elapsed() >= PROGRESS_EVERY {
             let received = totals.received.load(Ordering::Relaxed);
             let rate = (received - last.1) as f64 / last.0.elapsed().as_secs_f64();
+            let presence = match plan.expect_online {
+                Some(_) => format!(
+                    " presence complete {}",
+                    totals.complete_presence.load(Ordering::Relaxed)
+                ),
+                None => String::new(),
+            };
             eprintln!(
-                "[{:5.1}s] connected {}/{} sent {} received {} ({rate:.0}/s) errors {}",
+                "[{:5.1}s] connected {}/{} sent {} received {} ({rate:.0}/s) errors {}{presence}",
                 epoch.elapsed().as_secs_f64(),
                 totals.connected.load(Ordering::Relaxed),
                 users.len(),
@@ -307,7 +318,12 @@ fn ensure_users(
     let found = Arc::new(Mutex::new(cached));
     let handles: Vec<_> = (0..threads.max(1))
         .map(|_| {
-            let (next, found, base, prefix) = (next.clone(), found.clone(), base.to_owned(), prefix.to_owned());
+            let (next, found, base, prefix) = (
+                next.clone(),
+                found.clone(),
+                base.to_owned(),
+                prefix.to_owned(),
+            );
             std::thread::spawn(move || -> Result<(), Error> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -411,8 +427,11 @@ fn worker(
     let mut clients = Vec::with_capacity(users.len());
     for (i, user) in users.into_iter().enumerate() {
         let mut stream = TcpStream::connect(addr)?;
-        poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         clients.push(Client {
             user,
             socket: Socket::Connecting(stream),
@@ -440,13 +459,20 @@ fn worker(
                 continue;
             };
             let was_open = matches!(client.socket, Socket::Open(_));
-            drive(client, ws_url, totals, &mut histogram, epoch, plan, record_from);
+            drive(
+                client,
+                ws_url,
+                totals,
+                &mut histogram,
+                epoch,
+                plan,
+                record_from,
+            );
             if !was_open && matches!(client.socket, Socket::Open(_)) {
                 open += 1;
                 totals.connected.fetch_add(1, Ordering::Relaxed);
             }
-            if !client.presence_done
-                && plan.expect_online.is_some_and(|n| client.online.len() >= n)
+            if !client.presence_done && plan.expect_online.is_some_and(|n| client.online.len() >= n)
             {
                 client.presence_done = true;
                 presence_complete += 1;
@@ -467,9 +493,16 @@ fn worker(
             run_until = plan.run_for.map(|d| start + plan.warmup + d);
             next_send = start;
         }
-        if plan.expect_online.is_some() && presence_complete == clients.len() {
-            presence_complete_at = Some(epoch.elapsed());
-            break;
+        // Storm: done when every client of every worker sees everyone. A
+        // worker must not hang up earlier: its clients leaving would take
+        // users out of the other workers' lists.
+        if let Some(others) = plan.expect_online {
+            if presence_complete == clients.len() && presence_complete_at.is_none() {
+                presence_complete_at = Some(epoch.elapsed());
+            }
+            if totals.complete_presence.load(Ordering::Relaxed) as usize == others + 1 {
+                break;
+            }
         }
         if run_until.is_some_and(|t| Instant::now() >= t) {
             break;
@@ -582,9 +615,15 @@ fn drive(
                 let _ = ws.flush();
                 loop {
                     match ws.read() {
-                        Ok(Message::Text(text)) => {
-                            on_frame(client, text.as_str(), totals, histogram, epoch, plan, record_from)
-                        }
+                        Ok(Message::Text(text)) => on_frame(
+                            client,
+                            text.as_str(),
+                            totals,
+                            histogram,
+                            epoch,
+                            plan,
+                            record_from,
+                        ),
                         Ok(_) => {}
                         Err(e) if would_block(&e) => break,
                         Err(_) => return fail(client, totals),
@@ -618,7 +657,9 @@ fn on_frame(
     match frame["type"].as_str() {
         Some("private_message") => {
             totals.received.fetch_add(1, Ordering::Relaxed);
-            if let Some(sent_at) = frame["content"].as_str().and_then(|c| c.parse::<u64>().ok())
+            if let Some(sent_at) = frame["content"]
+                .as_str()
+                .and_then(|c| c.parse::<u64>().ok())
                 && u128::from(sent_at) >= record_from.as_micros()
             {
                 let now = epoch.elapsed().as_micros() as u64;
@@ -693,23 +734,32 @@ fn proc_status(pid: u32) -> Option<(u64, u64)> {
 }
 
 fn find_server_pid() -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-        (comm.trim() == "chat-server").then_some(pid)
-    })
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "chat-server").then_some(pid)
+        })
 }
 
 /// Says which kernel limits will stop a run with this many connections
 /// (each takes two server threads and two file descriptors).
 fn check_limits(connections: usize) {
-    let read = |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let read =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
     let threads = 2 * connections as u64 + 64;
     if let Some(max) = read("/proc/sys/kernel/pid_max").filter(|m| *m < threads * 2) {
-        eprintln!("warning: kernel.pid_max is {max}; {threads} server threads plus others may not fit (sysctl -w kernel.pid_max=4194304)");
+        eprintln!(
+            "warning: kernel.pid_max is {max}; {threads} server threads plus others may not fit (sysctl -w kernel.pid_max=4194304)"
+        );
     }
     if let Some(max) = read("/proc/sys/vm/max_map_count").filter(|m| *m < threads * 4) {
-        eprintln!("warning: vm.max_map_count is {max}; ~4 per thread needs {} (sysctl -w vm.max_map_count=262144)", threads * 4);
+        eprintln!(
+            "warning: vm.max_map_count is {max}; ~4 per thread needs {} (sysctl -w vm.max_map_count=262144)",
+            threads * 4
+        );
     }
     let fds = 2 * connections as u64 + 64;
     if let Ok(limits) = std::fs::read_to_string("/proc/self/limits")
@@ -750,7 +800,9 @@ fn report(
     }
     if plan.send {
         // Sends go on through the warm-up too.
-        let seconds = plan.run_for.map_or(1.0, |d| (d + plan.warmup).as_secs_f64());
+        let seconds = plan
+            .run_for
+            .map_or(1.0, |d| (d + plan.warmup).as_secs_f64());
         let latencies = latencies.lock().unwrap_or_else(|p| p.into_inner());
         let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
         println!(
@@ -800,7 +852,9 @@ fn scenario_name(scenario: &Scenario) -> String {
             window,
         } => match rate {
             Some(r) => format!("pairs, {users} users, {r} msg/s open loop, {seconds}s"),
-            None => format!("pairs, {users} users, as fast as possible (window {window}), {seconds}s"),
+            None => {
+                format!("pairs, {users} users, as fast as possible (window {window}), {seconds}s")
+            }
         },
         Scenario::Idle { users, seconds } => format!("idle, {users} users, {seconds}s"),
         Scenario::Storm { users } => format!("storm, {users} users"),

@@ -64,7 +64,11 @@ fn users(conn: &rusqlite::Connection, count: i64) {
 /// The message from user `i`'s pair, alternating direction.
 fn pair(i: usize, users: i64) -> (i64, i64) {
     let a = (i as i64 % (users / 2)) * 2 + 1;
-    if i.is_multiple_of(2) { (a, a + 1) } else { (a + 1, a) }
+    if i.is_multiple_of(2) {
+        (a, a + 1)
+    } else {
+        (a + 1, a)
+    }
 }
 
 fn raw_inserts(args: &Args, durability: Durability) -> f64 {
@@ -72,7 +76,11 @@ fn raw_inserts(args: &Args, durability: Durability) -> f64 {
     let mut conn = rusqlite::Connection::open(dir.path().join("raw.db")).expect("open");
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
         .expect("wal");
-    let sync = if durability == Durability::Full { "FULL" } else { "NORMAL" };
+    let sync = if durability == Durability::Full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
     conn.pragma_update(None, "synchronous", sync).expect("sync");
     conn.execute_batch(SCHEMA).expect("schema");
     users(&conn, args.users);
@@ -117,7 +125,10 @@ fn store_inserts(args: &Args, durability: Durability) -> f64 {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("store.db");
     let store = Arc::new(SqliteStore::open(&path, durability).expect("open"));
-    users(&rusqlite::Connection::open(&path).expect("open"), args.users);
+    users(
+        &rusqlite::Connection::open(&path).expect("open"),
+        args.users,
+    );
     let per_caller = args.messages / CALLERS;
     let start = Instant::now();
     let callers: Vec<_> = (0..CALLERS)
