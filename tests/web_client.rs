@@ -290,6 +290,11 @@ fn two_people_chat_in_real_browsers() {
         ),
         "missed message refilled",
     );
+    // The lists are refreshed after the sync and re-ordered (carol's is now
+    // the newest conversation): click only once that is done.
+    for page in [&mut alice, &mut bob] {
+        page.wait_for("document.body.dataset.sync === 'done'", "sync finished");
+    }
     bob.click(&conversation(alice_id));
     alice.type_into("#input", "after the restart");
     alice.press_enter(false);

@@ -357,6 +357,7 @@ async function scheduleReconnect() {
 /** Asks for everything after the cursor, page by page (see `onFrame`). */
 function startSync() {
   state.syncing = true;
+  document.body.dataset.sync = "running"; // visible to tests and devtools
   state.liveMax = state.cursor;
   requestSyncPage();
 }
@@ -395,6 +396,7 @@ async function finishSync() {
     renderMessages({ scrollToBottom: true });
     if (document.visibilityState === "visible") await markRead(state.openPartner);
   }
+  document.body.dataset.sync = "done";
 }
 
 /**
