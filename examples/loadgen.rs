@@ -805,21 +805,14 @@ fn report(
             .map_or(1.0, |d| (d + plan.warmup).as_secs_f64());
         let latencies = latencies.lock().unwrap_or_else(|p| p.into_inner());
         let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
-        println!(
-            "sent:            {} ({:.0}/s)",
-            load(&totals.sent),
-            load(&totals.sent) as f64 / seconds
-        );
-        println!(
-            "stored (acked):  {} ({:.0}/s)",
-            load(&totals.stored),
-            load(&totals.stored) as f64 / seconds
-        );
-        println!(
-            "received:        {} ({:.0}/s)",
-            load(&totals.received),
-            load(&totals.received) as f64 / seconds
-        );
+        for (label, count) in [
+            ("sent:           ", &totals.sent),
+            ("stored (acked): ", &totals.stored),
+            ("received:       ", &totals.received),
+        ] {
+            let count = load(count);
+            println!("{label} {count} ({:.0}/s)", count as f64 / seconds);
+        }
         println!(
             "latency ms:      p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
             ms(0.5),
