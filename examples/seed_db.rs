@@ -1,0 +1,215 @@
+//! Fills a database with many users and messages, fast, then times the
+//! queries a chat client makes against it (history pages at any depth, the
+//! conversation list, the unread count) through the server's own store.
+//!
+//! ```text
+//! cargo run --release --example seed_db -- --db big.db --users 10000 --messages 10000000
+//! ```
+//!
+//! Loading drops the message indexes, inserts in large transactions,
+//! rebuilds the indexes and derives the `conversations` rows with one
+//! query: the same end state as sending every message, in a fraction of the
+//! time. User 1 writes with 1,000 partners, so that its conversation list is
+//! the large one the benchmark asks for.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chat_server::config::Durability;
+use chat_server::models::{Cursor, Page};
+use chat_server::repo::{SqliteStore, Store};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long, default_value_t = 10_000)]
+    users: i64,
+    #[arg(long, default_value_t = 10_000_000)]
+    messages: i64,
+    /// Timed queries of each kind.
+    #[arg(long, default_value_t = 2000)]
+    queries: usize,
+}
+
+/// Partners of user 1 (the "1,000 partners" of the benchmark).
+const BUSY_PARTNERS: i64 = 1000;
+const BATCH: i64 = 100_000;
+
+fn main() {
+    let args = Args::parse();
+    if !args.db.exists() {
+        seed(&args);
+    }
+    bench(&args);
+}
+
+fn seed(args: &Args) {
+    let started = Instant::now();
+    // The store creates the schema; then we load with plain SQL.
+    drop(SqliteStore::open(&args.db, Durability::Normal).expect("create"));
+    let mut conn = rusqlite::Connection::open(&args.db).expect("open");
+    conn.execute_batch(
+        "PRAGMA synchronous = OFF;
+         DROP INDEX private_messages_by_conversation;
+         DROP INDEX private_messages_unread;
+         DROP INDEX private_messages_by_sender;
+         DROP INDEX private_messages_by_receiver;",
+    )
+    .expect("prepare load");
+    {
+        let tx = conn.transaction().expect("begin");
+        let mut insert = tx
+            .prepare("INSERT INTO users (nickname, email, password_hash, created_at) VALUES (?1, ?2, 'x', 0)")
+            .expect("prepare");
+        for i in 0..args.users {
+            insert
+                .execute((format!("seed{i}"), format!("seed{i}@x")))
+                .expect("user");
+        }
+        drop(insert);
+        tx.commit().expect("commit");
+    }
+    // A cheap, repeatable spread: user 1 talks to its 1,000 partners, the
+    // others in random-looking pairs.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let t0 = 1_600_000_000_000i64;
+    let mut done = 0;
+    while done < args.messages {
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO private_messages (sender_id, receiver_id, content, created_at, is_read)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .expect("prepare");
+            for i in done..(done + BATCH).min(args.messages) {
+                let r = next();
+                let (a, b) = if i % 10 == 0 {
+                    (1, 2 + (r % BUSY_PARTNERS as u64) as i64)
+                } else {
+                    let a = 1 + (r % args.users as u64) as i64;
+                    let b = 1 + ((r >> 20) % args.users as u64) as i64;
+                    (a, if b == a { a % args.users + 1 } else { b })
+                };
+                let (from, to) = if r & 1 == 0 { (a, b) } else { (b, a) };
+                let read = (r >> 40) % 10 != 0; // 10% unread
+                insert
+                    .execute((
+                        from,
+                        to,
+                        "a seeded message of ordinary length",
+                        t0 + i,
+                        read,
+                    ))
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+        done = (done + BATCH).min(args.messages);
+        eprint!("\r{done} messages, {:.0}s", started.elapsed().as_secs_f64());
+    }
+    eprintln!("\nbuilding indexes and conversations...");
+    conn.execute_batch(
+        "CREATE INDEX private_messages_by_conversation ON private_messages (
+             min(sender_id, receiver_id), max(sender_id, receiver_id), id);
+         CREATE INDEX private_messages_unread ON private_messages (receiver_id, sender_id)
+             WHERE is_read = 0;
+         CREATE INDEX private_messages_by_sender ON private_messages (sender_id, id);
+         CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);
+         INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
+             SELECT me, partner, max(id), sum(unread) FROM (
+                 SELECT sender_id AS me, receiver_id AS partner, id, 0 AS unread FROM private_messages
+                 UNION ALL
+                 SELECT receiver_id, sender_id, id, is_read = 0 FROM private_messages)
+             GROUP BY me, partner;
+         PRAGMA synchronous = NORMAL;
+         ANALYZE;",
+    )
+    .expect("indexes");
+    eprintln!(
+        "seeded {} users, {} messages in {:.1}s",
+        args.users,
+        args.messages,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    format!(
+        "p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        at(1.0)
+    )
+}
+
+fn time(queries: usize, mut query: impl FnMut(usize)) -> String {
+    let samples = (0..queries)
+        .map(|i| {
+            let start = Instant::now();
+            query(i);
+            start.elapsed()
+        })
+        .collect();
+    percentiles(samples)
+}
+
+fn bench(args: &Args) {
+    let store = SqliteStore::open(&args.db, Durability::Normal).expect("open");
+    let conversations = store.conversations(1).expect("conversations");
+    println!(
+        "database: {} (user 1 has {} conversations)",
+        args.db.display(),
+        conversations.len()
+    );
+    // History: a random partner of user 1, a page at a random depth.
+    let partner = |i: usize| conversations[i * 7919 % conversations.len()].partner_id;
+    let newest = conversations.first().map_or(1, |c| c.last_message.id);
+    println!(
+        "history page (before_id, any depth): {}",
+        time(args.queries, |i| {
+            let before = 1 + (i as i64 * 104_729) % newest;
+            let page = Page {
+                limit: 20,
+                cursor: Cursor::BeforeId(before),
+            };
+            store.history(1, partner(i), page).expect("history");
+        })
+    );
+    println!(
+        "history page (offset 0..1000):       {}",
+        time(args.queries, |i| {
+            let page = Page {
+                limit: 20,
+                cursor: Cursor::Offset((i % 50) as u32 * 20),
+            };
+            store.history(1, partner(i), page).expect("history");
+        })
+    );
+    println!(
+        "conversation list of user 1:         {}",
+        time(args.queries / 10, |_| {
+            store.conversations(1).expect("conversations");
+        })
+    );
+    println!(
+        "unread count (random users):         {}",
+        time(args.queries, |i| {
+            store
+                .unread_count(1 + (i as i64 * 7919) % args.users)
+                .expect("unread");
+        })
+    );
+}
