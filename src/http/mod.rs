@@ -110,9 +110,7 @@ impl HttpRequest {
         let url = request.url().to_owned();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let mut body = Vec::new();
-        if request.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
-            body.resize(MAX_BODY_BYTES + 1, 0); // don't read it: it is refused
-        } else if let Err(e) = request
+        if let Err(e) = request
             .as_reader()
             .take(MAX_BODY_BYTES as u64 + 1)
             .read_to_end(&mut body)
