@@ -8,10 +8,10 @@
 //! Two floors, each for `synchronous=NORMAL` and `FULL`, median of 3 runs:
 //! - raw: the same three statements per message as the server (insert,
 //!   two conversation upserts) in batches of 512 per transaction, one thread;
-//! - store: `SqliteStore::insert_message` called from 64 threads, i.e. the
-//!   server's own storage layer with its group-commit writer, no network.
+//! - store: `SqliteStore::insert_message` queued from one thread without
+//!   waiting, as the server's WebSocket readers do: the server's own storage
+//!   layer with its group-commit writer, no network.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chat_server::config::Durability;
@@ -31,7 +31,6 @@ struct Args {
 
 const SCHEMA: &str = include_str!("../schema.sql");
 const BATCH: usize = 512;
-const CALLERS: usize = 64;
 
 fn main() {
     let args = Args::parse();
@@ -39,7 +38,7 @@ fn main() {
         let raw = median(|| raw_inserts(&args, durability));
         let store = median(|| store_inserts(&args, durability));
         println!(
-            "{durability:?}: raw batched inserts {raw:.0} msg/s; SqliteStore from {CALLERS} threads {store:.0} msg/s"
+            "{durability:?}: raw batched inserts {raw:.0} msg/s; SqliteStore {store:.0} msg/s"
         );
     }
 }
@@ -124,33 +123,33 @@ fn raw_inserts(args: &Args, durability: Durability) -> f64 {
 fn store_inserts(args: &Args, durability: Durability) -> f64 {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("store.db");
-    let store = Arc::new(SqliteStore::open(&path, durability).expect("open"));
+    let store = SqliteStore::open(&path, durability).expect("open");
     users(
         &rusqlite::Connection::open(&path).expect("open"),
         args.users,
     );
-    let per_caller = args.messages / CALLERS;
+    // Like the server's WebSocket readers: queue without waiting, hear each
+    // outcome on the writer thread.
+    let (done, outcomes) = crossbeam_channel::unbounded();
     let start = Instant::now();
-    let callers: Vec<_> = (0..CALLERS)
-        .map(|c| {
-            let (store, users) = (store.clone(), args.users);
-            std::thread::spawn(move || {
-                for i in 0..per_caller {
-                    let (from, to) = pair(c * per_caller + i, users);
-                    let new = NewMessage {
-                        sender_id: from,
-                        receiver_id: to,
-                        content: "123456789".into(),
-                        created_at: chrono::Utc::now(),
-                        client_id: None,
-                    };
-                    store.insert_message(new, Box::new(|_| {})).expect("insert");
-                }
-            })
-        })
-        .collect();
-    for c in callers {
-        c.join().expect("caller");
+    for i in 0..args.messages {
+        let (from, to) = pair(i, args.users);
+        let new = NewMessage {
+            sender_id: from,
+            receiver_id: to,
+            content: "123456789".into(),
+            created_at: chrono::Utc::now(),
+            client_id: None,
+        };
+        let done = done.clone();
+        store.insert_message(
+            new,
+            Box::new(move |outcome| {
+                let _ = done.send(outcome.is_ok());
+            }),
+        );
     }
-    (per_caller * CALLERS) as f64 / start.elapsed().as_secs_f64()
+    let stored = outcomes.iter().take(args.messages).filter(|ok| *ok).count();
+    assert_eq!(stored, args.messages, "every message stored");
+    args.messages as f64 / start.elapsed().as_secs_f64()
 }

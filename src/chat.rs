@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use crate::app::App;
 use crate::models::{Message, NewMessage, Page, User, UserId};
-use crate::repo::{AfterCommit, StoreError, Stored};
+use crate::repo::{OnStored, StoreError, Stored};
 use crate::ws::hub::{AckTo, ConnId, HubEvent};
 
 /// Longest message, in characters (Unicode scalar values, not bytes).
@@ -69,15 +69,23 @@ pub struct SendRequest {
     pub client_id: Option<String>,
 }
 
-/// Validates and stores a message, then queues it for live delivery.
+/// Hears how a send ended: the stored message, or why it was refused.
+/// Called exactly once: right away for a refused request, otherwise on the
+/// database writer thread after the commit, once the hub has the message.
+/// It must not block.
+pub type OnSent = Box<dyn FnOnce(Result<Stored, ChatError>) + Send>;
+
+/// Validates a message, queues it for storage, and returns without waiting;
+/// once it is committed it goes to the hub for live delivery, then
+/// `on_sent` hears the outcome.
 ///
 /// `origin` is the WebSocket connection that sent it, if any: the hub sends
 /// that connection its `message_delivered` / `message_failed` answer and
 /// skips it when echoing to the sender's other connections.
 ///
 /// The hand-off to the hub happens on the database writer thread right
-/// after the commit, so the hub sees messages in id order, and returns
-/// before this function does: a caller that acknowledges the message never
+/// after the commit, so the hub sees messages in id order, and before
+/// `on_sent` runs: a caller that acknowledges the message never
 /// acknowledges one that could still be lost. A repeated `client_id` stores
 /// nothing and returns the original message (`Stored::created` = false);
 /// the hub then only answers the sender.
@@ -86,24 +94,80 @@ pub fn send_message(
     sender: &User,
     request: SendRequest,
     origin: Option<ConnId>,
-) -> Result<Stored, ChatError> {
-    let result = store_and_deliver(app, sender, request, origin);
-    match &result {
-        Ok(stored) if stored.created => {
-            app.metrics.messages_stored.fetch_add(1, Ordering::Relaxed);
+    on_sent: OnSent,
+) {
+    let metrics = app.metrics.clone();
+    let on_sent: OnSent = Box::new(move |result| {
+        match &result {
+            Ok(stored) if stored.created => {
+                metrics.messages_stored.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => metrics.count_failure(e.code()),
         }
-        Ok(_) => {}
-        Err(e) => app.metrics.count_failure(e.code()),
+        on_sent(result);
+    });
+    if let Err(refused) = check(app, sender, &request) {
+        return on_sent(Err(refused));
     }
-    result
+
+    let hub = app.hub.clone();
+    let sender_nickname = sender.nickname.clone();
+    let ack = origin.map(|conn| AckTo {
+        conn,
+        client_id: request.client_id.clone(),
+    });
+    let deliver: OnStored = Box::new(move |outcome| {
+        let stored = match outcome {
+            Ok(stored) => stored,
+            Err(StoreError::UnknownUser) => return on_sent(Err(ChatError::UnknownUser)),
+            Err(other) => return on_sent(Err(ChatError::Store(other))),
+        };
+        let queued = hub.send(HubEvent::Deliver {
+            message: stored.message.clone(),
+            sender_nickname,
+            ack,
+            fan_out: stored.created,
+        });
+        if !queued {
+            // Only during shutdown. The message is stored; clients get it
+            // through sync when they reconnect.
+            log::debug!(
+                "message {} stored while the hub was stopping",
+                stored.message.id
+            );
+        }
+        on_sent(Ok(stored));
+    });
+    let new = NewMessage {
+        sender_id: sender.id,
+        receiver_id: request.to_user_id,
+        content: request.content,
+        created_at: Utc::now(),
+        client_id: request.client_id,
+    };
+    app.store.insert_message(new, deliver);
 }
 
-fn store_and_deliver(
+/// [`send_message`] for a caller that answers only once the message is
+/// stored (`POST /api/messages`).
+pub fn send_message_and_wait(
     app: &App,
     sender: &User,
     request: SendRequest,
-    origin: Option<ConnId>,
 ) -> Result<Stored, ChatError> {
+    let (answer, answered) = crossbeam_channel::bounded(1);
+    let on_sent: OnSent = Box::new(move |outcome| {
+        let _ = answer.send(outcome);
+    });
+    send_message(app, sender, request, None, on_sent);
+    answered
+        .recv()
+        .map_err(|_| ChatError::Store(StoreError::Closed))?
+}
+
+/// The rules a send must pass before it is stored.
+fn check(app: &App, sender: &User, request: &SendRequest) -> Result<(), ChatError> {
     if request.to_user_id == sender.id {
         return Err(ChatError::ToSelf);
     }
@@ -124,40 +188,7 @@ fn store_and_deliver(
     {
         return Err(ChatError::BadClientId);
     }
-
-    let hub = app.hub.clone();
-    let sender_nickname = sender.nickname.clone();
-    let ack = origin.map(|conn| AckTo {
-        conn,
-        client_id: request.client_id.clone(),
-    });
-    let deliver: AfterCommit = Box::new(move |stored| {
-        let queued = hub.send(HubEvent::Deliver {
-            message: stored.message.clone(),
-            sender_nickname,
-            ack,
-            fan_out: stored.created,
-        });
-        if !queued {
-            // Only during shutdown. The message is stored; clients get it
-            // through sync when they reconnect.
-            log::debug!(
-                "message {} stored while the hub was stopping",
-                stored.message.id
-            );
-        }
-    });
-    let new = NewMessage {
-        sender_id: sender.id,
-        receiver_id: request.to_user_id,
-        content: request.content,
-        created_at: Utc::now(),
-        client_id: request.client_id,
-    };
-    app.store.insert_message(new, deliver).map_err(|e| match e {
-        StoreError::UnknownUser => ChatError::UnknownUser,
-        other => ChatError::Store(other),
-    })
+    Ok(())
 }
 
 /// A page of the conversation between `me` and `partner`, oldest first.

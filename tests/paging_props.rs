@@ -4,7 +4,7 @@
 
 use chat_server::config::Durability;
 use chat_server::models::{Cursor, NewMessage, Page};
-use chat_server::repo::{SqliteStore, Store};
+use chat_server::repo::{SqliteStore, Store, insert_message_and_wait};
 use proptest::prelude::*;
 
 const ALICE: i64 = 1;
@@ -31,8 +31,7 @@ fn send(store: &SqliteStore, from: i64, to: i64) -> i64 {
         created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("time"),
         client_id: None,
     };
-    store
-        .insert_message(new, Box::new(|_| {}))
+    insert_message_and_wait(store, new)
         .expect("insert")
         .message
         .id

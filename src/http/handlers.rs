@@ -329,7 +329,7 @@ fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         content: body.content,
         client_id: body.client_id,
     };
-    let stored = chat::send_message(app, &user, send, None).map_err(chat_error)?;
+    let stored = chat::send_message_and_wait(app, &user, send).map_err(chat_error)?;
     // 201 for a new message; 200 for a repeated client_id, which stored
     // nothing and returns the original.
     let status = if stored.created { 201 } else { 200 };

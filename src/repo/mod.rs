@@ -5,10 +5,12 @@
 //! deployments is a second implementation of the same trait, and nothing
 //! outside this folder changes.
 //!
-//! Every method is a blocking call made from the thread that needs the
-//! answer (an HTTP worker or a WebSocket reader), never from the hub, so a
-//! slow query delays one request and nobody else. Writes return only after
-//! their transaction has committed.
+//! Every method but one is a blocking call made from the thread that needs
+//! the answer (an HTTP worker or a WebSocket reader), never from the hub, so
+//! a slow query delays one request and nobody else. Writes return only after
+//! their transaction has committed. The exception is the hot path,
+//! [`Store::insert_message`]: it queues the message and calls back once it
+//! is committed, so a WebSocket reader can read its next frame meanwhile.
 
 mod sqlite;
 
@@ -53,10 +55,28 @@ pub struct Stored {
     pub created: bool,
 }
 
-/// Runs right after the commit that stored a message, in commit (= id)
-/// order, before `insert_message` returns. The chat path hands the message
-/// to the hub here, so every connection receives messages in id order.
-pub type AfterCommit = Box<dyn FnOnce(&Stored) + Send>;
+/// Receives the outcome of [`Store::insert_message`] once its transaction
+/// has committed (or failed), in commit (= id) order. The chat path hands
+/// the message to the hub here, so every connection receives messages in id
+/// order. It must not block: later commits wait for it.
+pub type OnStored = Box<dyn FnOnce(Result<Stored, StoreError>) + Send>;
+
+/// Stores a message and waits until it is committed: for callers with
+/// nothing to do meanwhile and nobody to tell (tools, tests). The chat path
+/// uses [`Store::insert_message`] directly.
+pub fn insert_message_and_wait(
+    store: &dyn Store,
+    message: NewMessage,
+) -> Result<Stored, StoreError> {
+    let (answer, answered) = crossbeam_channel::bounded(1);
+    store.insert_message(
+        message,
+        Box::new(move |outcome| {
+            let _ = answer.send(outcome);
+        }),
+    );
+    answered.recv().map_err(|_| StoreError::Closed)?
+}
 
 /// A user and their stored password hash, for checking a login.
 pub struct Credentials {
@@ -100,14 +120,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<(SessionId, User)>, StoreError>;
     fn delete_session(&self, id: SessionId) -> Result<(), StoreError>;
 
-    /// Stores a message and updates both sides' conversation rows in one
-    /// transaction, unless the sender already used its `client_id`. Runs
-    /// `after_commit`, then returns, once the transaction has committed.
-    fn insert_message(
-        &self,
-        message: NewMessage,
-        after_commit: AfterCommit,
-    ) -> Result<Stored, StoreError>;
+    /// Queues a message to be stored, with both sides' conversation rows, in
+    /// one transaction, unless the sender already used its `client_id`; and
+    /// returns. `done` gets the outcome once the transaction has committed.
+    /// Waits only while the store's queue is full (back-pressure).
+    fn insert_message(&self, message: NewMessage, done: OnStored);
     /// One page of the conversation between `me` and `partner`, oldest first.
     fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError>;
     /// Messages sent or received by `me` with an id above `after_id`, in id

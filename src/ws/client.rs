@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Bytes, Message, WebSocket};
+use tungstenite::{Bytes, Message, Utf8Bytes, WebSocket};
 
 use super::events::{ClientEvent, ServerEvent};
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
 use crate::app::App;
 use crate::chat::{self, SendRequest};
-use crate::models::{Message as StoredMessage, MessageId, Page, SessionId, User};
+use crate::metrics::Metrics;
+use crate::models::{Message as StoredMessage, MessageId, Page, SessionId, User, UserId};
 
 /// Largest text frame or message a client may send. Chat messages are at
 /// most 4,000 characters (16 KiB of UTF-8 plus JSON escaping); 64 KiB leaves
@@ -166,12 +167,17 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
     };
     log::debug!("connection {id}: user {} connected", user.id);
 
+    let replies = Replies {
+        id,
+        outbox,
+        close_signal,
+        metrics: app.metrics.clone(),
+    };
     let reader = Reader {
         id,
         user,
         app,
-        outbox,
-        close_signal,
+        replies,
         page_slot,
     };
     reader.run(&mut ws);
@@ -207,8 +213,7 @@ struct Reader {
     id: ConnId,
     user: User,
     app: App,
-    outbox: Sender<Outbound>,
-    close_signal: Arc<CloseSignal>,
+    replies: Replies,
     /// Capacity 1: taken for each page queued, given back by the writer
     /// once it has written it.
     page_slot: Sender<()>,
@@ -284,28 +289,25 @@ impl Reader {
                     content,
                     client_id: client_id.clone(),
                 };
-                match chat::send_message(&self.app, &self.user, request, Some(self.id)) {
-                    // The hub answers with message_delivered / message_failed.
-                    Ok(_) => true,
-                    Err(e) => {
-                        if let chat::ChatError::Store(store_error) = &e {
-                            log::error!("connection {}: storing a message: {store_error}", self.id);
+                // Returns at once: the next frame is read while this one is
+                // stored. The hub answers a stored message with
+                // message_delivered / message_failed; a refused one is
+                // answered here.
+                let replies = self.replies.clone();
+                let on_sent: chat::OnSent = Box::new(move |outcome| {
+                    if let Err(refused) = outcome {
+                        if let chat::ChatError::Store(store_error) = &refused {
+                            log::error!(
+                                "connection {}: storing a message: {store_error}",
+                                replies.id
+                            );
                         }
-                        let retry_after_ms = match &e {
-                            chat::ChatError::RateLimited(wait) => {
-                                Some(wait.as_millis().try_into().unwrap_or(u64::MAX).max(1))
-                            }
-                            _ => None,
-                        };
-                        self.reply(&ServerEvent::MessageFailed {
-                            message_id: None,
-                            to_user_id,
-                            client_id: client_id.as_deref(),
-                            error: e.code(),
-                            retry_after_ms,
-                        })
+                        let frame = refused_send(to_user_id, client_id.as_deref(), &refused);
+                        replies.queue(Outbound::Frame(frame));
                     }
-                }
+                });
+                chat::send_message(&self.app, &self.user, request, Some(self.id), on_sent);
+                true
             }
             ClientEvent::Sync { after_id, limit } => {
                 match chat::sync(&self.app, self.user.id, Some(after_id), limit) {
@@ -369,6 +371,45 @@ impl Reader {
         self.queue(Outbound::Frame(event.to_frame()))
     }
 
+    fn queue(&self, item: Outbound) -> bool {
+        self.replies.queue(item)
+    }
+}
+
+/// The `message_failed` answer to a send that was refused before or while
+/// storing it.
+fn refused_send(
+    to_user_id: UserId,
+    client_id: Option<&str>,
+    refused: &chat::ChatError,
+) -> Utf8Bytes {
+    let retry_after_ms = match refused {
+        chat::ChatError::RateLimited(wait) => {
+            Some(wait.as_millis().try_into().unwrap_or(u64::MAX).max(1))
+        }
+        _ => None,
+    };
+    ServerEvent::MessageFailed {
+        message_id: None,
+        to_user_id,
+        client_id,
+        error: refused.code(),
+        retry_after_ms,
+    }
+    .to_frame()
+}
+
+/// The reader's way to its own connection's outbox: for its replies, and for
+/// the answer to a refused send, which may come from the database writer.
+#[derive(Clone)]
+struct Replies {
+    id: ConnId,
+    outbox: Sender<Outbound>,
+    close_signal: Arc<CloseSignal>,
+    metrics: Arc<Metrics>,
+}
+
+impl Replies {
     /// Queues a frame for the writer without waiting. A full queue means the
     /// client is not reading: close it rather than buffer without bound.
     fn queue(&self, item: Outbound) -> bool {
@@ -376,10 +417,7 @@ impl Reader {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 log::warn!("connection {}: too slow; closing it", self.id);
-                self.app
-                    .metrics
-                    .outbox_drops
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.outbox_drops.fetch_add(1, Ordering::Relaxed);
                 self.close_signal.close(close::TOO_SLOW.0);
                 false
             }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 
-use super::{AfterCommit, Credentials, Store, StoreError, Stored};
+use super::{Credentials, OnStored, Store, StoreError, Stored};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{Conversation, Cursor, Message, NewMessage, Page, SessionId, User, UserId};
@@ -83,7 +83,7 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.writer.write(work, |_| {})
+        self.writer.write(work)
     }
 
     fn read<T>(
@@ -333,13 +333,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn insert_message(
-        &self,
-        new: NewMessage,
-        after_commit: AfterCommit,
-    ) -> Result<Stored, StoreError> {
+    fn insert_message(&self, new: NewMessage, done: OnStored) {
         self.writer
-            .write(move |conn| insert_message(conn, new), after_commit)
+            .submit(move |conn| insert_message(conn, new), done);
     }
 
     fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError> {
@@ -449,6 +445,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::insert_message_and_wait;
 
     /// "No full scans per request": every statement but the user list (which
     /// lists everyone by design) must find its rows through an index, and
@@ -538,9 +535,7 @@ mod tests {
                 let (store, barrier) = (store.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    store
-                        .insert_message(new_message(1, 2, None), Box::new(|_| {}))
-                        .expect("insert")
+                    insert_message_and_wait(&*store, new_message(1, 2, None)).expect("insert")
                 })
             })
             .collect();
@@ -557,32 +552,23 @@ mod tests {
     }
 
     #[test]
-    fn after_commit_runs_in_id_order_and_a_repeated_client_id_stores_nothing() {
+    fn completions_run_in_id_order_and_a_repeated_client_id_stores_nothing() {
         let (_dir, store) = store_with_two_users(Durability::Normal);
-        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let log = |seen: &std::sync::Arc<Mutex<Vec<(i64, bool)>>>| -> AfterCommit {
+        let (seen, outcomes) = crossbeam_channel::unbounded();
+        // Queued without waiting: the three may share a commit.
+        for (from, to) in [(1, 2), (1, 2), (2, 1)] {
             let seen = seen.clone();
-            Box::new(move |stored| lock(&seen).push((stored.message.id, stored.created)))
-        };
-        let first = store
-            .insert_message(new_message(1, 2, Some("c1")), log(&seen))
-            .expect("first");
-        let again = store
-            .insert_message(new_message(1, 2, Some("c1")), log(&seen))
-            .expect("repeat");
-        let other_sender = store
-            .insert_message(new_message(2, 1, Some("c1")), log(&seen))
-            .expect("same tag, other sender");
+            store.insert_message(
+                new_message(from, to, Some("c1")),
+                Box::new(move |outcome| {
+                    let _ = seen.send(outcome.expect("stored"));
+                }),
+            );
+        }
+        let [first, again, other_sender] = [(); 3].map(|()| outcomes.recv().expect("an outcome"));
         assert!(first.created && !again.created && other_sender.created);
         assert_eq!(again.message, first.message);
-        assert_eq!(
-            *lock(&seen),
-            [
-                (first.message.id, true),
-                (first.message.id, false),
-                (other_sender.message.id, true)
-            ]
-        );
+        assert!(first.message.id < other_sender.message.id);
         assert_eq!(store.unread_count(2).expect("unread"), 1);
         let (all, more) = store.sync(1, 0, 10).expect("sync");
         assert_eq!(all.len(), 2);
@@ -592,11 +578,9 @@ mod tests {
     #[test]
     fn a_failing_write_does_not_undo_the_others_in_its_group() {
         let (_dir, store) = store_with_two_users(Durability::Normal);
-        let unknown = store.insert_message(new_message(1, 99, None), Box::new(|_| {}));
+        let unknown = insert_message_and_wait(&*store, new_message(1, 99, None));
         assert!(matches!(unknown, Err(StoreError::UnknownUser)));
-        let ok = store
-            .insert_message(new_message(1, 2, None), Box::new(|_| {}))
-            .expect("insert");
+        let ok = insert_message_and_wait(&*store, new_message(1, 2, None)).expect("insert");
         assert_eq!(store.sync(2, 0, 10).expect("sync").0, [ok.message]);
     }
 

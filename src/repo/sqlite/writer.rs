@@ -8,11 +8,14 @@
 //! batches grow by themselves: while one commit runs, the next batch queues.
 //! Nobody waits for a timer.
 //!
-//! Answers are given in commit order, on this thread, and a job may run an
-//! `after_commit` step there before its caller hears back. The chat path
-//! uses that to hand each new message to the hub in id order, which is what
-//! lets a reconnecting client resume from the last id it saw.
+//! Callers either wait for their answer ([`Writer::write`]) or leave a
+//! completion that runs on this thread, in commit order, once the commit is
+//! known ([`Writer::submit`]). The chat path submits: a WebSocket reader
+//! does not wait for the disk before reading its next frame, and each new
+//! message is handed to the hub in id order, which is what lets a
+//! reconnecting client resume from the last id it saw.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -32,16 +35,51 @@ const MAX_BATCH: usize = 512;
 
 /// What the writer runs for one caller: the work inside the transaction,
 /// then, once the commit is known, the answer.
-pub struct Job {
-    run: Box<dyn FnOnce(&mut Transaction<'_>) -> Completion + Send>,
-    /// Called instead of `run` when no transaction could be started.
-    fail: Box<dyn FnOnce(StoreError) + Send>,
+type Job = Box<dyn PendingWrite>;
+
+/// A queued write. Exactly one of the two methods is called.
+trait PendingWrite: Send {
+    /// Runs the work in its own savepoint of `tx`; returns what to do once
+    /// the commit is known.
+    fn run(self: Box<Self>, tx: &mut Transaction<'_>) -> Completion;
+    /// No transaction could be started: answer with `error`.
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+/// A caller's work and the completion that receives its outcome.
+struct Submitted<T, W, D> {
+    work: W,
+    done: D,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T, W, D> PendingWrite for Submitted<T, W, D>
+where
+    T: Send + 'static,
+    W: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    D: FnOnce(Result<T, StoreError>) + Send + 'static,
+{
+    fn run(self: Box<Self>, tx: &mut Transaction<'_>) -> Completion {
+        let Submitted { work, done, .. } = *self;
+        let result = in_savepoint(tx, work);
+        Box::new(move |committed| {
+            done(match (result, committed) {
+                (Ok(value), Ok(())) => Ok(value),
+                (Ok(_), Err(e)) => Err(StoreError::Commit(e.to_string())),
+                (Err(e), _) => Err(e),
+            })
+        })
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        (self.done)(Err(error));
+    }
 }
 
 /// Finishes a job after the commit: `Ok` if its transaction committed.
 type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
-/// The caller's side: queues jobs and waits for their answers.
+/// The caller's side: queues jobs.
 pub struct Writer {
     jobs: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
@@ -92,38 +130,43 @@ impl Writer {
         &self.stats
     }
 
-    /// Runs `work` in a transaction shared with other callers' work, then
-    /// `after_commit` on the writer thread, in commit order, and returns
-    /// `work`'s value once it is durable (per the connection's
-    /// `synchronous` setting).
+    /// Queues `work` to run in a transaction shared with other callers'
+    /// work, and returns without waiting for it. Once the commit is known,
+    /// `done` gets `work`'s value (durable per the connection's
+    /// `synchronous` setting) or the error, on the writer thread, in commit
+    /// order. `done` must not block: the next commit waits for it.
+    ///
+    /// Waits only while the queue is full: that wait is the back-pressure
+    /// that keeps a flood of writes from growing memory.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        done: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+    ) {
+        let job: Job = Box::new(Submitted {
+            work,
+            done,
+            value: PhantomData,
+        });
+        match self.jobs.as_ref() {
+            Some(jobs) => {
+                if let Err(crossbeam_channel::SendError(job)) = jobs.send(job) {
+                    job.fail(StoreError::Closed);
+                }
+            }
+            None => job.fail(StoreError::Closed),
+        }
+    }
+
+    /// Like [`Writer::submit`], but waits for the answer.
     pub fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        after_commit: impl FnOnce(&T) + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = crossbeam_channel::bounded(1);
-        let fail_answer = answer.clone();
-        let job = Job {
-            run: Box::new(move |tx| {
-                let result = in_savepoint(tx, work);
-                Box::new(move |committed| {
-                    let outcome = match (result, committed) {
-                        (Ok(value), Ok(())) => {
-                            after_commit(&value);
-                            Ok(value)
-                        }
-                        (Ok(_), Err(e)) => Err(StoreError::Commit(e.to_string())),
-                        (Err(e), _) => Err(e),
-                    };
-                    let _ = answer.send(outcome);
-                })
-            }),
-            fail: Box::new(move |error| {
-                let _ = fail_answer.send(Err(error));
-            }),
-        };
-        let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
-        jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.submit(work, move |outcome| {
+            let _ = answer.send(outcome);
+        });
         answered.recv().map_err(|_| StoreError::Closed)?
     }
 }
@@ -160,13 +203,12 @@ fn run(mut conn: Connection, queue: &Receiver<Job>, stats: &WriterStats) {
             Err(e) => {
                 log::error!("database writer cannot begin a transaction: {e}");
                 for job in batch {
-                    (job.fail)(StoreError::Commit(e.to_string()));
+                    job.fail(StoreError::Commit(e.to_string()));
                 }
                 continue;
             }
         };
-        let completions: Vec<Completion> =
-            batch.into_iter().map(|job| (job.run)(&mut tx)).collect();
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job.run(&mut tx)).collect();
         let committed = tx.commit().map_err(StoreError::from);
         match &committed {
             Ok(()) => {
