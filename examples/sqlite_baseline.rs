@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use chat_server::config::Durability;
 use chat_server::models::NewMessage;
-use chat_server::repo::{SqliteStore, Store};
+use chat_server::repo::{SqliteStore, Store, tune_writer};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -81,6 +81,7 @@ fn raw_inserts(args: &Args, durability: Durability) -> f64 {
         "NORMAL"
     };
     conn.pragma_update(None, "synchronous", sync).expect("sync");
+    tune_writer(&conn).expect("the server's settings");
     conn.execute_batch(SCHEMA).expect("schema");
     users(&conn, args.users);
     let start = Instant::now();

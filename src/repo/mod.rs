@@ -14,7 +14,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, tune_writer};
 
 use chrono::{DateTime, Utc};
 

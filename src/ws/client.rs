@@ -13,19 +13,21 @@
 //! reader's socket is therefore a [`ReaderSocket`] whose writes are thrown
 //! away after the handshake, and the reader passes pings on to the writer.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Bytes, Message, Utf8Bytes, WebSocket};
 
 use super::events::{ClientEvent, ServerEvent};
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
+use super::outbox::{self, Outbox, OutboxReceiver, PushError, Waited};
 use crate::app::App;
 use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
@@ -123,7 +125,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
         }
     };
 
-    let (outbox, outbox_rx) = crossbeam_channel::bounded(app.config.outbox_capacity);
+    let (outbox, outbox_rx) = outbox::outbox(app.config.outbox_capacity);
     let (page_slot, page_written) = crossbeam_channel::bounded(1);
     let close_signal = Arc::new(CloseSignal::default());
     let writer = {
@@ -404,7 +406,7 @@ fn refused_send(
 #[derive(Clone)]
 struct Replies {
     id: ConnId,
-    outbox: Sender<Outbound>,
+    outbox: Outbox,
     close_signal: Arc<CloseSignal>,
     metrics: Arc<Metrics>,
 }
@@ -413,15 +415,15 @@ impl Replies {
     /// Queues a frame for the writer without waiting. A full queue means the
     /// client is not reading: close it rather than buffer without bound.
     fn queue(&self, item: Outbound) -> bool {
-        match self.outbox.try_send(item) {
+        match self.outbox.push(item) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 log::warn!("connection {}: too slow; closing it", self.id);
                 self.metrics.outbox_drops.fetch_add(1, Ordering::Relaxed);
                 self.close_signal.close(close::TOO_SLOW.0);
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(PushError::Closed) => false,
         }
     }
 }
@@ -431,7 +433,7 @@ impl Replies {
 /// What the writer takes from: frames to send, and the page slot it gives
 /// back after each history or sync page.
 struct WriterQueues {
-    outbox: Receiver<Outbound>,
+    outbox: OutboxReceiver,
     page_written: Receiver<()>,
 }
 
@@ -495,24 +497,18 @@ fn write_until_closed(
     close_signal: &CloseSignal,
     ping_interval: Duration,
 ) -> tungstenite::Result<()> {
-    let outbox = &queues.outbox;
     let mut exactly_once = ExactlyOnce::default();
     let mut next_ping = Instant::now() + ping_interval;
+    let mut batch = VecDeque::new();
     loop {
-        let first = match outbox.recv_deadline(next_ping) {
-            Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => {
-                ws.send(Message::Ping(Bytes::new()))?;
-                next_ping = Instant::now() + ping_interval;
-                continue;
-            }
+        // Frames, or the ping deadline (below), or the end.
+        if queues.outbox.wait(next_ping, &mut batch) == Waited::Finished {
             // The hub and the reader both let go: a normal end.
-            Err(RecvTimeoutError::Disconnected) => return send_close(ws, close::NORMAL),
-        };
-        // Write everything already queued, then flush once: one syscall for
-        // a burst instead of one per frame.
-        let mut item = Some(first);
-        while let Some(out) = item {
+            return send_close(ws, close::NORMAL);
+        }
+        // Write everything queued, then flush once: one syscall for a burst
+        // instead of one per frame.
+        while let Some(out) = batch.pop_front() {
             if let Some(code) = close_signal.requested() {
                 return send_close(ws, (code, close::reason(code)));
             }
@@ -544,7 +540,15 @@ fn write_until_closed(
                 Outbound::Pong(payload) => ws.write(Message::Pong(payload))?,
                 Outbound::Close(code, reason) => return send_close(ws, (code, reason)),
             }
-            item = outbox.try_recv().ok();
+            if batch.is_empty() {
+                queues.outbox.take(&mut batch);
+            }
+        }
+        // Pinged on schedule even when frames never stop coming: the client
+        // may be only listening, and its reader times out without traffic.
+        if Instant::now() >= next_ping {
+            ws.write(Message::Ping(Bytes::new()))?;
+            next_ping = Instant::now() + ping_interval;
         }
         ws.flush()?;
     }

@@ -19,10 +19,11 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::events::{OnlineUser, ServerEvent};
+use super::outbox::{Outbox, PushError};
 use crate::metrics::Metrics;
 use crate::models::{Message, MessageId, SessionId, UserId};
 
@@ -119,7 +120,7 @@ pub struct ConnHandle {
     pub user_id: UserId,
     pub nickname: String,
     pub session_id: SessionId,
-    pub outbox: Sender<Outbound>,
+    pub outbox: Outbox,
     pub close_signal: Arc<CloseSignal>,
 }
 
@@ -387,9 +388,9 @@ impl Hub {
         let Some(conn) = self.conns.get(&id) else {
             return false;
         };
-        match conn.outbox.try_send(item) {
+        match conn.outbox.push(item) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 log::warn!(
                     "connection {id} (user {}) is too slow; closing it",
                     conn.user_id
@@ -398,7 +399,7 @@ impl Hub {
                 self.metrics.outbox_drops.fetch_add(1, Ordering::Relaxed);
                 false
             }
-            Err(TrySendError::Disconnected(_)) => {
+            Err(PushError::Closed) => {
                 self.doomed.push((id, close::NORMAL));
                 false
             }
@@ -439,7 +440,7 @@ impl Hub {
             // Queued behind the frames already waiting, so they go out
             // first. When the queue is full, the flag makes the writer skip
             // the backlog and close at its next frame.
-            if conn.outbox.try_send(Outbound::Close(code, reason)).is_err() {
+            if conn.outbox.push(Outbound::Close(code, reason)).is_err() {
                 conn.close_signal.close(code);
             }
         }

@@ -3,9 +3,11 @@
 //! - [`listener`]: accepts sockets and checks the handshake (cookie, Origin).
 //! - [`client`]: one connection = one reader thread + one writer thread.
 //! - [`hub`]: one thread that routes frames between connections.
+//! - [`outbox`]: the queue between the hub and a connection's writer.
 //! - [`events`]: the JSON frames of the protocol.
 
 pub mod client;
 pub mod events;
 pub mod hub;
 pub mod listener;
+pub mod outbox;

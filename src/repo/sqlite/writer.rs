@@ -3,10 +3,18 @@
 //!
 //! A commit costs one fsync (with `--durability full`), whether it holds one
 //! message or five hundred. So the writer takes every job that is waiting,
-//! runs each inside its own savepoint (one failing job does not undo the
-//! others), commits once, and only then answers each caller. Under load the
-//! batches grow by themselves: while one commit runs, the next batch queues.
-//! Nobody waits for a timer.
+//! runs them one after the other in one transaction, commits once, and only
+//! then answers each caller. Under load the batches grow by themselves:
+//! while one commit runs, the next batch queues. Nobody waits for a timer.
+//!
+//! One failing job must not undo the others. A savepoint per job would do
+//! it, but costs more than the chat insert itself (SQLite copies each page a
+//! savepoint touches; measured: 19.5k → 32k messages/s without). The writer
+//! relies on SQLite's statement atomicity instead: a failed statement leaves
+//! nothing behind, so a job that fails having changed no row (a refused
+//! insert, an unknown user) is simply left out. A job that fails after it
+//! changed rows (an I/O error between two statements) would leave half a
+//! write, so then the whole batch is rolled back and every caller told.
 //!
 //! Callers either wait for their answer ([`Writer::write`]) or leave a
 //! completion that runs on this thread, in commit order, once the commit is
@@ -39,9 +47,9 @@ type Job = Box<dyn PendingWrite>;
 
 /// A queued write. Exactly one of the two methods is called.
 trait PendingWrite: Send {
-    /// Runs the work in its own savepoint of `tx`; returns what to do once
-    /// the commit is known.
-    fn run(self: Box<Self>, tx: &mut Transaction<'_>) -> Completion;
+    /// Runs the work in `tx`; returns whether it succeeded, and what to do
+    /// once the commit is known.
+    fn run(self: Box<Self>, tx: &Transaction<'_>) -> (bool, Completion);
     /// No transaction could be started: answer with `error`.
     fn fail(self: Box<Self>, error: StoreError);
 }
@@ -59,16 +67,18 @@ where
     W: FnOnce(&Connection) -> Result<T, StoreError> + Send,
     D: FnOnce(Result<T, StoreError>) + Send + 'static,
 {
-    fn run(self: Box<Self>, tx: &mut Transaction<'_>) -> Completion {
+    fn run(self: Box<Self>, tx: &Transaction<'_>) -> (bool, Completion) {
         let Submitted { work, done, .. } = *self;
-        let result = in_savepoint(tx, work);
-        Box::new(move |committed| {
+        let result = work(tx);
+        let succeeded = result.is_ok();
+        let completion: Completion = Box::new(move |committed| {
             done(match (result, committed) {
                 (Ok(value), Ok(())) => Ok(value),
                 (Ok(_), Err(e)) => Err(StoreError::Commit(e.to_string())),
                 (Err(e), _) => Err(e),
             })
-        })
+        });
+        (succeeded, completion)
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
@@ -182,23 +192,13 @@ impl Drop for Writer {
     }
 }
 
-fn in_savepoint<T>(
-    tx: &mut Transaction<'_>,
-    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let savepoint = tx.savepoint()?;
-    let value = work(&savepoint)?; // dropping the savepoint rolls it back
-    savepoint.commit()?;
-    Ok(value)
-}
-
 fn run(mut conn: Connection, queue: &Receiver<Job>, stats: &WriterStats) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
 
         let started = Instant::now();
-        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
                 log::error!("database writer cannot begin a transaction: {e}");
@@ -208,8 +208,11 @@ fn run(mut conn: Connection, queue: &Receiver<Job>, stats: &WriterStats) {
                 continue;
             }
         };
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job.run(&mut tx)).collect();
-        let committed = tx.commit().map_err(StoreError::from);
+        let (completions, broken) = run_batch(&tx, batch);
+        let committed = match broken {
+            None => tx.commit().map_err(StoreError::from),
+            Some(why) => Err(StoreError::Commit(why.into())), // dropping tx rolls back
+        };
         match &committed {
             Ok(()) => {
                 stats.commit_seconds.observe_duration(started.elapsed());
@@ -227,5 +230,114 @@ fn run(mut conn: Connection, queue: &Receiver<Job>, stats: &WriterStats) {
         for complete in completions {
             complete(committed.as_ref().map(|_| ()));
         }
+    }
+}
+
+/// Runs a batch's jobs in `tx`. Returns their completions, and why the
+/// transaction must not be committed, if it must not.
+fn run_batch(tx: &Transaction<'_>, batch: Vec<Job>) -> (Vec<Completion>, Option<&'static str>) {
+    let mut completions = Vec::with_capacity(batch.len());
+    let mut broken = None;
+    for job in batch {
+        if broken.is_some() {
+            // Not run: nothing of it would be kept.
+            job.fail(StoreError::Commit("rolled back with its batch".into()));
+            continue;
+        }
+        let changes_before = tx.total_changes();
+        let (succeeded, completion) = job.run(tx);
+        completions.push(completion);
+        if !succeeded {
+            if tx.is_autocommit() {
+                // SQLite gave up the whole transaction (some I/O errors do).
+                broken = Some("the transaction was aborted by a failed write");
+            } else if tx.total_changes() != changes_before {
+                broken = Some("a failed write left partial changes");
+            }
+        }
+    }
+    (completions, broken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer on a fresh file with one table, and a way to make its next
+    /// jobs share one batch: the writer is held inside a job (its own
+    /// batch) until the returned sender releases it, and the jobs queued
+    /// meanwhile form the next batch.
+    fn writer_with_queued_batch() -> (tempfile::TempDir, Writer, Sender<()>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = Connection::open(dir.path().join("w.db")).expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")
+            .expect("schema");
+        let writer = Writer::spawn(conn).expect("writer");
+        let (release, released) = crossbeam_channel::bounded::<()>(0);
+        let (started, holding) = crossbeam_channel::bounded::<()>(1);
+        writer.submit(
+            move |_| {
+                let _ = started.send(());
+                released.recv().map_err(|_| StoreError::Closed)
+            },
+            |_| {},
+        );
+        holding.recv().expect("the writer holds");
+        (dir, writer, release)
+    }
+
+    fn insert(x: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> + Send {
+        move |conn| {
+            conn.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+            Ok(())
+        }
+    }
+
+    fn count(writer: &Writer) -> i64 {
+        writer
+            .write(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .expect("count")
+    }
+
+    #[test]
+    fn a_job_that_fails_without_changes_is_left_out_of_its_batch() {
+        let (_dir, writer, release) = writer_with_queued_batch();
+        let (outcome, outcomes) = crossbeam_channel::unbounded();
+        for x in [1, 1, 2] {
+            let outcome = outcome.clone();
+            writer.submit(insert(x), move |r| {
+                let _ = outcome.send(r.is_ok());
+            });
+        }
+        release.send(()).expect("release");
+        let results: Vec<bool> = outcomes.iter().take(3).collect();
+        assert_eq!(results, [true, false, true], "the duplicate alone fails");
+        assert_eq!(count(&writer), 2);
+        // The holding job, the batch of three, the count.
+        assert_eq!(writer.stats().commits.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_job_that_fails_after_changing_rows_rolls_back_its_batch() {
+        let (_dir, writer, release) = writer_with_queued_batch();
+        let (outcome, outcomes) = crossbeam_channel::unbounded();
+        let half_done = |conn: &Connection| -> Result<(), StoreError> {
+            conn.execute("INSERT INTO t (x) VALUES (10)", [])?;
+            conn.execute("INSERT INTO t (x) VALUES (10)", [])?; // fails
+            Ok(())
+        };
+        let tell = |outcome: &Sender<bool>| {
+            let outcome = outcome.clone();
+            move |r: Result<(), StoreError>| {
+                let _ = outcome.send(r.is_ok());
+            }
+        };
+        writer.submit(insert(1), tell(&outcome));
+        writer.submit(half_done, tell(&outcome));
+        writer.submit(insert(2), tell(&outcome));
+        release.send(()).expect("release");
+        let results: Vec<bool> = outcomes.iter().take(3).collect();
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 0, "{results:?}");
+        assert_eq!(count(&writer), 0, "nothing of the batch was kept");
     }
 }

@@ -1,0 +1,234 @@
+//! A connection's outbox: the bounded queue of frames its writer sends.
+//!
+//! Many senders (the hub, the connection's reader, the database writer with
+//! a refused send) and one receiver (the connection's writer thread). Why not
+//! a crossbeam channel like the rest of the server: a crossbeam receiver
+//! spins and calls `sched_yield` several times before it sleeps. With two
+//! threads per connection on a 2-core box that yielding became a quarter of
+//! the server's CPU time under load (measured with `perf`, see
+//! docs/BENCHMARKS.md). This queue sleeps on a condition variable at once,
+//! is woken only when the writer is actually asleep, and hands the writer
+//! everything queued in one lock, so a busy connection costs one wake-up per
+//! burst instead of one per frame.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::hub::Outbound;
+
+/// Creates an outbox holding at most `capacity` frames.
+pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            senders: 1,
+            receiver_alive: true,
+            writer_asleep: false,
+        }),
+        wake: Condvar::new(),
+        capacity,
+    });
+    (Outbox(shared.clone()), OutboxReceiver(shared))
+}
+
+/// The sending side; clone it for each sender. Once every clone is dropped
+/// the writer finds the queue finished.
+pub struct Outbox(Arc<Shared>);
+
+/// Why a frame was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue holds `capacity` frames: the client is not reading.
+    Full,
+    /// The writer has stopped.
+    Closed,
+}
+
+/// The writer's side.
+pub struct OutboxReceiver(Arc<Shared>);
+
+/// What [`OutboxReceiver::wait`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// Frames were moved into the caller's buffer.
+    Frames,
+    /// The deadline passed with nothing queued.
+    Timeout,
+    /// Nothing queued and every sender is gone.
+    Finished,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    capacity: usize,
+}
+
+struct State {
+    items: VecDeque<Outbound>,
+    senders: usize,
+    receiver_alive: bool,
+    /// Whether the writer waits on `wake`: only then is a notify needed.
+    writer_asleep: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code runs user logic under this lock, so a poisoned lock holds
+        // a consistent queue.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Outbox {
+    /// Queues a frame without waiting.
+    pub fn push(&self, item: Outbound) -> Result<(), PushError> {
+        let mut state = self.0.lock();
+        if !state.receiver_alive {
+            return Err(PushError::Closed);
+        }
+        if state.items.len() >= self.0.capacity {
+            return Err(PushError::Full);
+        }
+        state.items.push_back(item);
+        if state.writer_asleep {
+            state.writer_asleep = false;
+            drop(state);
+            self.0.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.0.lock().senders += 1;
+        Outbox(self.0.clone())
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.senders -= 1;
+        if state.senders == 0 && state.writer_asleep {
+            drop(state);
+            self.0.wake.notify_one();
+        }
+    }
+}
+
+impl OutboxReceiver {
+    /// Waits until frames are queued, the deadline passes, or every sender
+    /// is gone; moves all queued frames to the back of `into`.
+    pub fn wait(&self, deadline: Instant, into: &mut VecDeque<Outbound>) -> Waited {
+        let mut state = self.0.lock();
+        loop {
+            if !state.items.is_empty() {
+                into.append(&mut state.items);
+                return Waited::Frames;
+            }
+            if state.senders == 0 {
+                return Waited::Finished;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Waited::Timeout;
+            };
+            state.writer_asleep = true;
+            state = self
+                .0
+                .wake
+                .wait_timeout(state, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+            state.writer_asleep = false;
+        }
+    }
+
+    /// Moves whatever is queued to `into`, without waiting.
+    pub fn take(&self, into: &mut VecDeque<Outbound>) {
+        into.append(&mut self.0.lock().items);
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.receiver_alive = false;
+        // Frames nobody will send; dropping them frees their memory now.
+        state.items.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn frame(text: &str) -> Outbound {
+        Outbound::Frame(text.to_owned().into())
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn frames_come_out_in_order_and_all_at_once() {
+        let (outbox, receiver) = outbox(4);
+        for text in ["a", "b", "c"] {
+            outbox.push(frame(text)).expect("room");
+        }
+        let mut got = VecDeque::new();
+        assert_eq!(receiver.wait(soon(), &mut got), Waited::Frames);
+        let texts: Vec<String> = got
+            .iter()
+            .map(|item| match item {
+                Outbound::Frame(text) => text.to_string(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_a_gone_writer_closes() {
+        let (outbox, receiver) = outbox(2);
+        outbox.push(frame("a")).expect("room");
+        outbox.push(frame("b")).expect("room");
+        assert_eq!(outbox.push(frame("c")), Err(PushError::Full));
+        drop(receiver);
+        assert_eq!(outbox.push(frame("d")), Err(PushError::Closed));
+    }
+
+    #[test]
+    fn the_writer_wakes_for_a_frame_and_when_the_last_sender_leaves() {
+        let (outbox, receiver) = outbox(2);
+        let other = outbox.clone();
+        let writer = std::thread::spawn(move || {
+            let mut got = VecDeque::new();
+            let first = receiver.wait(soon(), &mut got);
+            got.clear();
+            let second = receiver.wait(soon(), &mut got);
+            (first, second)
+        });
+        outbox.push(frame("a")).expect("room");
+        drop(outbox);
+        drop(other);
+        let (first, second) = writer.join().expect("writer");
+        assert_eq!(first, Waited::Frames);
+        assert_eq!(second, Waited::Finished);
+    }
+
+    #[test]
+    fn an_empty_queue_times_out() {
+        let (_outbox, receiver) = outbox(1);
+        let mut got = VecDeque::new();
+        let deadline = Instant::now() + Duration::from_millis(10);
+        assert_eq!(receiver.wait(deadline, &mut got), Waited::Timeout);
+        assert!(Instant::now() >= deadline);
+    }
+}
