@@ -60,6 +60,10 @@ struct Args {
     /// would spend its first minute logging in).
     #[arg(long)]
     sessions: Option<std::path::PathBuf>,
+    /// Drive `examples/relay_baseline` at this address instead of a chat
+    /// server: no accounts, users 1..=N connect as `ws://ADDR/?user=N`.
+    #[arg(long)]
+    relay: Option<String>,
     /// Seconds at the start of a sending run whose latencies are not
     /// recorded (connections settle, presence floods pass).
     #[arg(long, default_value_t = 2)]
@@ -137,23 +141,36 @@ fn run(args: &Args) -> Result<(), Error> {
         | Scenario::Storm { users } => *users,
     };
     let base = args.server.trim_end_matches('/').to_owned();
-    let ws_url = ureq::get(&format!("{base}/api/config"))
-        .call()?
-        .into_json::<Value>()?["ws_url"]
-        .as_str()
-        .ok_or("no ws_url")?
-        .to_owned();
+    let ws_url = match &args.relay {
+        Some(addr) => format!("ws://{addr}/"),
+        None => ureq::get(&format!("{base}/api/config"))
+            .call()?
+            .into_json::<Value>()?["ws_url"]
+            .as_str()
+            .ok_or("no ws_url")?
+            .to_owned(),
+    };
     let server_pid = args.server_pid.or_else(find_server_pid);
     check_limits(users_wanted);
 
     let started = Instant::now();
-    let users = ensure_users(
-        &base,
-        &args.prefix,
-        users_wanted,
-        args.threads * 4,
-        args.sessions.as_deref(),
-    )?;
+    let mut users = match &args.relay {
+        Some(_) => (1..=users_wanted as i64)
+            .map(|id| User {
+                id,
+                cookie: String::new(),
+                partner: 0,
+            })
+            .collect(),
+        None => ensure_users(
+            &base,
+            &args.prefix,
+            users_wanted,
+            args.threads * 4,
+            args.sessions.as_deref(),
+        )?,
+    };
+    pair_up(&mut users);
     eprintln!(
         "{} users ready in {:.1}s",
         users.len(),
@@ -343,7 +360,7 @@ fn ensure_users(
         h.join().map_err(|_| "a setup thread panicked")??;
     }
     let found = found.lock().map_err(|_| "poisoned")?;
-    let mut users: Vec<User> = found.iter().flatten().cloned().collect();
+    let users: Vec<User> = found.iter().flatten().cloned().collect();
     if let Some(path) = sessions {
         let lines: String = users
             .iter()
@@ -352,13 +369,16 @@ fn ensure_users(
             .collect();
         std::fs::write(path, lines)?;
     }
-    // Pair 0↔1, 2↔3, … (an odd last user writes to user 0).
+    Ok(users)
+}
+
+/// Pairs users 0↔1, 2↔3, … (an odd last user writes to user 0).
+fn pair_up(users: &mut [User]) {
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     for (i, user) in users.iter_mut().enumerate() {
         let partner = if i % 2 == 0 { i + 1 } else { i - 1 };
         user.partner = ids.get(partner).copied().unwrap_or(ids[0]);
     }
-    Ok(users)
 }
 
 fn cached_session(file: Option<&std::path::Path>, nickname: &str) -> Option<User> {
@@ -578,7 +598,13 @@ fn drive(
             Socket::Connecting(stream) => match stream.peer_addr() {
                 Ok(_) => {
                     let _ = stream.set_nodelay(true);
-                    let mut request = match ws_url.into_client_request() {
+                    // The relay knows users by the query, the server by cookie.
+                    let url = if client.user.cookie.is_empty() {
+                        format!("{ws_url}?user={}", client.user.id)
+                    } else {
+                        ws_url.to_owned()
+                    };
+                    let mut request = match url.into_client_request() {
                         Ok(r) => r,
                         Err(_) => return fail(client, totals),
                     };
