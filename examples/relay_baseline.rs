@@ -94,6 +94,8 @@ fn run_hub(inbox: &Receiver<HubEvent>) {
 
 fn serve(stream: TcpStream, hub: &Sender<HubEvent>) {
     let mut user = None;
+    // tungstenite's callback signature has a large error type; not ours.
+    #[allow(clippy::result_large_err)]
     let read_user = |request: &Request, response: Response| {
         user = request
             .uri()
@@ -123,16 +125,16 @@ fn serve(stream: TcpStream, hub: &Sender<HubEvent>) {
     // Only the writer writes. (tungstenite would answer a ping from inside
     // `read`; the load generator sends none.)
     while let Ok(message) = ws.read() {
-        if let Message::Text(frame) = message {
-            if let Some(to) = to_user_id(frame.as_bytes()) {
-                let relay = HubEvent::Relay {
-                    from: user,
-                    to,
-                    frame,
-                };
-                if hub.send(relay).is_err() {
-                    break;
-                }
+        if let Message::Text(frame) = message
+            && let Some(to) = to_user_id(frame.as_bytes())
+        {
+            let relay = HubEvent::Relay {
+                from: user,
+                to,
+                frame,
+            };
+            if hub.send(relay).is_err() {
+                break;
             }
         }
     }
