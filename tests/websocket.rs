@@ -152,6 +152,58 @@ fn rest_sends_are_delivered_live_like_websocket_sends() {
     assert_eq!(echo["message_id"], stored["id"]);
 }
 
+/// Presence is coalesced under load (see `ws::hub`); what each client ends
+/// up knowing must not change: everyone but itself, each arrival announced
+/// at most once, nobody announced who was already in its `online_users`.
+#[test]
+fn a_connect_storm_leaves_every_client_with_the_same_exact_online_list() {
+    const USERS: usize = 24;
+    let server = TestServer::start();
+    let users: Vec<_> = (0..USERS)
+        .map(|i| server.user(&format!("storm{i}")))
+        .collect();
+    let all: std::collections::BTreeSet<i64> = users.iter().map(|(_, id)| *id).collect();
+    // Everyone connects at once, then reads until it knows everyone else.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(USERS));
+    let threads: Vec<_> = users
+        .into_iter()
+        .map(|(client, me)| {
+            let (start, url) = (start.clone(), server.ws_url());
+            let all = all.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let mut ws =
+                    Ws::try_connect(&url, client.cookie.as_deref(), None).expect("connect");
+                let first = ws.recv_type("online_users");
+                let mut online: std::collections::BTreeSet<i64> = first["users"]
+                    .as_array()
+                    .expect("users")
+                    .iter()
+                    .map(|u| u["id"].as_i64().expect("id"))
+                    .collect();
+                assert!(!online.contains(&me), "{me} listed itself");
+                let others: std::collections::BTreeSet<i64> =
+                    all.iter().copied().filter(|id| *id != me).collect();
+                while online != others {
+                    let frame = ws.recv_type("user_online");
+                    let id = frame["from_user_id"].as_i64().expect("from_user_id");
+                    assert_ne!(id, me, "{me} was told it came online");
+                    assert!(
+                        online.insert(id),
+                        "{me} was told twice that {id} came online"
+                    );
+                }
+                ws // kept open until every client is done
+            })
+        })
+        .collect();
+    let sockets: Vec<Ws> = threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .collect();
+    assert_eq!(sockets.len(), USERS);
+}
+
 #[test]
 fn presence_with_two_tabs_of_one_user() {
     let server = TestServer::start();

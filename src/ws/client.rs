@@ -555,6 +555,11 @@ fn write_until_closed(
                     ws.write(Message::Text(frame))?;
                     let _ = queues.page_written.try_recv();
                 }
+                Outbound::Presence { changes, own_user } => {
+                    for change in changes.iter().filter(|c| c.user != own_user) {
+                        ws.write(Message::Text(change.frame.clone()))?;
+                    }
+                }
                 Outbound::Pong(payload) => ws.write(Message::Pong(payload))?,
                 Outbound::Close(code, reason) => return send_close(ws, (code, reason)),
             }

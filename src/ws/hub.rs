@@ -12,14 +12,24 @@
 //! to connections with `try_send`. A connection whose queue is full is too
 //! slow to keep up; the hub drops it (close code 1008) instead of waiting.
 //! Its messages are stored, and the client reloads them when it reconnects.
+//!
+//! Presence is coalesced. Telling everyone about every arrival is quadratic:
+//! 10,000 users connecting at once make 100 million `user_online` frames.
+//! The frames themselves cannot be avoided (each client must learn of every
+//! other user), but the hub's work can: changes are collected while events
+//! keep arriving and handed out when the hub's queue runs dry, or after
+//! [`PRESENCE_FLUSH_MAX_DELAY`] at the latest, as one shared batch per
+//! connection. Each connection's writer then writes the batch's frames, minus
+//! its own user's, in one go. Clients see the same frames in the same order
+//! as without coalescing; at rest, a change goes out at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::events::{OnlineUser, ServerEvent};
@@ -33,6 +43,9 @@ pub type ConnId = u64;
 /// Hub events queued before senders start to wait: enough to absorb a burst
 /// from every connection at once, small enough to bound memory.
 const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
+/// Longest a presence change waits for the hub's queue to run dry before it
+/// goes out anyway (a connect storm keeps the queue busy for seconds).
+pub const PRESENCE_FLUSH_MAX_DELAY: Duration = Duration::from_millis(50);
 
 /// WebSocket close codes the server uses, with the reason sent along.
 pub mod close {
@@ -79,6 +92,12 @@ pub enum Outbound {
         messages: Vec<Message>,
         has_more: bool,
     },
+    /// A batch of `user_online` / `user_offline` frames shared by every
+    /// connection; the writer skips those about its own user.
+    Presence {
+        changes: Arc<[PresenceChange]>,
+        own_user: UserId,
+    },
     /// The answer to a client's ping (the reader must not write itself).
     Pong(Bytes),
     /// Send a close frame and stop.
@@ -92,6 +111,16 @@ impl Outbound {
             frame: frame.clone(),
         }
     }
+}
+
+/// One user coming online or going offline, as the frame clients get.
+#[derive(Debug)]
+pub struct PresenceChange {
+    pub user: UserId,
+    pub frame: Utf8Bytes,
+    /// Orders changes and registrations: a connection gets only the changes
+    /// made after it registered (its `online_users` list has the earlier).
+    seq: u64,
 }
 
 /// A shared flag that tells a writer to close even when its queue is full
@@ -195,6 +224,9 @@ pub fn spawn(metrics: Arc<Metrics>) -> std::io::Result<(HubHandle, JoinHandle<()
         online: HashMap::new(),
         presence: presence.clone(),
         doomed: Vec::new(),
+        pending_presence: Vec::new(),
+        registered_at: HashMap::new(),
+        seq: 0,
         metrics,
     };
     let thread = std::thread::Builder::new()
@@ -215,12 +247,32 @@ struct Hub {
     /// Connections found dead or too slow while handling an event; removed
     /// after it, so a removal never happens in the middle of a fan-out.
     doomed: Vec<(ConnId, (u16, &'static str))>,
+    /// Presence changes not yet handed out, oldest first, and when the
+    /// oldest was made.
+    pending_presence: Vec<PresenceChange>,
+    registered_at: HashMap<ConnId, u64>,
+    /// Counts changes and registrations (see [`PresenceChange`]).
+    seq: u64,
     metrics: Arc<Metrics>,
 }
 
 impl Hub {
     fn run(mut self, inbox: Receiver<HubEvent>) {
-        for event in inbox.iter() {
+        let mut oldest_pending: Option<Instant> = None;
+        loop {
+            let event = match inbox.try_recv() {
+                Ok(event) => event,
+                Err(TryRecvError::Empty) => {
+                    // The queue ran dry: nothing is coalescing any more.
+                    self.flush_presence();
+                    oldest_pending = None;
+                    match inbox.recv() {
+                        Ok(event) => event,
+                        Err(_) => break,
+                    }
+                }
+                Err(TryRecvError::Disconnected) => break,
+            };
             let started = Instant::now();
             match event {
                 HubEvent::Register(conn) => self.register(conn),
@@ -255,6 +307,13 @@ impl Hub {
             for (gauge, value) in gauges {
                 gauge.store(i64::try_from(value).unwrap_or(i64::MAX), Ordering::Relaxed);
             }
+            if !self.pending_presence.is_empty() {
+                let since = *oldest_pending.get_or_insert(started);
+                if since.elapsed() >= PRESENCE_FLUSH_MAX_DELAY {
+                    self.flush_presence();
+                    oldest_pending = None;
+                }
+            }
         }
         // Shutdown, or every handle dropped: close all connections cleanly.
         for conn in self.conns.values() {
@@ -276,6 +335,8 @@ impl Hub {
         let (id, user_id) = (conn.id, conn.user_id);
         let nickname = conn.nickname.clone();
         self.conns.insert(id, conn);
+        self.seq += 1;
+        self.registered_at.insert(id, self.seq);
         let entry = self
             .online
             .entry(user_id)
@@ -300,7 +361,7 @@ impl Hub {
                 nickname: &nickname,
             }
             .to_frame();
-            self.broadcast_except(user_id, &frame);
+            self.announce(user_id, frame);
         }
     }
 
@@ -370,16 +431,67 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    fn broadcast_except(&mut self, user: UserId, frame: &Utf8Bytes) {
-        let ids: Vec<ConnId> = self
-            .conns
-            .values()
-            .filter(|c| c.user_id != user)
-            .map(|c| c.id)
-            .collect();
-        for id in ids {
-            self.push(id, Outbound::Frame(frame.clone()));
+    /// Queues a presence change for everyone but `user` (see the module
+    /// docs: it goes out with the next flush).
+    fn announce(&mut self, user: UserId, frame: Utf8Bytes) {
+        self.seq += 1;
+        self.pending_presence.push(PresenceChange {
+            user,
+            frame,
+            seq: self.seq,
+        });
+    }
+
+    /// Hands the pending presence changes to every connection: one shared
+    /// batch, from the first change made after the connection registered.
+    fn flush_presence(&mut self) {
+        // A connection found dead while flushing announces its user's
+        // departure: flush again until nothing is pending.
+        while !self.pending_presence.is_empty() {
+            self.flush_presence_once();
         }
+    }
+
+    fn flush_presence_once(&mut self) {
+        let changes: Arc<[PresenceChange]> = std::mem::take(&mut self.pending_presence).into();
+        let first_seq = changes[0].seq;
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let (Some(conn), Some(&registered)) =
+                (self.conns.get(&id), self.registered_at.get(&id))
+            else {
+                continue;
+            };
+            let own_user = conn.user_id;
+            let from = if registered < first_seq {
+                0
+            } else {
+                changes.partition_point(|c| c.seq <= registered)
+            };
+            let news = &changes[from..];
+            if news.iter().all(|c| c.user == own_user) {
+                continue;
+            }
+            let batch = if from == 0 {
+                changes.clone()
+            } else {
+                news.iter()
+                    .map(|c| PresenceChange {
+                        user: c.user,
+                        frame: c.frame.clone(),
+                        seq: c.seq,
+                    })
+                    .collect()
+            };
+            self.push(
+                id,
+                Outbound::Presence {
+                    changes: batch,
+                    own_user,
+                },
+            );
+        }
+        self.reap();
     }
 
     /// Queues a frame without waiting. Returns whether it was queued; a full
@@ -418,6 +530,7 @@ impl Hub {
         let Some(conn) = self.conns.remove(&id) else {
             return; // already gone: e.g. dropped as too slow, then unregistered
         };
+        self.registered_at.remove(&id);
         Self::close(&conn, reason);
         let Some(entry) = self.online.get_mut(&conn.user_id) else {
             return;
@@ -431,7 +544,7 @@ impl Hub {
                 nickname: &conn.nickname,
             }
             .to_frame();
-            self.broadcast_except(conn.user_id, &frame);
+            self.announce(conn.user_id, frame);
         }
     }
 
