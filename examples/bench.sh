@@ -3,6 +3,7 @@
 # against a fresh release server, and keeps every report in $OUT.
 #   examples/bench.sh                 # everything
 #   examples/bench.sh pairs-normal    # one scenario
+#   examples/bench.sh soak            # the 10-minute soak (not in "everything")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -10,7 +11,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
 OUT=${OUT:-target/bench}
 PORT=${PORT:-18600}
 mkdir -p "$OUT"
-cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline
 
 run() { # name, server flags, loadgen arguments...
   local name=$1 flags=$2; shift 2
@@ -31,16 +32,33 @@ run() { # name, server flags, loadgen arguments...
   rm -rf "$db"
 }
 
+relay() { # name, loadgen arguments... : baseline (a), same runs against the bare relay
+  local name=$1; shift
+  for i in $(seq "$RUNS"); do
+    target/release/examples/relay_baseline --addr 127.0.0.1:$PORT 2>/dev/null &
+    local pid=$!
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+    target/release/examples/loadgen --relay 127.0.0.1:$PORT --server-pid $pid "$@" \
+      >"$OUT/$name.$i.txt" 2>"$OUT/$name.$i.progress" || echo "run $name.$i failed"
+    kill $pid; wait $pid 2>/dev/null || true
+    echo "== $name run $i"; cat "$OUT/$name.$i.txt"
+  done
+}
+
 all=("$@")
 sel() { [ ${#all[@]} -eq 0 ] || [[ " ${all[*]} " == *" $1 "* ]]; }
 
 sel pairs-normal && run pairs-normal "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
 sel pairs-full && run pairs-full "--durability full" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
 sel latency-10k && run latency-10k "" pairs --users 1000 --rate 10000 --seconds "$SECONDS_PER_RUN"
+sel relay-pairs && relay relay-pairs pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
+sel relay-latency-10k && relay relay-latency-10k pairs --users 1000 --rate 10000 --seconds "$SECONDS_PER_RUN"
 sel sqlite-baseline && target/release/examples/sqlite_baseline --messages 200000 | tee "$OUT/sqlite-baseline.txt"
 for rate in 1000 2500 5000 7500; do
   sel "latency-$rate" && run "latency-$rate" "" pairs --users 1000 --rate $rate --seconds "$SECONDS_PER_RUN"
 done
-sel idle && run idle "" idle --users "${IDLE_USERS:-5000}" --seconds 20
-sel storm && run storm "" storm --users "${STORM_USERS:-2000}"
+sel idle && run idle "" idle --users "${IDLE_USERS:-10000}" --seconds 60
+sel storm && run storm "" storm --users "${STORM_USERS:-10000}"
+# Not in the default set: ten minutes, once.
+[[ " ${all[*]} " == *" soak "* ]] && RUNS=1 run soak "" pairs --users 1000 --rate 5000 --seconds 600
 exit 0

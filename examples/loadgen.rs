@@ -36,6 +36,9 @@ use tungstenite::{Message, WebSocket};
 
 /// How often the progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// A storm that has not settled after this long is reported as failed
+/// rather than waited for (load runs are bounded in time).
+const STORM_LIMIT: Duration = Duration::from_secs(180);
 /// Longest a worker sleeps in `poll` when nothing is due.
 const POLL_TICK: Duration = Duration::from_millis(5);
 
@@ -151,7 +154,7 @@ fn run(args: &Args) -> Result<(), Error> {
             .to_owned(),
     };
     let server_pid = args.server_pid.or_else(find_server_pid);
-    check_limits(users_wanted);
+    check_limits(users_wanted, server_pid);
 
     let started = Instant::now();
     let mut users = match &args.relay {
@@ -200,6 +203,8 @@ fn run(args: &Args) -> Result<(), Error> {
     // sampled meanwhile (the workers close their sockets when they end).
     let mut last = (Instant::now(), 0u64);
     let mut peak = before;
+    // (seconds, RSS KiB) once per progress line, for the soak's trend.
+    let mut rss_samples: Vec<(f64, u64)> = Vec::new();
     while workers.iter().any(|w| !w.is_finished()) {
         std::thread::sleep(PROGRESS_EVERY.min(Duration::from_millis(200)));
         if let Some((rss, threads)) = server_pid.and_then(proc_status) {
@@ -207,6 +212,9 @@ fn run(args: &Args) -> Result<(), Error> {
             peak = Some((peak_rss.max(rss), peak_threads.max(threads)));
         }
         if last.0.elapsed() >= PROGRESS_EVERY {
+            if let Some((rss, _)) = server_pid.and_then(proc_status) {
+                rss_samples.push((epoch.elapsed().as_secs_f64(), rss));
+            }
             let received = totals.received.load(Ordering::Relaxed);
             let rate = (received - last.1) as f64 / last.0.elapsed().as_secs_f64();
             let presence = match plan.expect_online {
@@ -233,6 +241,7 @@ fn run(args: &Args) -> Result<(), Error> {
         outcomes.push(w.join().map_err(|_| "a worker panicked")??);
     }
     report(args, &plan, &totals, &latencies, &outcomes, before, peak);
+    report_rss_trend(&rss_samples);
     Ok(())
 }
 
@@ -523,6 +532,10 @@ fn worker(
             if totals.complete_presence.load(Ordering::Relaxed) as usize == others + 1 {
                 break;
             }
+            if epoch.elapsed() > STORM_LIMIT {
+                eprintln!("storm: not settled after {STORM_LIMIT:?}; giving up");
+                break;
+            }
         }
         if run_until.is_some_and(|t| Instant::now() >= t) {
             break;
@@ -772,13 +785,17 @@ fn find_server_pid() -> Option<u32> {
 
 /// Says which kernel limits will stop a run with this many connections
 /// (each takes two server threads and two file descriptors).
-fn check_limits(connections: usize) {
+/// Says which kernel and process limits are too low for `connections`
+/// WebSockets (two threads and one socket each on the server), and the
+/// command that raises each. The README's "Many connections" lists them.
+fn check_limits(connections: usize, server_pid: Option<u32>) {
     let read =
         |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
     let threads = 2 * connections as u64 + 64;
-    if let Some(max) = read("/proc/sys/kernel/pid_max").filter(|m| *m < threads * 2) {
+    // pid_max counts every thread on the machine, the generator's included.
+    if let Some(max) = read("/proc/sys/kernel/pid_max").filter(|m| *m < threads + 4096) {
         eprintln!(
-            "warning: kernel.pid_max is {max}; {threads} server threads plus others may not fit (sysctl -w kernel.pid_max=4194304)"
+            "warning: kernel.pid_max is {max}; {threads} server threads plus the rest may not fit (sysctl -w kernel.pid_max=4194304)"
         );
     }
     if let Some(max) = read("/proc/sys/vm/max_map_count").filter(|m| *m < threads * 4) {
@@ -787,16 +804,28 @@ fn check_limits(connections: usize) {
             threads * 4
         );
     }
-    let fds = 2 * connections as u64 + 64;
-    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits")
-        && let Some(soft) = limits
-            .lines()
-            .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .and_then(|v| v.parse::<u64>().ok())
-        && soft < fds
-    {
-        eprintln!("warning: open files limit is {soft}; the server needs {fds} (ulimit -n 65536)");
+    if let Some(max) = read("/proc/sys/net/core/somaxconn").filter(|m| *m < 4096) {
+        eprintln!(
+            "warning: net.core.somaxconn is {max}; a connect storm overflows the accept queue (sysctl -w net.core.somaxconn=4096)"
+        );
+    }
+    let fds = connections as u64 + 64;
+    let limits_of = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/limits")).ok();
+    let checks = [
+        ("the server", server_pid.map(|p| p.to_string())),
+        ("this generator", Some("self".to_owned())),
+    ];
+    for (who, pid) in checks {
+        if let Some(limits) = pid.as_deref().and_then(limits_of)
+            && let Some(soft) = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<u64>().ok())
+            && soft < fds
+        {
+            eprintln!("warning: {who} may open {soft} files; {fds} are needed (ulimit -n 65536)");
+        }
     }
 }
 
@@ -860,6 +889,38 @@ fn report(
         }
         _ => println!("server:          (no /proc data; pass --server-pid)"),
     }
+}
+
+/// Whether the server's memory grows over a long run: the least-squares
+/// slope of RSS over the second half of the samples (the first half
+/// includes connecting and the allocator warming up), and the RSS at a few
+/// points. Printed for runs of a minute or more.
+fn report_rss_trend(samples: &[(f64, u64)]) {
+    if samples.len() < 60 {
+        return;
+    }
+    let half = &samples[samples.len() / 2..];
+    let n = half.len() as f64;
+    let mean_t = half.iter().map(|(t, _)| t).sum::<f64>() / n;
+    let mean_r = half.iter().map(|(_, r)| *r as f64).sum::<f64>() / n;
+    let (mut cov, mut var) = (0.0, 0.0);
+    for (t, r) in half {
+        cov += (t - mean_t) * (*r as f64 - mean_r);
+        var += (t - mean_t) * (t - mean_t);
+    }
+    let slope_per_min = if var > 0.0 { cov / var * 60.0 } else { 0.0 };
+    let at = |fraction: f64| samples[((samples.len() - 1) as f64 * fraction) as usize];
+    let points: Vec<String> = [0.0, 0.25, 0.5, 0.75, 1.0]
+        .iter()
+        .map(|f| {
+            let (t, r) = at(*f);
+            format!("{t:.0}s {r}")
+        })
+        .collect();
+    println!(
+        "rss trend:       {slope_per_min:+.1} KiB/min over the second half; KiB at {}",
+        points.join(", ")
+    );
 }
 
 fn scenario_name(scenario: &Scenario) -> String {

@@ -15,17 +15,17 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Bytes, Message, Utf8Bytes, WebSocket};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 use super::events::{ClientEvent, ServerEvent};
+use super::frame_writer::FrameWriter;
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
 use super::outbox::{self, Outbox, OutboxReceiver, PushError, Waited};
 use crate::app::App;
@@ -44,8 +44,8 @@ pub const WRITE_WAIT: Duration = Duration::from_secs(10);
 /// writing) would make 10,000 idle connections cost 2.5 GiB; chat frames
 /// are small, and larger ones simply take several reads.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Write frames straight out: the writer batches by flushing once per
-/// drained queue, not by letting tungstenite hold data back.
+/// The reader's WebSocket never writes after the handshake (the writer
+/// thread has its own [`FrameWriter`]), so it needs no write buffer.
 const WRITE_BUFFER_BYTES: usize = 0;
 /// Stack sizes. Threads only touch the pages they use, but each reserves its
 /// stack in address space; 256 KiB is plenty for JSON parsing and SQLite
@@ -63,11 +63,6 @@ pub fn reader_config() -> WebSocketConfig {
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
-}
-
-/// The writing side never reads, so it gets a token read buffer.
-fn writer_config() -> WebSocketConfig {
-    reader_config().read_buffer_size(64)
 }
 
 /// The socket under the reader's `WebSocket`: reads pass through; writes
@@ -103,28 +98,6 @@ impl Write for ReaderSocket {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(()) // a TcpStream has no buffer to flush
-    }
-}
-
-/// The socket under the writer's `WebSocket`: the same socket as the
-/// reader's, shared rather than `dup`ed, so that a connection costs one file
-/// descriptor, not two (10,000 connections fit the common limit of 20,000
-/// open files). Reading and writing a socket from two threads at once is
-/// safe; `&TcpStream` implements both.
-struct WriterSocket(Arc<TcpStream>);
-
-impl Read for WriterSocket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
-    }
-}
-
-impl Write for WriterSocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -216,17 +189,12 @@ impl Drop for Registration {
     }
 }
 
-fn prepare_socket(socket: &Arc<TcpStream>, app: &App) -> io::Result<WebSocket<WriterSocket>> {
+fn prepare_socket(socket: &Arc<TcpStream>, app: &App) -> io::Result<FrameWriter> {
     // A read that waits longer than the pong wait means the peer is gone:
     // our pings would have been answered by now.
     socket.set_read_timeout(Some(app.config.pong_wait))?;
     socket.set_write_timeout(Some(WRITE_WAIT))?;
-    let write_half = WriterSocket(socket.clone());
-    Ok(WebSocket::from_raw_socket(
-        write_half,
-        Role::Server,
-        Some(writer_config()),
-    ))
+    Ok(FrameWriter::new(socket.clone()))
 }
 
 struct Reader {
@@ -457,7 +425,7 @@ struct WriterQueues {
 
 fn write_loop(
     id: ConnId,
-    mut ws: WebSocket<WriterSocket>,
+    mut ws: FrameWriter,
     queues: &WriterQueues,
     close_signal: &CloseSignal,
     ping_interval: Duration,
@@ -467,7 +435,7 @@ fn write_loop(
         log::debug!("connection {id}: write failed: {e}");
     }
     // Wakes the reader if it is still waiting for data.
-    let _ = ws.get_ref().0.shutdown(Shutdown::Both);
+    ws.shutdown();
 }
 
 /// What the writer remembers to send each message exactly once, when a
@@ -510,11 +478,11 @@ impl ExactlyOnce {
 }
 
 fn write_until_closed(
-    ws: &mut WebSocket<WriterSocket>,
+    ws: &mut FrameWriter,
     queues: &WriterQueues,
     close_signal: &CloseSignal,
     ping_interval: Duration,
-) -> tungstenite::Result<()> {
+) -> io::Result<()> {
     let mut exactly_once = ExactlyOnce::default();
     let mut next_ping = Instant::now() + ping_interval;
     let mut batch = VecDeque::new();
@@ -522,19 +490,19 @@ fn write_until_closed(
         // Frames, or the ping deadline (below), or the end.
         if queues.outbox.wait(next_ping, &mut batch) == Waited::Finished {
             // The hub and the reader both let go: a normal end.
-            return send_close(ws, close::NORMAL);
+            return ws.close(close::NORMAL.0, close::NORMAL.1);
         }
         // Write everything queued, then flush once: one syscall for a burst
         // instead of one per frame.
         while let Some(out) = batch.pop_front() {
             if let Some(code) = close_signal.requested() {
-                return send_close(ws, (code, close::reason(code)));
+                return ws.close(code, close::reason(code));
             }
             match out {
-                Outbound::Frame(text) => ws.write(Message::Text(text))?,
+                Outbound::Frame(text) => ws.text(text)?,
                 Outbound::Message { id, frame } => {
                     if exactly_once.live(id) {
-                        ws.write(Message::Text(frame))?;
+                        ws.text(frame)?;
                     }
                 }
                 Outbound::SyncPage {
@@ -548,20 +516,20 @@ fn write_until_closed(
                         messages: &messages,
                         has_more: has_more && !reached_live,
                     };
-                    ws.write(Message::Text(page.to_frame()))?;
+                    ws.text(page.to_frame())?;
                     let _ = queues.page_written.try_recv();
                 }
                 Outbound::HistoryPage(frame) => {
-                    ws.write(Message::Text(frame))?;
+                    ws.text(frame)?;
                     let _ = queues.page_written.try_recv();
                 }
                 Outbound::Presence { changes, own_user } => {
                     for change in changes.iter().filter(|c| c.user != own_user) {
-                        ws.write(Message::Text(change.frame.clone()))?;
+                        ws.text(change.frame.clone())?;
                     }
                 }
-                Outbound::Pong(payload) => ws.write(Message::Pong(payload))?,
-                Outbound::Close(code, reason) => return send_close(ws, (code, reason)),
+                Outbound::Pong(payload) => ws.pong(payload)?,
+                Outbound::Close(code, reason) => return ws.close(code, reason),
             }
             if batch.is_empty() {
                 queues.outbox.take(&mut batch);
@@ -570,22 +538,11 @@ fn write_until_closed(
         // Pinged on schedule even when frames never stop coming: the client
         // may be only listening, and its reader times out without traffic.
         if Instant::now() >= next_ping {
-            ws.write(Message::Ping(Bytes::new()))?;
+            ws.ping()?;
             next_ping = Instant::now() + ping_interval;
         }
         ws.flush()?;
     }
-}
-
-fn send_close(
-    ws: &mut WebSocket<WriterSocket>,
-    (code, reason): (u16, &'static str),
-) -> tungstenite::Result<()> {
-    ws.close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    }))?;
-    ws.flush()
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //!
 //! - [`listener`]: accepts sockets and checks the handshake (cookie, Origin).
 //! - [`client`]: one connection = one reader thread + one writer thread.
+//! - [`frame_writer`]: how the writer thread puts frames on the socket.
 //! - [`hub`]: one thread that routes frames between connections.
 //! - [`outbox`]: the queue between the hub and a connection's writer.
 //! - [`events`]: the JSON frames of the protocol.
 
 pub mod client;
 pub mod events;
+pub mod frame_writer;
 pub mod hub;
 pub mod listener;
 pub mod outbox;

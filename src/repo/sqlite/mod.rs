@@ -14,7 +14,7 @@ mod sql;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -29,9 +29,12 @@ use writer::Writer;
 /// How long a connection waits for a lock held by another process (a backup
 /// tool, the sqlite3 shell) before giving up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Read connections kept open between requests. More can be open at once
-/// under load; the extra ones are closed when returned.
-const MAX_IDLE_READERS: usize = 8;
+/// Read connections open at most. Reads are short and CPU-bound, so a few
+/// connections serve any number of callers; beyond them callers queue. A
+/// bound matters: each connection holds three files and its own page cache,
+/// and a connect storm of 10,000 WebSockets (each looking up its session at
+/// once) opened thousands and ran out of file descriptors.
+const MAX_READERS: usize = 8;
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -39,9 +42,79 @@ pub struct SqliteStore {
     readers: ReaderPool,
 }
 
+/// The read connections: opened on demand, at most [`MAX_READERS`], kept.
 struct ReaderPool {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    state: Mutex<PoolState>,
+    /// Signalled when a connection is returned.
+    returned: Condvar,
+}
+
+struct PoolState {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// A borrowed read connection; goes back to the pool when dropped, also
+/// when the query panicked, so the pool never shrinks by accident.
+struct PooledReader<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl ReaderPool {
+    fn new(path: &Path) -> ReaderPool {
+        ReaderPool {
+            path: path.to_owned(),
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+        }
+    }
+
+    /// An idle connection, a new one while fewer than [`MAX_READERS`] are
+    /// open, or else the next one returned.
+    fn get(&self) -> Result<PooledReader<'_>, StoreError> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(PooledReader {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if state.open < MAX_READERS {
+                state.open += 1;
+                drop(state);
+                return match open_connection(&self.path) {
+                    Ok(conn) => Ok(PooledReader {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        lock(&self.state).open -= 1;
+                        self.returned.notify_one();
+                        Err(e.into())
+                    }
+                };
+            }
+            state = self
+                .returned
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+impl Drop for PooledReader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock(&self.pool.state).idle.push(conn);
+            self.pool.returned.notify_one();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -68,10 +141,7 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
-            readers: ReaderPool {
-                path: path.to_owned(),
-                idle: Mutex::new(Vec::new()),
-            },
+            readers: ReaderPool::new(path),
         })
     }
 
@@ -91,17 +161,9 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let pooled = lock(&self.readers.idle).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => open_connection(&self.readers.path)?,
-        };
-        let result = work(&conn);
-        let mut idle = lock(&self.readers.idle);
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-        Ok(result?)
+        let reader = self.readers.get()?;
+        let conn = reader.conn.as_ref().ok_or(StoreError::Closed)?;
+        Ok(work(conn)?)
     }
 }
 
