@@ -690,6 +690,27 @@ fn on_frame(
     plan: &Plan,
     record_from: Duration,
 ) {
+    // A storm brings N² presence frames; parsing each into a `Value` made
+    // the generator, not the server, the bottleneck. Their one field is
+    // read directly.
+    if plan.expect_online.is_some() {
+        for (prefix, online) in [
+            (r#"{"type":"user_online","from_user_id":"#, true),
+            (r#"{"type":"user_offline","from_user_id":"#, false),
+        ] {
+            if let Some(rest) = text.strip_prefix(prefix) {
+                let digits = rest.split(|c: char| !c.is_ascii_digit()).next();
+                if let Some(id) = digits.and_then(|d| d.parse::<i64>().ok()) {
+                    if online {
+                        client.online.insert(id);
+                    } else {
+                        client.online.remove(&id);
+                    }
+                }
+                return;
+            }
+        }
+    }
     let Ok(frame) = serde_json::from_str::<Value>(text) else {
         return;
     };
