@@ -4,7 +4,14 @@
 //!
 //! ```text
 //! cargo run --release --example seed_db -- --db big.db --users 10000 --messages 10000000
+//! # the same queries over HTTP, against a server running on that file:
+//! target/release/chat-server --db big.db --addr 127.0.0.1:18640 &
+//! cargo run --release --example seed_db -- --db big.db --http http://127.0.0.1:18640
 //! ```
+//!
+//! With `--http`, each seeded user gets a session (token `seed-<id>`,
+//! stored hashed like any other) so the requests are authenticated like a
+//! browser's; the times then include HTTP on loopback and JSON.
 //!
 //! Loading drops the message indexes, inserts in large transactions,
 //! rebuilds the indexes and derives the `conversations` rows with one
@@ -15,6 +22,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use chat_server::auth::{SESSION_COOKIE, hash_token};
 use chat_server::config::Durability;
 use chat_server::models::{Cursor, Page};
 use chat_server::repo::{SqliteStore, Store};
@@ -31,6 +39,83 @@ struct Args {
     /// Timed queries of each kind.
     #[arg(long, default_value_t = 2000)]
     queries: usize,
+    /// Time the queries through this running server's REST API instead of
+    /// calling the store in this process.
+    #[arg(long)]
+    http: Option<String>,
+}
+
+/// Where the timed queries go.
+enum Target {
+    Store(SqliteStore),
+    Http { base: String, agent: ureq::Agent },
+}
+
+impl Target {
+    fn get(&self, me: i64, path_and_query: &str) {
+        let Target::Http { base, agent } = self else {
+            return;
+        };
+        agent
+            .get(&format!("{base}{path_and_query}"))
+            .set("Cookie", &format!("{SESSION_COOKIE}=seed-{me}"))
+            .call()
+            .expect("request")
+            .into_string()
+            .expect("body");
+    }
+
+    fn history(&self, me: i64, partner: i64, page: Page) {
+        match self {
+            Target::Store(store) => drop(store.history(me, partner, page).expect("history")),
+            Target::Http { .. } => {
+                let cursor = match page.cursor {
+                    Cursor::BeforeId(id) => format!("before_id={id}"),
+                    Cursor::Offset(offset) => format!("offset={offset}"),
+                };
+                let limit = page.limit;
+                self.get(
+                    me,
+                    &format!("/api/messages?user_id={partner}&limit={limit}&{cursor}"),
+                );
+            }
+        }
+    }
+
+    fn conversations(&self, me: i64) {
+        match self {
+            Target::Store(store) => drop(store.conversations(me).expect("conversations")),
+            Target::Http { .. } => self.get(me, "/api/conversations"),
+        }
+    }
+
+    fn unread(&self, me: i64) {
+        match self {
+            Target::Store(store) => drop(store.unread_count(me).expect("unread")),
+            Target::Http { .. } => self.get(me, "/api/messages/unread"),
+        }
+    }
+}
+
+/// Gives every user a session with the token `seed-<id>`.
+fn create_sessions(db: &std::path::Path, users: i64) {
+    let mut conn = rusqlite::Connection::open(db).expect("open");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    let tx = conn.transaction().expect("begin");
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT OR IGNORE INTO sessions (token_hash, user_id, created_at, expires_at)
+                 VALUES (?1, ?2, 0, 4102444800000)",
+            )
+            .expect("prepare");
+        for id in 1..=users {
+            let hash = hash_token(&format!("seed-{id}"));
+            insert.execute((&hash[..], id)).expect("session");
+        }
+    }
+    tx.commit().expect("commit");
 }
 
 /// Partners of user 1 (the "1,000 partners" of the benchmark).
@@ -169,6 +254,18 @@ fn time(queries: usize, mut query: impl FnMut(usize)) -> String {
 fn bench(args: &Args) {
     let store = SqliteStore::open(&args.db, Durability::Normal).expect("open");
     let conversations = store.conversations(1).expect("conversations");
+    let target = match &args.http {
+        Some(base) => {
+            drop(store);
+            create_sessions(&args.db, args.users);
+            println!("timing over HTTP: {base}");
+            Target::Http {
+                base: base.trim_end_matches('/').to_owned(),
+                agent: ureq::AgentBuilder::new().build(),
+            }
+        }
+        None => Target::Store(store),
+    };
     println!(
         "database: {} (user 1 has {} conversations)",
         args.db.display(),
@@ -185,7 +282,7 @@ fn bench(args: &Args) {
                 limit: 20,
                 cursor: Cursor::BeforeId(before),
             };
-            store.history(1, partner(i), page).expect("history");
+            target.history(1, partner(i), page);
         })
     );
     println!(
@@ -195,21 +292,16 @@ fn bench(args: &Args) {
                 limit: 20,
                 cursor: Cursor::Offset((i % 50) as u32 * 20),
             };
-            store.history(1, partner(i), page).expect("history");
+            target.history(1, partner(i), page);
         })
     );
     println!(
         "conversation list of user 1:         {}",
-        time(args.queries / 10, |_| {
-            store.conversations(1).expect("conversations");
-        })
+        time(args.queries / 10, |_| target.conversations(1))
     );
     println!(
         "unread count (random users):         {}",
-        time(args.queries, |i| {
-            store
-                .unread_count(1 + (i as i64 * 7919) % args.users)
-                .expect("unread");
-        })
+        time(args.queries, |i| target
+            .unread(1 + (i as i64 * 7919) % args.users))
     );
 }

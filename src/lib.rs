@@ -14,9 +14,11 @@
 //!    validates, then stores through
 //! 3. [`repo`] — the [`repo::Store`] trait and its SQLite implementation;
 //!    once committed, the message goes to
-//! 4. [`ws::hub`] — the hub thread, which queues it for every connection of
-//!    the recipient and answers the sender; each connection's
-//! 5. writer thread ([`ws::client`]) writes it to the socket.
+//! 4. [`ws::hub`] — the hub thread, which queues it in the [`ws::outbox`]
+//!    of every connection of the recipient and answers the sender; each
+//!    connection's
+//! 5. writer thread ([`ws::client`]) writes it to the socket
+//!    ([`ws::frame_writer`]).
 //!
 //! The rest:
 //!

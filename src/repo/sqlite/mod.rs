@@ -8,7 +8,9 @@
 //! - [`schema`]: creating and upgrading the file.
 //! - [`sql`]: every statement, by name.
 //! - [`writer`]: the group-commit writer thread.
+//! - [`checkpointer`]: copies the WAL into the database off the writer's path.
 
+pub mod checkpointer;
 mod schema;
 mod sql;
 pub mod writer;
@@ -24,6 +26,7 @@ use super::{Credentials, OnStored, Store, StoreError, Stored};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{Conversation, Cursor, Message, NewMessage, Page, SessionId, User, UserId};
+use checkpointer::Checkpointer;
 use writer::Writer;
 
 /// How long a connection waits for a lock held by another process (a backup
@@ -40,6 +43,7 @@ const MAX_READERS: usize = 8;
 pub struct SqliteStore {
     writer: Writer,
     readers: ReaderPool,
+    checkpointer: Checkpointer,
 }
 
 /// The read connections: opened on demand, at most [`MAX_READERS`], kept.
@@ -138,10 +142,13 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous)?;
         tune_writer(&conn)?;
+        // Checkpoints run on their own thread, not inside a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
             readers: ReaderPool::new(path),
+            checkpointer: Checkpointer::spawn(path)?,
         })
     }
 
@@ -191,14 +198,11 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 
 /// Settings of the write connection, measured with `examples/sqlite_baseline`:
 /// each message updates five indexes at random places, so a commit dirties
-/// a few pages per message. A larger page cache keeps those pages in memory
-/// instead of re-reading them through the kernel, and checkpointing the WAL
-/// every 40 MiB instead of every 4 MiB writes a page that changes often once
-/// per checkpoint instead of ten times. Public for the baseline, which must
-/// run with the same settings to be a fair floor.
+/// a few pages per message, and a larger page cache keeps those pages in
+/// memory instead of re-reading them through the kernel. Public for the
+/// baseline, which must run with the same settings to be a fair floor.
 pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?; // negative: KiB
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) // negative: KiB
 }
 
 /// Prepared statements kept per connection: all of `sql`, with room to
@@ -206,8 +210,6 @@ pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
 const PREPARED_STATEMENTS: usize = 64;
 /// Page cache of the write connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
-/// WAL pages (4 KiB) written before SQLite copies them into the database.
-const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -510,6 +512,19 @@ impl Store for SqliteStore {
             "chat_db_commit_seconds",
             "Time to run and commit one batch.",
         );
+        let checkpoints = self.checkpointer.stats();
+        render_counter(
+            out,
+            "chat_db_checkpoints_total",
+            "WAL checkpoints run by the checkpointer thread.",
+            load(&checkpoints.checkpoints),
+        );
+        render_counter(
+            out,
+            "chat_db_checkpoint_truncations_total",
+            "Checkpoints that waited for the writer because the WAL was too long.",
+            load(&checkpoints.truncations),
+        );
     }
 
     fn conversations(&self, me: UserId) -> Result<Vec<Conversation>, StoreError> {
@@ -606,6 +621,39 @@ mod tests {
         store.create_user("alice", "a@x", "h").expect("alice");
         store.create_user("bob", "b@x", "h").expect("bob");
         (dir, std::sync::Arc::new(store))
+    }
+
+    /// Commits only append to the WAL (the writer's automatic checkpoints
+    /// are off); the checkpointer thread copies it into the database file,
+    /// which therefore grows without anyone else checkpointing.
+    #[test]
+    fn the_checkpointer_copies_the_log_into_the_database() {
+        let (dir, store) = store_with_two_users(Durability::Normal);
+        let file = dir.path().join("t.db");
+        let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+        for i in 0..300 {
+            let mut message = new_message(1, 2, None);
+            message.content = format!("message {i} {}", "x".repeat(200));
+            insert_message_and_wait(&*store, message).expect("insert");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed into the database file"
+            );
+            std::thread::sleep(checkpointer::CHECKPOINT_EVERY);
+        }
+        use std::sync::atomic::Ordering;
+        assert!(
+            store
+                .checkpointer
+                .stats()
+                .checkpoints
+                .load(Ordering::Relaxed)
+                > 0
+        );
     }
 
     /// Concurrent writers share commits: with an fsync per commit
