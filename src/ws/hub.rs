@@ -8,8 +8,8 @@
 //! overtake its own `Register` and leave a ghost online forever. A single
 //! FIFO keeps every sender's events in the order it sent them.
 //!
-//! The hub never blocks: it does no I/O and no queries, and it hands frames
-//! to connections with `try_send`. A connection whose queue is full is too
+//! The hub never blocks: it does no I/O and no queries, and it pushes frames
+//! to connections' outboxes without waiting. A connection whose queue is full is too
 //! slow to keep up; the hub drops it (close code 1008) instead of waiting.
 //! Its messages are stored, and the client reloads them when it reconnects.
 //!
@@ -247,9 +247,9 @@ struct Hub {
     /// Connections found dead or too slow while handling an event; removed
     /// after it, so a removal never happens in the middle of a fan-out.
     doomed: Vec<(ConnId, (u16, &'static str))>,
-    /// Presence changes not yet handed out, oldest first, and when the
-    /// oldest was made.
+    /// Presence changes not yet handed out, oldest first.
     pending_presence: Vec<PresenceChange>,
+    /// When each connection registered, in `seq` terms.
     registered_at: HashMap<ConnId, u64>,
     /// Counts changes and registrations (see [`PresenceChange`]).
     seq: u64,

@@ -142,8 +142,9 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous)?;
         tune_writer(&conn)?;
-        // Checkpoints run on their own thread, not inside a commit.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Checkpoints run on their own thread (see `checkpointer`); the
+        // writer checkpoints itself only when that thread cannot keep up.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
@@ -208,6 +209,11 @@ pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
 /// Prepared statements kept per connection: all of `sql`, with room to
 /// spare.
 const PREPARED_STATEMENTS: usize = 64;
+/// WAL pages (4 KiB) at which the writer checkpoints inside a commit: only
+/// under a write load the checkpointer thread cannot keep up with, where a
+/// checkpoint that blocks writes is the only kind that lets the log start
+/// over (64 MiB).
+const WRITER_CHECKPOINT_PAGES: i64 = 16 * 1024;
 /// Page cache of the write connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
@@ -518,12 +524,6 @@ impl Store for SqliteStore {
             "chat_db_checkpoints_total",
             "WAL checkpoints run by the checkpointer thread.",
             load(&checkpoints.checkpoints),
-        );
-        render_counter(
-            out,
-            "chat_db_checkpoint_truncations_total",
-            "Checkpoints that waited for the writer because the WAL was too long.",
-            load(&checkpoints.truncations),
         );
     }
 
