@@ -337,8 +337,9 @@ fn ensure_users(
     threads: usize,
     sessions: Option<&std::path::Path>,
 ) -> Result<Vec<User>, Error> {
+    let saved = saved_sessions(sessions);
     let cached: Vec<Option<User>> = (0..count)
-        .map(|i| cached_session(sessions, &format!("{prefix}{i}")))
+        .map(|i| saved.get(&format!("{prefix}{i}")).cloned())
         .collect();
     let next = Arc::new(AtomicU64::new(0));
     let found = Arc::new(Mutex::new(cached));
@@ -371,11 +372,22 @@ fn ensure_users(
     let found = found.lock().map_err(|_| "poisoned")?;
     let users: Vec<User> = found.iter().flatten().cloned().collect();
     if let Some(path) = sessions {
-        let lines: String = users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| format!("{prefix}{i} {} {}\n", u.id, u.cookie))
+        // Kept: the sessions of users beyond `count` from earlier, larger
+        // runs (a smaller run must not cost the next large one its logins).
+        let ours: HashSet<String> = (0..users.len()).map(|i| format!("{prefix}{i}")).collect();
+        let mut lines: String = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| {
+                line.split_whitespace()
+                    .next()
+                    .is_some_and(|n| !ours.contains(n))
+            })
+            .map(|line| format!("{line}\n"))
             .collect();
+        for (i, u) in users.iter().enumerate() {
+            lines.push_str(&format!("{prefix}{i} {} {}\n", u.id, u.cookie));
+        }
         std::fs::write(path, lines)?;
     }
     Ok(users)
@@ -390,17 +402,23 @@ fn pair_up(users: &mut [User]) {
     }
 }
 
-fn cached_session(file: Option<&std::path::Path>, nickname: &str) -> Option<User> {
-    let text = std::fs::read_to_string(file?).ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        (fields.next()? == nickname).then_some(())?;
-        Some(User {
-            id: fields.next()?.parse().ok()?,
-            cookie: fields.next()?.to_owned(),
-            partner: 0,
+/// The sessions file: one `nickname id cookie` line per user.
+fn saved_sessions(file: Option<&std::path::Path>) -> std::collections::HashMap<String, User> {
+    let text = file
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let nickname = fields.next()?.to_owned();
+            let user = User {
+                id: fields.next()?.parse().ok()?,
+                cookie: fields.next()?.to_owned(),
+                partner: 0,
+            };
+            Some((nickname, user))
         })
-    })
+        .collect()
 }
 
 fn login_or_register(base: &str, nickname: &str) -> Result<User, Error> {

@@ -142,9 +142,6 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous)?;
         tune_writer(&conn)?;
-        // Checkpoints run on their own thread (see `checkpointer`); the
-        // writer checkpoints itself only when that thread cannot keep up.
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
@@ -200,10 +197,13 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 /// Settings of the write connection, measured with `examples/sqlite_baseline`:
 /// each message updates five indexes at random places, so a commit dirties
 /// a few pages per message, and a larger page cache keeps those pages in
-/// memory instead of re-reading them through the kernel. Public for the
-/// baseline, which must run with the same settings to be a fair floor.
+/// memory instead of re-reading them through the kernel. Checkpoints run on
+/// their own thread (see [`checkpointer`]); the writer checkpoints itself
+/// only when that thread cannot keep up. Public for the baseline, which must
+/// run with the same settings to be a fair floor.
 pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB) // negative: KiB
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?; // negative: KiB
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
 }
 
 /// Prepared statements kept per connection: all of `sql`, with room to
