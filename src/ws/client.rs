@@ -160,12 +160,12 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
     };
     log::debug!("connection {id}: user {} connected", user.id);
 
-    let replies = Replies {
+    let replies = Arc::new(Replies {
         id,
         outbox,
         close_signal,
         metrics: app.metrics.clone(),
-    };
+    });
     let reader = Reader {
         id,
         user,
@@ -201,7 +201,7 @@ struct Reader {
     id: ConnId,
     user: User,
     app: App,
-    replies: Replies,
+    replies: Arc<Replies>,
     /// Capacity 1: taken for each page queued, given back by the writer
     /// once it has written it.
     page_slot: Sender<()>,
@@ -388,8 +388,8 @@ fn refused_send(
 }
 
 /// The reader's way to its own connection's outbox: for its replies, and for
-/// the answer to a refused send, which may come from the database writer.
-#[derive(Clone)]
+/// the answer to a refused send, which may come from the database writer
+/// (each send's completion holds an `Arc` of it: one increment per message).
 struct Replies {
     id: ConnId,
     outbox: Outbox,
@@ -523,8 +523,13 @@ fn write_until_closed(
                     ws.text(frame)?;
                     let _ = queues.page_written.try_recv();
                 }
-                Outbound::Presence { changes, own_user } => {
-                    for change in changes.iter().filter(|c| c.user != own_user) {
+                Outbound::Presence {
+                    changes,
+                    from,
+                    own_user,
+                } => {
+                    let news = changes.get(from..).unwrap_or_default();
+                    for change in news.iter().filter(|c| c.user != own_user) {
                         ws.text(change.frame.clone())?;
                     }
                 }

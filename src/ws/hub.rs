@@ -93,9 +93,11 @@ pub enum Outbound {
         has_more: bool,
     },
     /// A batch of `user_online` / `user_offline` frames shared by every
-    /// connection; the writer skips those about its own user.
+    /// connection; the writer sends those from index `from` on (older ones
+    /// are in this connection's `online_users`), minus its own user's.
     Presence {
         changes: Arc<[PresenceChange]>,
+        from: usize,
         own_user: UserId,
     },
     /// The answer to a client's ping (the reader must not write itself).
@@ -468,25 +470,14 @@ impl Hub {
             } else {
                 changes.partition_point(|c| c.seq <= registered)
             };
-            let news = &changes[from..];
-            if news.iter().all(|c| c.user == own_user) {
+            if changes[from..].iter().all(|c| c.user == own_user) {
                 continue;
             }
-            let batch = if from == 0 {
-                changes.clone()
-            } else {
-                news.iter()
-                    .map(|c| PresenceChange {
-                        user: c.user,
-                        frame: c.frame.clone(),
-                        seq: c.seq,
-                    })
-                    .collect()
-            };
             self.push(
                 id,
                 Outbound::Presence {
-                    changes: batch,
+                    changes: changes.clone(),
+                    from,
                     own_user,
                 },
             );
