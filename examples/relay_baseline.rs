@@ -18,8 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use chat_server::ws::client::reader_config;
-use chat_server::ws::hub::Outbound;
+use chat_server::ws::client::{READER_STACK_BYTES, WRITER_STACK_BYTES, reader_config};
+use chat_server::ws::hub::{HUB_QUEUE_CAPACITY, Outbound};
 use chat_server::ws::outbox::{Outbox, OutboxReceiver, Waited, outbox};
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender};
@@ -31,12 +31,6 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:18650")]
     addr: String,
 }
-
-/// The same queue sizes as the server's defaults.
-const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
-const OUTBOX_CAPACITY: usize = 256;
-const READER_STACK_BYTES: usize = 256 * 1024;
-const WRITER_STACK_BYTES: usize = 128 * 1024;
 
 enum HubEvent {
     Register(i64, Outbox),
@@ -50,6 +44,8 @@ enum HubEvent {
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    // The server's own queue and stack sizes, so the floor stays comparable.
+    let outbox_capacity = chat_server::Config::parse_from(["chat-server"]).outbox_capacity;
     let listener = TcpListener::bind(&args.addr)?;
     let (hub, inbox) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
     std::thread::Builder::new()
@@ -61,7 +57,7 @@ fn main() -> std::io::Result<()> {
         let spawned = std::thread::Builder::new()
             .name("ws-reader".into())
             .stack_size(READER_STACK_BYTES)
-            .spawn(move || serve(stream, &hub));
+            .spawn(move || serve(stream, &hub, outbox_capacity));
         if let Err(e) = spawned {
             eprintln!("relay: cannot start a reader: {e}");
         }
@@ -92,7 +88,7 @@ fn run_hub(inbox: &Receiver<HubEvent>) {
     }
 }
 
-fn serve(stream: TcpStream, hub: &Sender<HubEvent>) {
+fn serve(stream: TcpStream, hub: &Sender<HubEvent>, outbox_capacity: usize) {
     let mut user = None;
     // tungstenite's callback signature has a large error type; not ours.
     #[allow(clippy::result_large_err)]
@@ -114,7 +110,7 @@ fn serve(stream: TcpStream, hub: &Sender<HubEvent>) {
     let Some(user) = user else {
         return;
     };
-    let (outbox, receiver) = outbox(OUTBOX_CAPACITY);
+    let (outbox, receiver) = outbox(outbox_capacity);
     let writer = std::thread::Builder::new()
         .name("ws-writer".into())
         .stack_size(WRITER_STACK_BYTES)

@@ -51,7 +51,7 @@ const WRITE_BUFFER_BYTES: usize = 0;
 /// stack in address space; 256 KiB is plenty for JSON parsing and SQLite
 /// (serde_json caps nesting at 128 levels), the writer needs less.
 pub const READER_STACK_BYTES: usize = 256 * 1024;
-const WRITER_STACK_BYTES: usize = 128 * 1024;
+pub const WRITER_STACK_BYTES: usize = 128 * 1024;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -42,7 +42,7 @@ pub type ConnId = u64;
 
 /// Hub events queued before senders start to wait: enough to absorb a burst
 /// from every connection at once, small enough to bound memory.
-const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
+pub const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
 /// Longest a presence change waits for the hub's queue to run dry before it
 /// goes out anyway (a connect storm keeps the queue busy for seconds).
 pub const PRESENCE_FLUSH_MAX_DELAY: Duration = Duration::from_millis(50);
