@@ -1,4 +1,4 @@
--- Schema of the chat server, version 2.
+-- Schema of the chat server, version 3.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
 -- `repo::sqlite::schema::migrate`. This file always describes a fresh
@@ -36,7 +36,6 @@ CREATE TABLE private_messages (
     receiver_id INTEGER NOT NULL REFERENCES users (id),
     content     TEXT    NOT NULL,
     created_at  INTEGER NOT NULL, -- milliseconds since the Unix epoch, UTC
-    is_read     INTEGER NOT NULL DEFAULT 0 CHECK (is_read IN (0, 1)),
     -- The sender's own tag for this send (optional). A retried send with the
     -- same tag finds the stored message instead of storing a second one.
     client_id   TEXT,
@@ -47,32 +46,32 @@ CREATE TABLE private_messages (
 CREATE UNIQUE INDEX private_messages_by_client_id ON private_messages (sender_id, client_id)
     WHERE client_id IS NOT NULL;
 
--- Sync ("everything to or by me after id N"): one ordered range per side.
-CREATE INDEX private_messages_by_sender ON private_messages (sender_id, id);
-CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);
-
+-- Every message costs one insert per index, inside the writer's commit, so
+-- there are only two: the one above and the one below. History, sync ("what
+-- is new in my conversations") and the read state are all served by this
+-- index and the conversations table.
+--
 -- History of one conversation, newest first: both directions share one key
 -- (the smaller user id, the larger user id), so a page is one index range.
 CREATE INDEX private_messages_by_conversation ON private_messages (
     min(sender_id, receiver_id), max(sender_id, receiver_id), id
 );
 
--- Unread messages only: "mark N's messages to me as read" touches exactly
--- the rows it changes, and the index stays as small as the unread backlog.
-CREATE INDEX private_messages_unread ON private_messages (receiver_id, sender_id)
-    WHERE is_read = 0;
-
--- One row per (user, partner): the conversation list and unread counts are
--- read from here instead of aggregating all messages on every request. It is
--- kept in step with private_messages inside the same transactions.
+-- One row per (user, partner): the conversation list, unread counts and
+-- read state are read from here instead of aggregating all messages on every
+-- request. It is kept in step with private_messages inside the same
+-- transactions. A message updates two rows in place; no index on this table
+-- changes, so the conversation list is sorted when read (one row per partner).
 CREATE TABLE conversations (
     user_id         INTEGER NOT NULL REFERENCES users (id),
     partner_id      INTEGER NOT NULL REFERENCES users (id),
     last_message_id INTEGER NOT NULL REFERENCES private_messages (id),
+    -- Read state as a watermark: the partner's messages to this user with
+    -- an id up to this one are read, later ones are not. Marking a
+    -- conversation read changes this one row, not one row per message.
+    last_read_id    INTEGER NOT NULL DEFAULT 0,
     unread_count    INTEGER NOT NULL DEFAULT 0 CHECK (unread_count >= 0),
     PRIMARY KEY (user_id, partner_id)
 ) WITHOUT ROWID;
--- The conversation list, newest first, without sorting.
-CREATE INDEX conversations_by_recency ON conversations (user_id, last_message_id);
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -137,10 +137,7 @@ fn seed(args: &Args) {
     let mut conn = rusqlite::Connection::open(&args.db).expect("open");
     conn.execute_batch(
         "PRAGMA synchronous = OFF;
-         DROP INDEX private_messages_by_conversation;
-         DROP INDEX private_messages_unread;
-         DROP INDEX private_messages_by_sender;
-         DROP INDEX private_messages_by_receiver;",
+         DROP INDEX private_messages_by_conversation;",
     )
     .expect("prepare load");
     {
@@ -172,8 +169,8 @@ fn seed(args: &Args) {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO private_messages (sender_id, receiver_id, content, created_at, is_read)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO private_messages (sender_id, receiver_id, content, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
                 )
                 .expect("prepare");
             for i in done..(done + BATCH).min(args.messages) {
@@ -186,15 +183,8 @@ fn seed(args: &Args) {
                     (a, if b == a { a % args.users + 1 } else { b })
                 };
                 let (from, to) = if r & 1 == 0 { (a, b) } else { (b, a) };
-                let read = (r >> 40) % 10 != 0; // 10% unread
                 insert
-                    .execute((
-                        from,
-                        to,
-                        "a seeded message of ordinary length",
-                        t0 + i,
-                        read,
-                    ))
+                    .execute((from, to, "a seeded message of ordinary length", t0 + i))
                     .expect("insert");
             }
         }
@@ -203,22 +193,20 @@ fn seed(args: &Args) {
         eprint!("\r{done} messages, {:.0}s", started.elapsed().as_secs_f64());
     }
     eprintln!("\nbuilding indexes and conversations...");
-    conn.execute_batch(
+    // Everyone has read everything but the newest 10% of all messages.
+    let read_up_to = args.messages * 9 / 10;
+    conn.execute_batch(&format!(
         "CREATE INDEX private_messages_by_conversation ON private_messages (
              min(sender_id, receiver_id), max(sender_id, receiver_id), id);
-         CREATE INDEX private_messages_unread ON private_messages (receiver_id, sender_id)
-             WHERE is_read = 0;
-         CREATE INDEX private_messages_by_sender ON private_messages (sender_id, id);
-         CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);
-         INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
-             SELECT me, partner, max(id), sum(unread) FROM (
+         INSERT INTO conversations (user_id, partner_id, last_message_id, last_read_id, unread_count)
+             SELECT me, partner, max(id), min(max(id), {read_up_to}), sum(unread) FROM (
                  SELECT sender_id AS me, receiver_id AS partner, id, 0 AS unread FROM private_messages
                  UNION ALL
-                 SELECT receiver_id, sender_id, id, is_read = 0 FROM private_messages)
+                 SELECT receiver_id, sender_id, id, id > {read_up_to} FROM private_messages)
              GROUP BY me, partner;
          PRAGMA synchronous = NORMAL;
-         ANALYZE;",
-    )
+         ANALYZE;"
+    ))
     .expect("indexes");
     eprintln!(
         "seeded {} users, {} messages in {:.1}s",

@@ -323,7 +323,8 @@ fn survives_sigkill(durability: &str) {
         .query_row(
             "SELECT count(*) FROM conversations c WHERE c.unread_count <>
                (SELECT count(*) FROM private_messages m
-                WHERE m.receiver_id = c.user_id AND m.sender_id = c.partner_id AND m.is_read = 0)",
+                WHERE m.receiver_id = c.user_id AND m.sender_id = c.partner_id
+                  AND m.id > c.last_read_id)",
             [],
             |r| r.get(0),
         )

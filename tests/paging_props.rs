@@ -10,11 +10,12 @@ use proptest::prelude::*;
 const ALICE: i64 = 1;
 const BOB: i64 = 2;
 const CAROL: i64 = 3;
+const DAVE: i64 = 4;
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("p.db"), Durability::Normal).expect("open");
-    for name in ["alice", "bob", "carol"] {
+    for name in ["alice", "bob", "carol", "dave"] {
         store
             .create_user(name, &format!("{name}@x"), "hash")
             .expect("user");
@@ -37,7 +38,8 @@ fn send(store: &SqliteStore, from: i64, to: i64) -> i64 {
         .id
 }
 
-/// (from, to) for each initial message: alice↔bob, with carol as noise.
+/// (from, to) for each initial message: alice↔bob, with carol and dave as
+/// noise for history and as bob's other partners for sync.
 fn traffic() -> impl Strategy<Value = Vec<(i64, i64)>> {
     prop::collection::vec(
         prop::sample::select(vec![
@@ -45,6 +47,8 @@ fn traffic() -> impl Strategy<Value = Vec<(i64, i64)>> {
             (BOB, ALICE),
             (CAROL, BOB),
             (ALICE, CAROL),
+            (BOB, DAVE),
+            (DAVE, BOB),
         ]),
         0..120,
     )

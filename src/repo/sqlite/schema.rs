@@ -13,17 +13,44 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    2,
-    "ALTER TABLE private_messages ADD COLUMN client_id TEXT;
-     CREATE UNIQUE INDEX private_messages_by_client_id ON private_messages (sender_id, client_id)
-         WHERE client_id IS NOT NULL;
-     CREATE INDEX private_messages_by_sender ON private_messages (sender_id, id);
-     CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);",
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        2,
+        "ALTER TABLE private_messages ADD COLUMN client_id TEXT;
+         CREATE UNIQUE INDEX private_messages_by_client_id ON private_messages (sender_id, client_id)
+             WHERE client_id IS NOT NULL;
+         CREATE INDEX private_messages_by_sender ON private_messages (sender_id, id);
+         CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);",
+    ),
+    // Read state moves from a flag per message to a watermark per
+    // conversation, and three indexes go: each cost every message an insert.
+    // A conversation is read up to just before its oldest unread message, so
+    // a message read out of order after that one counts as unread again; the
+    // counts are recomputed to match.
+    (
+        3,
+        "ALTER TABLE conversations ADD COLUMN last_read_id INTEGER NOT NULL DEFAULT 0;
+         UPDATE conversations SET last_read_id = coalesce(
+             (SELECT min(m.id) - 1 FROM private_messages m
+              WHERE m.receiver_id = conversations.user_id
+                AND m.sender_id = conversations.partner_id AND m.is_read = 0),
+             last_message_id);
+         UPDATE conversations SET unread_count = (
+             SELECT count(*) FROM private_messages m
+             WHERE min(m.sender_id, m.receiver_id) = min(conversations.user_id, conversations.partner_id)
+               AND max(m.sender_id, m.receiver_id) = max(conversations.user_id, conversations.partner_id)
+               AND m.id > conversations.last_read_id
+               AND m.sender_id = conversations.partner_id);
+         DROP INDEX private_messages_unread;
+         DROP INDEX private_messages_by_sender;
+         DROP INDEX private_messages_by_receiver;
+         DROP INDEX conversations_by_recency;
+         ALTER TABLE private_messages DROP COLUMN is_read;",
+    ),
+];
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a newer one.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -57,6 +84,8 @@ mod tests {
 
     /// The version-1 schema, as the first release created it.
     const SCHEMA_V1: &str = include_str!("../../../tests/fixtures/schema-v1.sql");
+    /// The version-2 schema: read state was a flag on every message.
+    const SCHEMA_V2: &str = include_str!("../../../tests/fixtures/schema-v2.sql");
 
     fn shape(conn: &Connection) -> Vec<String> {
         let mut shape: Vec<String> = conn
@@ -117,5 +146,47 @@ mod tests {
             .query_row("SELECT content FROM private_messages", [], |r| r.get(0))
             .expect("message");
         assert_eq!(kept, "kept");
+    }
+
+    #[test]
+    fn a_version_2_file_keeps_its_read_state_as_watermarks() {
+        let mut old = Connection::open_in_memory().expect("db");
+        old.execute_batch(SCHEMA_V2).expect("v2 schema");
+        // 1 → 2: two read, then two unread. 2 → 1: one read. 3 → 1: one
+        // unread, then one read out of order (it becomes unread: the
+        // watermark stops before the oldest unread message).
+        old.execute_batch(
+            "INSERT INTO users VALUES (1, 'a', 'a@x', 'h', 0), (2, 'b', 'b@x', 'h', 0),
+                                      (3, 'c', 'c@x', 'h', 0);
+             INSERT INTO private_messages (id, sender_id, receiver_id, content, created_at, is_read)
+                 VALUES (1, 1, 2, 'm', 0, 1), (2, 1, 2, 'm', 0, 1), (3, 2, 1, 'm', 0, 1),
+                        (4, 1, 2, 'm', 0, 0), (5, 1, 2, 'm', 0, 0),
+                        (6, 3, 1, 'm', 0, 0), (7, 3, 1, 'm', 0, 1);
+             INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
+                 VALUES (1, 2, 5, 0), (2, 1, 5, 2), (1, 3, 7, 1), (3, 1, 7, 0);",
+        )
+        .expect("v2 data");
+        migrate(&mut old).expect("migrate");
+
+        let flags = |a: i64, b: i64| -> Vec<(i64, bool)> {
+            old.prepare(super::super::sql::HISTORY_PAGE)
+                .and_then(|mut s| {
+                    s.query_map((a.min(b), a.max(b), i64::MAX, 100, 0), |r| {
+                        Ok((r.get(0)?, r.get(5)?))
+                    })?
+                    .collect()
+                })
+                .expect("history")
+        };
+        assert_eq!(
+            flags(1, 2),
+            vec![(5, false), (4, false), (3, true), (2, true), (1, true)]
+        );
+        assert_eq!(flags(1, 3), vec![(7, false), (6, false)]);
+        let unread = |user: i64| -> i64 {
+            old.query_row(super::super::sql::UNREAD_COUNT, [user], |r| r.get(0))
+                .expect("unread")
+        };
+        assert_eq!((unread(1), unread(2), unread(3)), (2, 2, 0));
     }
 }

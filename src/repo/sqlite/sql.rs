@@ -1,10 +1,14 @@
 //! Every statement the store runs, by name. Kept together so that the
 //! query-plan test checks exactly what runs in production.
 
-/// The columns of a message, in the order `message_at` reads them.
+/// The columns of a message `m`, in the order `message_at` reads them. A
+/// message is read when its id is within the receiver's read watermark for
+/// this conversation (a primary-key lookup per row).
 macro_rules! message_columns {
     () => {
-        "id, sender_id, receiver_id, content, created_at, is_read"
+        "m.id, m.sender_id, m.receiver_id, m.content, m.created_at,
+         m.id <= coalesce((SELECT r.last_read_id FROM conversations r
+                           WHERE r.user_id = m.receiver_id AND r.partner_id = m.sender_id), 0)"
     };
 }
 
@@ -33,7 +37,7 @@ pub const INSERT_MESSAGE: &str =
 pub const MESSAGE_BY_CLIENT_ID: &str = concat!(
     "SELECT ",
     message_columns!(),
-    " FROM private_messages WHERE sender_id = ?1 AND client_id = ?2"
+    " FROM private_messages m WHERE m.sender_id = ?1 AND m.client_id = ?2"
 );
 pub const UPSERT_SENDER_CONVERSATION: &str =
     "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
@@ -51,38 +55,48 @@ pub const UPSERT_RECEIVER_CONVERSATION: &str =
 pub const HISTORY_PAGE: &str = concat!(
     "SELECT ",
     message_columns!(),
-    " FROM private_messages
-     WHERE min(sender_id, receiver_id) = ?1 AND max(sender_id, receiver_id) = ?2 AND id < ?3
-     ORDER BY id DESC LIMIT ?4 OFFSET ?5"
+    " FROM private_messages m
+     WHERE min(m.sender_id, m.receiver_id) = ?1 AND max(m.sender_id, m.receiver_id) = ?2
+       AND m.id < ?3
+     ORDER BY m.id DESC LIMIT ?4 OFFSET ?5"
 );
 
-/// Messages sent or received by ?1 with id > ?2, oldest first, at most ?3.
-/// Each side is an ordered range of its own index, cut to ?3 rows before
-/// the two are merged, so the sort is over at most 2 × ?3 rows.
-pub const SYNC_PAGE: &str = concat!(
-    "SELECT * FROM (SELECT ",
+/// Sync, step 1: the partners of ?1 whose conversation has a message newer
+/// than ?2 (a range of the primary key, one row per partner).
+pub const SYNC_PARTNERS: &str = "SELECT partner_id FROM conversations
+     WHERE user_id = ?1 AND last_message_id > ?2";
+/// Sync, step 2, per partner: the conversation (?1, ?2) after id ?3 and
+/// before id ?4, oldest first, at most ?5 rows.
+pub const SYNC_CONVERSATION_PAGE: &str = concat!(
+    "SELECT ",
     message_columns!(),
-    " FROM private_messages WHERE sender_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3)
-     UNION ALL
-     SELECT * FROM (SELECT ",
-    message_columns!(),
-    " FROM private_messages WHERE receiver_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3)
-     ORDER BY id LIMIT ?3"
+    " FROM private_messages m
+     WHERE min(m.sender_id, m.receiver_id) = ?1 AND max(m.sender_id, m.receiver_id) = ?2
+       AND m.id > ?3 AND m.id < ?4
+     ORDER BY m.id LIMIT ?5"
 );
 
-pub const MARK_MESSAGES_READ: &str = "UPDATE private_messages SET is_read = 1
-     WHERE receiver_id = ?1 AND sender_id = ?2 AND is_read = 0";
-pub const RESET_UNREAD: &str = "UPDATE conversations SET unread_count = 0
+/// Marks everything ?2 sent to ?1 so far as read; the old unread count is
+/// read first (`UNREAD_IN_CONVERSATION`) to report how many changed.
+pub const MARK_CONVERSATION_READ: &str =
+    "UPDATE conversations SET last_read_id = last_message_id, unread_count = 0
      WHERE user_id = ?1 AND partner_id = ?2";
+pub const UNREAD_IN_CONVERSATION: &str =
+    "SELECT unread_count FROM conversations WHERE user_id = ?1 AND partner_id = ?2";
 pub const UNREAD_COUNT: &str =
     "SELECT COALESCE(SUM(unread_count), 0) FROM conversations WHERE user_id = ?1";
-pub const CONVERSATIONS: &str = "SELECT c.partner_id, u.nickname, c.unread_count,
-            m.id, m.sender_id, m.receiver_id, m.content, m.created_at, m.is_read
-     FROM conversations c
+/// Newest conversation first. The sort is over this user's partners only
+/// (one row each); an index kept in that order would cost every message two
+/// more index updates.
+pub const CONVERSATIONS: &str = concat!(
+    "SELECT c.partner_id, u.nickname, c.unread_count, ",
+    message_columns!(),
+    " FROM conversations c
      JOIN users u ON u.id = c.partner_id
      JOIN private_messages m ON m.id = c.last_message_id
      WHERE c.user_id = ?1
-     ORDER BY c.last_message_id DESC";
+     ORDER BY c.last_message_id DESC"
+);
 
 /// (name, statement) of every query, for the plan test.
 #[cfg(test)]
@@ -100,9 +114,10 @@ pub const ALL: &[(&str, &str)] = &[
     ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
     ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
     ("HISTORY_PAGE", HISTORY_PAGE),
-    ("SYNC_PAGE", SYNC_PAGE),
-    ("MARK_MESSAGES_READ", MARK_MESSAGES_READ),
-    ("RESET_UNREAD", RESET_UNREAD),
+    ("SYNC_PARTNERS", SYNC_PARTNERS),
+    ("SYNC_CONVERSATION_PAGE", SYNC_CONVERSATION_PAGE),
+    ("MARK_CONVERSATION_READ", MARK_CONVERSATION_READ),
+    ("UNREAD_IN_CONVERSATION", UNREAD_IN_CONVERSATION),
     ("UNREAD_COUNT", UNREAD_COUNT),
     ("CONVERSATIONS", CONVERSATIONS),
 ];
