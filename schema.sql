@@ -68,8 +68,12 @@ CREATE TABLE conversations (
     last_message_id INTEGER NOT NULL REFERENCES private_messages (id),
     -- Read state as a watermark: the partner's messages to this user with
     -- an id up to this one are read, later ones are not. Marking a
-    -- conversation read changes this one row, not one row per message.
+    -- conversation read changes this row, not one row per message.
     last_read_id    INTEGER NOT NULL DEFAULT 0,
+    -- A copy of the partner's row's last_read_id (how far the partner has
+    -- read this user's messages), changed with it: the conversation list
+    -- then tells whether each last message was read without a second row.
+    partner_read_id INTEGER NOT NULL DEFAULT 0,
     unread_count    INTEGER NOT NULL DEFAULT 0 CHECK (unread_count >= 0),
     PRIMARY KEY (user_id, partner_id)
 ) WITHOUT ROWID;

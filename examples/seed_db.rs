@@ -198,8 +198,10 @@ fn seed(args: &Args) {
     conn.execute_batch(&format!(
         "CREATE INDEX private_messages_by_conversation ON private_messages (
              min(sender_id, receiver_id), max(sender_id, receiver_id), id);
-         INSERT INTO conversations (user_id, partner_id, last_message_id, last_read_id, unread_count)
-             SELECT me, partner, max(id), min(max(id), {read_up_to}), sum(unread) FROM (
+         INSERT INTO conversations
+                 (user_id, partner_id, last_message_id, last_read_id, partner_read_id, unread_count)
+             SELECT me, partner, max(id), min(max(id), {read_up_to}), min(max(id), {read_up_to}),
+                    sum(unread) FROM (
                  SELECT sender_id AS me, receiver_id AS partner, id, 0 AS unread FROM private_messages
                  UNION ALL
                  SELECT receiver_id, sender_id, id, id > {read_up_to} FROM private_messages)

@@ -263,6 +263,16 @@ fn unread_counts_and_conversations_across_three_users() {
     let rows = bob.get("/api/conversations").body["conversations"].clone();
     assert_eq!(rows[0]["user_id"], carol_id);
     assert_eq!(rows[1]["user_id"], alice_id);
+    assert_eq!(rows[1]["last_message"]["is_read"], false);
+
+    // Bob reads alice's message: both views of that last message say so.
+    let marked = bob.post("/api/messages/read", &json!({"user_id": alice_id}));
+    assert_eq!(marked.body["marked"], 1);
+    let rows = bob.get("/api/conversations").body["conversations"].clone();
+    assert_eq!(rows[1]["last_message"]["is_read"], true);
+    let rows = alice.get("/api/conversations").body["conversations"].clone();
+    assert_eq!(rows[0]["user_id"], bob_id);
+    assert_eq!(rows[0]["last_message"]["is_read"], true);
 
     assert_eq!(
         alice

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
               WHERE m.receiver_id = conversations.user_id
                 AND m.sender_id = conversations.partner_id AND m.is_read = 0),
              last_message_id);
+         ALTER TABLE conversations ADD COLUMN partner_read_id INTEGER NOT NULL DEFAULT 0;
+         UPDATE conversations SET partner_read_id = coalesce(
+             (SELECT p.last_read_id FROM conversations p
+              WHERE p.user_id = conversations.partner_id AND p.partner_id = conversations.user_id),
+             0);
          UPDATE conversations SET unread_count = (
              SELECT count(*) FROM private_messages m
              WHERE min(m.sender_id, m.receiver_id) = min(conversations.user_id, conversations.partner_id)

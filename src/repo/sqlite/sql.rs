@@ -76,27 +76,32 @@ pub const SYNC_CONVERSATION_PAGE: &str = concat!(
      ORDER BY m.id LIMIT ?5"
 );
 
-/// Marks everything ?2 sent to ?1 so far as read; the old unread count is
-/// read first (`UNREAD_IN_CONVERSATION`) to report how many changed.
-pub const MARK_CONVERSATION_READ: &str =
-    "UPDATE conversations SET last_read_id = last_message_id, unread_count = 0
+/// Marking ?2's messages to ?1 read, step 1: the conversation's newest
+/// message (the new watermark) and how many were unread.
+pub const READ_STATE: &str = "SELECT last_message_id, unread_count FROM conversations
      WHERE user_id = ?1 AND partner_id = ?2";
-pub const UNREAD_IN_CONVERSATION: &str =
-    "SELECT unread_count FROM conversations WHERE user_id = ?1 AND partner_id = ?2";
+/// Step 2: ?1 has read everything up to ?3 ...
+pub const MARK_CONVERSATION_READ: &str =
+    "UPDATE conversations SET last_read_id = ?3, unread_count = 0
+     WHERE user_id = ?1 AND partner_id = ?2";
+/// ... and step 3, the copy of that in ?2's row (`partner_read_id`).
+pub const MARK_READ_BY_PARTNER: &str = "UPDATE conversations SET partner_read_id = ?3
+     WHERE user_id = ?2 AND partner_id = ?1";
 pub const UNREAD_COUNT: &str =
     "SELECT COALESCE(SUM(unread_count), 0) FROM conversations WHERE user_id = ?1";
 /// Newest conversation first. The sort is over this user's partners only
 /// (one row each); an index kept in that order would cost every message two
-/// more index updates.
-pub const CONVERSATIONS: &str = concat!(
-    "SELECT c.partner_id, u.nickname, c.unread_count, ",
-    message_columns!(),
-    " FROM conversations c
+/// more index updates. Whether the last message was read comes from the
+/// row itself (`partner_read_id`), not from a lookup per partner.
+pub const CONVERSATIONS: &str = "SELECT c.partner_id, u.nickname, c.unread_count,
+            m.id, m.sender_id, m.receiver_id, m.content, m.created_at,
+            m.id <= CASE WHEN m.receiver_id = c.user_id
+                         THEN c.last_read_id ELSE c.partner_read_id END
+     FROM conversations c
      JOIN users u ON u.id = c.partner_id
      JOIN private_messages m ON m.id = c.last_message_id
      WHERE c.user_id = ?1
-     ORDER BY c.last_message_id DESC"
-);
+     ORDER BY c.last_message_id DESC";
 
 /// (name, statement) of every query, for the plan test.
 #[cfg(test)]
@@ -116,8 +121,9 @@ pub const ALL: &[(&str, &str)] = &[
     ("HISTORY_PAGE", HISTORY_PAGE),
     ("SYNC_PARTNERS", SYNC_PARTNERS),
     ("SYNC_CONVERSATION_PAGE", SYNC_CONVERSATION_PAGE),
+    ("READ_STATE", READ_STATE),
     ("MARK_CONVERSATION_READ", MARK_CONVERSATION_READ),
-    ("UNREAD_IN_CONVERSATION", UNREAD_IN_CONVERSATION),
+    ("MARK_READ_BY_PARTNER", MARK_READ_BY_PARTNER),
     ("UNREAD_COUNT", UNREAD_COUNT),
     ("CONVERSATIONS", CONVERSATIONS),
 ];

@@ -140,6 +140,13 @@ impl Writer {
         &self.stats
     }
 
+    /// Jobs waiting for the writer thread (tests use it to know a batch is
+    /// queued before letting the writer go).
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.jobs.as_ref().map_or(0, Sender::len)
+    }
+
     /// Queues `work` to run in a transaction shared with other callers'
     /// work, and returns without waiting for it. Once the commit is known,
     /// `done` gets `work`'s value (durable per the connection's
