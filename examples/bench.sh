@@ -16,7 +16,11 @@ cargo build -q --release --bin chat-server --example loadgen --example sqlite_ba
 run() { # name, server flags, loadgen arguments...
   local name=$1 flags=$2; shift 2
   # One database per scenario: its runs reuse the users and their sessions.
-  local db; db=$(mktemp -d)
+  # With DB_KEY, scenarios share $OUT/db-$DB_KEY and it is kept: the idle
+  # and storm runs need the same 10,000 users (registering them with Argon2
+  # takes minutes) and write no messages.
+  local db
+  if [ -n "${DB_KEY:-}" ]; then db="$OUT/db-$DB_KEY"; mkdir -p "$db"; else db=$(mktemp -d); fi
   for i in $(seq "$RUNS"); do
     # shellcheck disable=SC2086
     target/release/chat-server --addr 127.0.0.1:$PORT --db "$db/chat.db" --log-level warn \
@@ -29,7 +33,7 @@ run() { # name, server flags, loadgen arguments...
     kill $pid; wait $pid 2>/dev/null || true
     echo "== $name run $i"; cat "$OUT/$name.$i.txt"
   done
-  rm -rf "$db"
+  [ -n "${DB_KEY:-}" ] || rm -rf "$db"
 }
 
 relay() { # name, loadgen arguments... : baseline (a), same runs against the bare relay
@@ -57,8 +61,8 @@ sel sqlite-baseline && target/release/examples/sqlite_baseline --messages 200000
 for rate in 1000 2500 5000 7500; do
   sel "latency-$rate" && run "latency-$rate" "" pairs --users 1000 --rate $rate --seconds "$SECONDS_PER_RUN"
 done
-sel idle && run idle "" idle --users "${IDLE_USERS:-10000}" --seconds 60
-sel storm && run storm "" storm --users "${STORM_USERS:-10000}"
+sel idle && DB_KEY=many run idle "" idle --users "${IDLE_USERS:-10000}" --seconds 60
+sel storm && DB_KEY=many run storm "" storm --users "${STORM_USERS:-10000}"
 # Not in the default set: ten minutes, once.
 [[ " ${all[*]} " == *" soak "* ]] && RUNS=1 run soak "" pairs --users 1000 --rate 5000 --seconds 600
 exit 0

@@ -535,7 +535,8 @@ fn worker(
     }
     let mut histogram = new_histogram();
     let mut events = Events::with_capacity(1024);
-    let mut open = 0;
+    // Clients done connecting: open, or failed before they were.
+    let mut settled = 0;
     let mut all_connected_at = None;
     let mut presence_complete = 0;
     let mut presence_complete_at = None;
@@ -551,7 +552,10 @@ fn worker(
             let Some(client) = clients.get_mut(event.token().0) else {
                 continue;
             };
-            let was_open = matches!(client.socket, Socket::Open(_));
+            let was_connecting = matches!(
+                client.socket,
+                Socket::Connecting(_) | Socket::Handshaking(_)
+            );
             drive(
                 client,
                 ws_url,
@@ -561,9 +565,17 @@ fn worker(
                 plan,
                 record_from,
             );
-            if !was_open && matches!(client.socket, Socket::Open(_)) {
-                open += 1;
-                totals.connected.fetch_add(1, Ordering::Relaxed);
+            if was_connecting {
+                match client.socket {
+                    Socket::Open(_) => {
+                        settled += 1;
+                        totals.connected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Counted in `errors`; the run goes on without it
+                    // rather than wait for it forever.
+                    Socket::Closed => settled += 1,
+                    _ => {}
+                }
             }
             if !client.presence_done && plan.expect_online.is_some_and(|n| client.online.len() >= n)
             {
@@ -572,7 +584,7 @@ fn worker(
                 totals.complete_presence.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if open == clients.len() && all_connected_at.is_none() {
+        if settled == clients.len() && all_connected_at.is_none() {
             all_connected_at = Some(epoch.elapsed());
             totals.workers_ready.fetch_add(1, Ordering::Relaxed);
         }

@@ -219,6 +219,9 @@ fn seed(args: &Args) {
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> String {
+    if samples.is_empty() {
+        return "no queries".into();
+    }
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
     format!(
