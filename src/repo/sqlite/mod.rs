@@ -195,9 +195,10 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Settings of the write connection, measured with `examples/sqlite_baseline`:
-/// each message updates five indexes at random places, so a commit dirties
-/// a few pages per message, and a larger page cache keeps those pages in
-/// memory instead of re-reading them through the kernel. Checkpoints run on
+/// each message updates an index and two conversation rows at random
+/// places, so a commit dirties a few pages per message, and a larger page
+/// cache keeps those pages in memory instead of re-reading them through the
+/// kernel. Checkpoints run on
 /// their own thread (see [`checkpointer`]); the writer checkpoints itself
 /// only when that thread cannot keep up. Public for the baseline, which must
 /// run with the same settings to be a fair floor.
@@ -471,7 +472,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<(Vec<Message>, bool), StoreError> {
         // One row more than asked tells whether more remain.
-        let wanted = limit as usize + 1;
+        let wanted = limit + 1;
         let mut messages = self.read(|conn| {
             // One snapshot for all the statements below: a page must hold
             // every message of its id range that had committed when it was
@@ -495,16 +496,16 @@ impl Store for SqliteStore {
                         me.max(partner),
                         after_id,
                         before_id,
-                        limit + 1,
+                        wanted,
                     ),
                     |row| message_at(row, 0),
                 )?;
                 for message in rows {
                     messages.push(message?);
                 }
-                if messages.len() >= wanted {
+                if messages.len() >= wanted as usize {
                     messages.sort_unstable_by_key(|m| m.id);
-                    messages.truncate(wanted);
+                    messages.truncate(wanted as usize);
                     before_id = messages.last().map_or(before_id, |m| m.id);
                 }
             }
