@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tiny_http::Method;
 
@@ -13,7 +13,7 @@ use super::{ApiError, HttpRequest, HttpResponse, Reply, assets, query_i64, read_
 use crate::app::App;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::chat::{self, ChatError, SendRequest};
-use crate::models::{Page, SessionId, User};
+use crate::models::{Message, Page, SessionId, User, UserId};
 use crate::origin;
 use crate::repo::StoreError;
 use crate::ws::hub::HubEvent;
@@ -105,7 +105,13 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
 
     match result {
         Ok(reply) => {
-            let response = HttpResponse::json(reply.status, &reply.body);
+            let response = match reply.body {
+                Ok(text) => HttpResponse::json_text(reply.status, text),
+                Err(e) => {
+                    log::error!("{method} {path}: the answer could not be serialized: {e}");
+                    return HttpResponse::json(500, &json!({ "error": "internal server error" }));
+                }
+            };
             match reply.set_cookie {
                 Some(cookie) => response.with_header("Set-Cookie", cookie),
                 None => response,
@@ -397,22 +403,34 @@ fn unread_count(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
 }
 
 fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    /// One row of the list, as the client sees it.
+    #[derive(Serialize)]
+    struct Row<'a> {
+        user_id: UserId,
+        nickname: &'a str,
+        online: bool,
+        last_message: &'a Message,
+        unread_count: i64,
+    }
+    #[derive(Serialize)]
+    struct List<'a> {
+        conversations: Vec<Row<'a>>,
+    }
     let (_, user) = authenticate(app, request)?;
-    let rows: Vec<_> = app
-        .store
-        .conversations(user.id)?
-        .into_iter()
-        .map(|c| {
-            json!({
-                "user_id": c.partner_id,
-                "nickname": c.partner_nickname,
-                "online": app.hub.is_online(c.partner_id),
-                "last_message": c.last_message,
-                "unread_count": c.unread_count,
-            })
+    let conversations = app.store.conversations(user.id)?;
+    let rows = conversations
+        .iter()
+        .map(|c| Row {
+            user_id: c.partner_id,
+            nickname: &c.partner_nickname,
+            online: app.hub.is_online(c.partner_id),
+            last_message: &c.last_message,
+            unread_count: c.unread_count,
         })
         .collect();
-    Ok(Reply::ok(json!({ "conversations": rows })))
+    Ok(Reply::ok(List {
+        conversations: rows,
+    }))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tiny_http::{Header, Method, Request, Response};
@@ -151,13 +152,18 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// A JSON response with the headers every API answer carries.
     pub fn json(status: u16, body: &serde_json::Value) -> HttpResponse {
+        HttpResponse::json_text(status, body.to_string())
+    }
+
+    /// The same, for JSON already serialized.
+    pub fn json_text(status: u16, body: String) -> HttpResponse {
         HttpResponse {
             status,
             headers: vec![
                 ("Content-Type", "application/json; charset=utf-8".into()),
                 ("Cache-Control", "no-store".into()),
             ],
-            body: body.to_string(),
+            body,
         }
     }
 
@@ -170,18 +176,21 @@ impl HttpResponse {
 /// A successful answer: status, JSON body, maybe a cookie to set.
 pub struct Reply {
     status: u16,
-    body: serde_json::Value,
+    /// The body as JSON text, serialized once, straight from the handler's
+    /// values (a large list built as a `serde_json::Value` tree first cost
+    /// more than the query). An error here is a bug: the client gets a 500.
+    body: serde_json::Result<String>,
     set_cookie: Option<String>,
 }
 
 impl Reply {
-    pub fn ok(body: serde_json::Value) -> Reply {
+    pub fn ok(body: impl Serialize) -> Reply {
         Reply::with_status(200, body)
     }
-    pub fn with_status(status: u16, body: serde_json::Value) -> Reply {
+    pub fn with_status(status: u16, body: impl Serialize) -> Reply {
         Reply {
             status,
-            body,
+            body: serde_json::to_string(&body),
             set_cookie: None,
         }
     }
