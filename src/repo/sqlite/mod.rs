@@ -198,9 +198,9 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 /// each message updates an index and two conversation rows at random
 /// places, so a commit dirties a few pages per message, and a larger page
 /// cache keeps those pages in memory instead of re-reading them through the
-/// kernel. Checkpoints run on
-/// their own thread (see [`checkpointer`]); the writer checkpoints itself
-/// only when that thread cannot keep up. Public for the baseline, which must
+/// kernel. Checkpoints run on their own thread (see [`checkpointer`]); the
+/// writer checkpoints itself only at [`WRITER_CHECKPOINT_PAGES`], which a
+/// write load that never pauses reaches. Public for the baseline, which must
 /// run with the same settings to be a fair floor.
 pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?; // negative: KiB
