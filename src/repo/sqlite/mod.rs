@@ -199,7 +199,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 /// places, so a commit dirties a few pages per message, and a larger page
 /// cache keeps those pages in memory instead of re-reading them through the
 /// kernel. Checkpoints run on their own thread (see [`checkpointer`]); the
-/// writer checkpoints itself only at [`WRITER_CHECKPOINT_PAGES`], which a
+/// writer checkpoints itself only at `WRITER_CHECKPOINT_PAGES`, which a
 /// write load that never pauses reaches. Public for the baseline, which must
 /// run with the same settings to be a fair floor.
 pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
