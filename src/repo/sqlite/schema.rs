@@ -26,10 +26,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX private_messages_by_receiver ON private_messages (receiver_id, id);",
     ),
     // Read state moves from a flag per message to a watermark per
-    // conversation, and three indexes go: each cost every message an insert.
-    // A conversation is read up to just before its oldest unread message, so
-    // a message read out of order after that one counts as unread again; the
-    // counts are recomputed to match.
+    // conversation (and its copy in the partner's row), and four indexes go:
+    // each cost every message an insert. A conversation is read up to just
+    // before its oldest unread message, so a message read out of order after
+    // that one counts as unread again; the counts are recomputed to match.
     (
         3,
         "ALTER TABLE conversations ADD COLUMN last_read_id INTEGER NOT NULL DEFAULT 0;
@@ -193,5 +193,16 @@ mod tests {
                 .expect("unread")
         };
         assert_eq!((unread(1), unread(2), unread(3)), (2, 2, 0));
+        // Every copy of a watermark equals the partner's own.
+        let stale_copies: i64 = old
+            .query_row(
+                "SELECT count(*) FROM conversations c JOIN conversations p
+                   ON p.user_id = c.partner_id AND p.partner_id = c.user_id
+                 WHERE c.partner_read_id <> p.last_read_id",
+                [],
+                |r| r.get(0),
+            )
+            .expect("copies");
+        assert_eq!(stale_copies, 0);
     }
 }
