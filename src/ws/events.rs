@@ -48,9 +48,9 @@ impl ClientEvent {
 
 /// An online user, as listed in `online_users`.
 #[derive(Debug, Clone, Serialize)]
-pub struct OnlineUser {
+pub struct OnlineUser<'a> {
     pub id: UserId,
-    pub nickname: String,
+    pub nickname: &'a str,
 }
 
 /// A frame to a client.
@@ -58,7 +58,9 @@ pub struct OnlineUser {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent<'a> {
     /// Sent once, first, on every new connection: who else is online.
-    OnlineUsers { users: Vec<OnlineUser> },
+    /// The hub sends it from the encoding it keeps (`ws::online_list`),
+    /// which a test holds equal to this.
+    OnlineUsers { users: Vec<OnlineUser<'a>> },
     /// `from_user_id` opened their first connection.
     UserOnline {
         from_user_id: UserId,

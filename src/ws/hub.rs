@@ -37,6 +37,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::events::{OnlineUser, ServerEvent};
+use super::online_list::OnlineList;
 use super::outbox::{Outbox, PushError};
 use crate::metrics::Metrics;
 use crate::models::{Message, MessageId, SessionId, UserId};
@@ -231,6 +232,7 @@ pub fn spawn(metrics: Arc<Metrics>) -> std::io::Result<(HubHandle, JoinHandle<()
     let hub = Hub {
         conns: HashMap::new(),
         online: HashMap::new(),
+        online_list: OnlineList::default(),
         presence: presence.clone(),
         doomed: Vec::new(),
         pending_presence: Vec::new(),
@@ -252,6 +254,8 @@ struct OnlineUserEntry {
 struct Hub {
     conns: HashMap<ConnId, ConnHandle>,
     online: HashMap<UserId, OnlineUserEntry>,
+    /// The `online_users` frame's entries for `online`, kept encoded.
+    online_list: OnlineList,
     presence: Presence,
     /// Connections found dead or too slow while handling an event; removed
     /// after it, so a removal never happens in the middle of a fan-out.
@@ -330,15 +334,16 @@ impl Hub {
     }
 
     fn register(&mut self, conn: ConnHandle) {
-        let users: Vec<OnlineUser> = self
-            .online
-            .iter()
-            .filter(|(id, _)| **id != conn.user_id)
-            .map(|(id, entry)| OnlineUser {
-                id: *id,
-                nickname: entry.nickname.clone(),
-            })
-            .collect();
+        let online = &self.online;
+        let online_users = self.online_list.frame_for(conn.user_id, || {
+            online
+                .iter()
+                .map(|(id, entry)| OnlineUser {
+                    id: *id,
+                    nickname: &entry.nickname,
+                })
+                .collect()
+        });
         let (id, user_id) = (conn.id, conn.user_id);
         let nickname = conn.nickname.clone();
         self.conns.insert(id, conn);
@@ -357,11 +362,12 @@ impl Hub {
         // REST API already reports it online.
         if first_connection {
             self.set_presence(user_id, true);
+            self.online_list.add(OnlineUser {
+                id: user_id,
+                nickname: &nickname,
+            });
         }
-        self.push(
-            id,
-            Outbound::Frame(ServerEvent::OnlineUsers { users }.to_frame()),
-        );
+        self.push(id, Outbound::Frame(online_users));
         if first_connection {
             let frame = ServerEvent::UserOnline {
                 from_user_id: user_id,
@@ -534,6 +540,7 @@ impl Hub {
         entry.conns.retain(|c| *c != id);
         if entry.conns.is_empty() {
             self.online.remove(&conn.user_id);
+            self.online_list.remove();
             self.set_presence(conn.user_id, false);
             let frame = ServerEvent::UserOffline {
                 from_user_id: conn.user_id,
