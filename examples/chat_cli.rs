@@ -251,19 +251,18 @@ fn show_event(frame: &Value, session: &Session) {
                 }
             );
         }
-        "user_online" | "user_offline" => {
-            let nick = frame["nickname"].as_str().unwrap_or("?");
-            session
-                .names
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id("from_user_id"), nick.to_owned());
-            let state = if frame["type"] == "user_online" {
-                "online"
-            } else {
-                "offline"
-            };
-            println!("* {nick} is {state}");
+        "presence" => {
+            for state in ["online", "offline"] {
+                for user in frame[state].as_array().into_iter().flatten() {
+                    let nick = user["nickname"].as_str().unwrap_or("?");
+                    session
+                        .names
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(user["id"].as_i64().unwrap_or_default(), nick.to_owned());
+                    println!("* {nick} is {state}");
+                }
+            }
         }
         "private_message" => {
             let (from, to) = (id("from_user_id"), id("to_user_id"));

@@ -769,40 +769,38 @@ fn on_frame(
     plan: &Plan,
     record_from: Duration,
 ) {
-    // A storm brings N² presence frames; parsing each into a `Value` made
-    // the generator, not the server, the bottleneck. Their one field is
-    // read directly.
+    // A storm brings N² presence entries; parsing them into `Value`s made
+    // the generator, not the server, the bottleneck. Only their ids are
+    // read, without building a map per user.
     if plan.expect_online.is_some() {
-        for (prefix, online) in [
-            (r#"{"type":"user_online","from_user_id":"#, true),
-            (r#"{"type":"user_offline","from_user_id":"#, false),
-        ] {
-            if let Some(rest) = text.strip_prefix(prefix) {
-                let digits = rest.split(|c: char| !c.is_ascii_digit()).next();
-                if let Some(id) = digits.and_then(|d| d.parse::<i64>().ok()) {
-                    if online {
-                        client.online.insert(id);
-                    } else {
-                        client.online.remove(id);
-                    }
-                }
-                return;
-            }
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: i64,
+        }
+        #[derive(serde::Deserialize)]
+        struct OnlineUsers {
+            users: Vec<Id>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Presence {
+            online: Vec<Id>,
+            offline: Vec<Id>,
         }
         if text.starts_with(r#"{"type":"online_users","#) {
-            // Up to 10,000 users each: read their ids only, without
-            // building a map per user.
-            #[derive(serde::Deserialize)]
-            struct Id {
-                id: i64,
-            }
-            #[derive(serde::Deserialize)]
-            struct OnlineUsers {
-                users: Vec<Id>,
-            }
             if let Ok(list) = serde_json::from_str::<OnlineUsers>(text) {
                 for user in list.users {
                     client.online.insert(user.id);
+                }
+            }
+            return;
+        }
+        if text.starts_with(r#"{"type":"presence","#) {
+            if let Ok(changes) = serde_json::from_str::<Presence>(text) {
+                for user in changes.online {
+                    client.online.insert(user.id);
+                }
+                for user in changes.offline {
+                    client.online.remove(user.id);
                 }
             }
             return;
@@ -833,16 +831,6 @@ fn on_frame(
                 totals.stored.fetch_add(1, Ordering::Relaxed);
             } else {
                 totals.errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Some("user_online") if plan.expect_online.is_some() => {
-            if let Some(id) = frame["from_user_id"].as_i64() {
-                client.online.insert(id);
-            }
-        }
-        Some("user_offline") if plan.expect_online.is_some() => {
-            if let Some(id) = frame["from_user_id"].as_i64() {
-                client.online.remove(id);
             }
         }
         Some("error") => {

@@ -31,7 +31,7 @@ fn a_repeated_client_id_over_websocket_is_answered_with_the_original_id_and_not_
     let (bob, bob_id) = server.user("bob");
     let (mut alice_ws, _) = Ws::connect(&server, &alice);
     let (mut bob_ws, _) = Ws::connect(&server, &bob);
-    assert_eq!(alice_ws.recv()["type"], "user_online");
+    alice_ws.await_presence(&[bob_id], true);
 
     alice_ws.send_json(&pm(bob_id, "once", "w-1"));
     let first = alice_ws.recv_type("message_delivered");

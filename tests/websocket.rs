@@ -64,7 +64,7 @@ fn messages_arrive_in_order_and_every_send_is_answered() {
     let (bob, bob_id) = server.user("bob");
     let (mut alice_ws, _) = Ws::connect(&server, &alice);
     let (mut bob_ws, _) = Ws::connect(&server, &bob);
-    assert_eq!(alice_ws.recv()["type"], "user_online");
+    alice_ws.await_presence(&[bob_id], true);
     const N: usize = 200;
     for i in 0..N {
         alice_ws.send_json(&pm(bob_id, &format!("m{i}"), &format!("c{i}")));
@@ -185,13 +185,16 @@ fn a_connect_storm_leaves_every_client_with_the_same_exact_online_list() {
                 let others: std::collections::BTreeSet<i64> =
                     all.iter().copied().filter(|id| *id != me).collect();
                 while online != others {
-                    let frame = ws.recv_type("user_online");
-                    let id = frame["from_user_id"].as_i64().expect("from_user_id");
-                    assert_ne!(id, me, "{me} was told it came online");
-                    assert!(
-                        online.insert(id),
-                        "{me} was told twice that {id} came online"
-                    );
+                    let frame = ws.recv_type("presence");
+                    assert_eq!(frame["offline"], json!([]), "nobody left");
+                    for user in frame["online"].as_array().expect("online") {
+                        let id = user["id"].as_i64().expect("id");
+                        assert_ne!(id, me, "{me} was told it came online");
+                        assert!(
+                            online.insert(id),
+                            "{me} was told twice that {id} came online"
+                        );
+                    }
                 }
                 ws // kept open until every client is done
             })
@@ -216,19 +219,17 @@ fn presence_with_two_tabs_of_one_user() {
 
     let (mut tab1, online) = Ws::connect(&server, &alice);
     assert_eq!(online["users"], json!([{"id": bob_id, "nickname": "bob"}]));
-    let seen = bob_ws.recv();
-    assert_eq!(seen["type"], "user_online");
-    assert_eq!(seen["from_user_id"], alice_id);
-    assert_eq!(seen["nickname"], "alice");
+    let came = |id, nickname| json!({"type": "presence", "online": [{"id": id, "nickname": nickname}], "offline": []});
+    let left = |id, nickname| json!({"type": "presence", "online": [], "offline": [{"id": id, "nickname": nickname}]});
+    assert_eq!(bob_ws.recv(), came(alice_id, "alice"));
 
-    // A second tab: no new user_online for bob. The next presence frame bob
-    // gets is carol's, which proves none was sent for alice's second tab.
+    // A second tab: alice is not announced again. The next presence frame
+    // bob gets names carol only, which proves nothing was sent for alice's
+    // second tab.
     let (mut tab2, online) = Ws::connect(&server, &alice);
     assert_eq!(online["users"], json!([{"id": bob_id, "nickname": "bob"}]));
     let (_carol_ws, _) = Ws::connect(&server, &carol);
-    let seen = bob_ws.recv();
-    assert_eq!(seen["type"], "user_online");
-    assert_eq!(seen["from_user_id"], carol_id);
+    assert_eq!(bob_ws.recv(), came(carol_id, "carol"));
 
     // A message to alice reaches both tabs.
     bob_ws.send_json(&pm(alice_id, "to both tabs", "b1"));
@@ -241,12 +242,11 @@ fn presence_with_two_tabs_of_one_user() {
 
     // Closing one tab keeps alice online. The server answers our close once
     // the hub has forgotten the tab; then carol leaves, and bob's next
-    // presence frame is carol's user_offline, not alice's.
+    // presence frame names carol only, not alice.
     tab1.socket.close(None).expect("close");
     assert!(tab1.expect_close().is_some());
     drop(_carol_ws);
-    let seen = bob_ws.recv_type("user_offline");
-    assert_eq!(seen["from_user_id"], carol_id);
+    assert_eq!(bob_ws.recv_type("presence"), left(carol_id, "carol"));
     assert!(
         bob.get("/api/users").body["users"][0]["online"]
             .as_bool()
@@ -256,9 +256,7 @@ fn presence_with_two_tabs_of_one_user() {
 
     // Closing the last tab makes alice offline.
     tab2.socket.close(None).expect("close");
-    let seen = bob_ws.recv_type("user_offline");
-    assert_eq!(seen["from_user_id"], alice_id);
-    assert_eq!(seen["nickname"], "alice");
+    assert_eq!(bob_ws.recv_type("presence"), left(alice_id, "alice"));
     assert_eq!(bob.get("/api/users").body["users"][0]["online"], false);
 }
 
@@ -308,7 +306,7 @@ fn bad_frames_get_error_frames_and_the_connection_stays_open() {
     let (bob, bob_id) = server.user("bob");
     let (mut ws, _) = Ws::connect(&server, &alice);
     let (mut bob_ws, _) = Ws::connect(&server, &bob);
-    assert_eq!(ws.recv()["type"], "user_online");
+    ws.await_presence(&[bob_id], true);
     let bad_frames = [
         "not json at all".to_string(),
         "{}".to_string(),
@@ -427,8 +425,7 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_the_others() {
     let (mut alice_ws, _) = Ws::connect(&server, &alice);
     let (mut bob_ws, _) = Ws::connect(&server, &bob);
     let (_slow_ws, _) = Ws::connect(&server, &slow); // never read again
-    assert_eq!(alice_ws.recv_type("user_online")["from_user_id"], bob_id);
-    assert_eq!(alice_ws.recv_type("user_online")["from_user_id"], slow_id);
+    alice_ws.await_presence(&[bob_id, slow_id], true);
 
     // Flood the slow client with large messages from another thread until
     // the server drops it.
@@ -478,13 +475,7 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_the_others() {
         "slow client was never dropped"
     );
     // Everyone else is told it went offline, and its messages are stored.
-    let gone = loop {
-        let frame = alice_ws.recv();
-        if frame["type"] == "user_offline" {
-            break frame;
-        }
-    };
-    assert_eq!(gone["from_user_id"], slow_id);
+    alice_ws.await_presence(&[slow_id], false);
     let stored = slow.get("/api/messages/unread").body["unread_count"]
         .as_i64()
         .expect("count");
@@ -536,7 +527,7 @@ fn keepalive_pings_readers_and_drops_silent_clients() {
     // A client that never reads never answers a ping: it is dropped.
     let (carol, carol_id) = server.user("carol");
     let (_silent, _) = Ws::connect(&server, &carol);
-    assert_eq!(alice_ws.recv_type("user_online")["from_user_id"], carol_id);
+    alice_ws.await_presence(&[carol_id], true);
     // Bob stopped reading too, so he may go first; wait for carol.
-    while alice_ws.recv_type("user_offline")["from_user_id"] != carol_id {}
+    alice_ws.await_presence(&[carol_id], false);
 }

@@ -428,11 +428,16 @@ function onFrame(frame) {
       renderPane();
       break;
     }
-    case "user_online":
-    case "user_offline": {
-      const user = state.users.get(frame.from_user_id);
-      if (user) user.online = frame.type === "user_online";
-      else refreshLists(); // someone new registered
+    case "presence": {
+      let someoneNew = false;
+      for (const [changed, online] of [[frame.online, true], [frame.offline, false]]) {
+        for (const u of changed) {
+          const user = state.users.get(u.id);
+          if (user) user.online = online;
+          else someoneNew = true;
+        }
+      }
+      if (someoneNew) refreshLists(); // registered since we loaded the list
       renderSidebar();
       renderPane();
       break;

@@ -28,6 +28,7 @@ use super::events::{ClientEvent, ServerEvent};
 use super::frame_writer::FrameWriter;
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
 use super::outbox::{self, Outbox, OutboxReceiver, PushError, Waited};
+use super::presence::presence_frame;
 use crate::app::App;
 use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
@@ -529,8 +530,8 @@ fn write_until_closed(
                     own_user,
                 } => {
                     let news = changes.get(from..).unwrap_or_default();
-                    for change in news.iter().filter(|c| c.user != own_user) {
-                        ws.text(change.frame.clone())?;
+                    if let Some(frame) = presence_frame(news, own_user) {
+                        ws.text(frame)?;
                     }
                 }
                 Outbound::Pong(payload) => ws.pong(payload)?,

@@ -58,18 +58,17 @@ pub struct OnlineUser<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent<'a> {
     /// Sent once, first, on every new connection: who else is online.
-    /// The hub sends it from the encoding it keeps (`ws::online_list`),
-    /// which a test holds equal to this.
+    /// The hub sends it from the encoding it keeps (`ws::presence`), which
+    /// a test holds equal to this.
     OnlineUsers { users: Vec<OnlineUser<'a>> },
-    /// `from_user_id` opened their first connection.
-    UserOnline {
-        from_user_id: UserId,
-        nickname: &'a str,
-    },
-    /// `from_user_id` closed their last connection.
-    UserOffline {
-        from_user_id: UserId,
-        nickname: &'a str,
+    /// Other users who came online (opened their first connection) or went
+    /// offline (closed their last) since the last presence frame or the
+    /// `online_users` list. Changes are collected for a moment and sent
+    /// together, each user once, with their latest state. Built by
+    /// `ws::presence`, which a test holds equal to this.
+    Presence {
+        online: Vec<OnlineUser<'a>>,
+        offline: Vec<OnlineUser<'a>>,
     },
     /// A stored message, to the recipient and the sender's other connections.
     PrivateMessage {

@@ -14,18 +14,19 @@
 //! Its messages are stored, and the client reloads them when it reconnects.
 //!
 //! Presence is coalesced. Telling everyone about every arrival is quadratic:
-//! 10,000 users connecting at once make 100 million `user_online` frames.
-//! The frames themselves cannot be avoided (each client must learn of every
-//! other user), but the hub's work can: a change after a quiet spell goes
+//! 10,000 users connecting at once make 100 million (user, other user)
+//! facts. Each client must learn of every other user, but the hub's work
+//! and the number of frames can be cut: a change after a quiet spell goes
 //! out at once, and later ones are collected and handed out at most every
 //! [`PRESENCE_FLUSH_INTERVAL`], as one shared batch per connection. Each
-//! connection's writer then writes the batch's frames, minus its own
-//! user's, in one go. Clients see the same frames in the same order as
-//! without coalescing. (Handing out a batch whenever the hub's queue ran
-//! dry was not enough: in a storm, registrations arrive a little apart, so
-//! nearly every one woke all the writers. Measured with 10,000 users and
-//! the same generator, one run each: every online list was complete 35 s
-//! after the start that way, 26 s this way.)
+//! connection's writer then sends it as one `presence` frame, minus its
+//! own user (see [`super::presence`]). Clients end with the same online
+//! list as if told of every change one by one. (Handing out a batch
+//! whenever the hub's queue ran dry was not enough: in a storm,
+//! registrations arrive a little apart, so nearly every one woke all the
+//! writers. Measured with 10,000 users and the same generator, one run
+//! each: every online list was complete 35 s after the start that way,
+//! 26 s this way.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -37,8 +38,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::events::{OnlineUser, ServerEvent};
-use super::online_list::OnlineList;
 use super::outbox::{Outbox, PushError};
+use super::presence::{OnlineList, PendingPresence, PresenceChange};
 use crate::metrics::Metrics;
 use crate::models::{Message, MessageId, SessionId, UserId};
 
@@ -100,9 +101,10 @@ pub enum Outbound {
         messages: Vec<Message>,
         has_more: bool,
     },
-    /// A batch of `user_online` / `user_offline` frames shared by every
-    /// connection; the writer sends those from index `from` on (older ones
-    /// are in this connection's `online_users`), minus its own user's.
+    /// A batch of presence changes shared by every connection; the writer
+    /// sends those from index `from` on (older ones are in this
+    /// connection's `online_users`), minus its own user's, as one
+    /// `presence` frame.
     Presence {
         changes: Arc<[PresenceChange]>,
         from: usize,
@@ -121,16 +123,6 @@ impl Outbound {
             frame: frame.clone(),
         }
     }
-}
-
-/// One user coming online or going offline, as the frame clients get.
-#[derive(Debug)]
-pub struct PresenceChange {
-    pub user: UserId,
-    pub frame: Utf8Bytes,
-    /// Orders changes and registrations: a connection gets only the changes
-    /// made after it registered (its `online_users` list has the earlier).
-    seq: u64,
 }
 
 /// A shared flag that tells a writer to close even when its queue is full
@@ -235,7 +227,7 @@ pub fn spawn(metrics: Arc<Metrics>) -> std::io::Result<(HubHandle, JoinHandle<()
         online_list: OnlineList::default(),
         presence: presence.clone(),
         doomed: Vec::new(),
-        pending_presence: Vec::new(),
+        pending_presence: PendingPresence::default(),
         registered_at: HashMap::new(),
         seq: 0,
         metrics,
@@ -261,7 +253,7 @@ struct Hub {
     /// after it, so a removal never happens in the middle of a fan-out.
     doomed: Vec<(ConnId, (u16, &'static str))>,
     /// Presence changes not yet handed out, oldest first.
-    pending_presence: Vec<PresenceChange>,
+    pending_presence: PendingPresence,
     /// When each connection registered, in `seq` terms.
     registered_at: HashMap<ConnId, u64>,
     /// Counts changes and registrations (see [`PresenceChange`]).
@@ -369,12 +361,7 @@ impl Hub {
         }
         self.push(id, Outbound::Frame(online_users));
         if first_connection {
-            let frame = ServerEvent::UserOnline {
-                from_user_id: user_id,
-                nickname: &nickname,
-            }
-            .to_frame();
-            self.announce(user_id, frame);
+            self.announce(user_id, &nickname, true);
         }
     }
 
@@ -446,13 +433,10 @@ impl Hub {
 
     /// Queues a presence change for everyone but `user` (see the module
     /// docs: it goes out with the next flush).
-    fn announce(&mut self, user: UserId, frame: Utf8Bytes) {
+    fn announce(&mut self, id: UserId, nickname: &str, online: bool) {
         self.seq += 1;
-        self.pending_presence.push(PresenceChange {
-            user,
-            frame,
-            seq: self.seq,
-        });
+        let user = OnlineUser { id, nickname };
+        self.pending_presence.push(user, online, self.seq);
     }
 
     /// Hands the pending presence changes to every connection: one shared
@@ -466,7 +450,7 @@ impl Hub {
     }
 
     fn flush_presence_once(&mut self) {
-        let changes: Arc<[PresenceChange]> = std::mem::take(&mut self.pending_presence).into();
+        let changes: Arc<[PresenceChange]> = self.pending_presence.take();
         let first_seq = changes[0].seq;
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
@@ -527,7 +511,7 @@ impl Hub {
     }
 
     /// Forgets a connection, tells its writer to close, and announces
-    /// `user_offline` when it was the user's last one.
+    /// their user offline when it was their last one.
     fn remove(&mut self, id: ConnId, reason: (u16, &'static str)) {
         let Some(conn) = self.conns.remove(&id) else {
             return; // already gone: e.g. dropped as too slow, then unregistered
@@ -542,12 +526,7 @@ impl Hub {
             self.online.remove(&conn.user_id);
             self.online_list.remove();
             self.set_presence(conn.user_id, false);
-            let frame = ServerEvent::UserOffline {
-                from_user_id: conn.user_id,
-                nickname: &conn.nickname,
-            }
-            .to_frame();
-            self.announce(conn.user_id, frame);
+            self.announce(conn.user_id, &conn.nickname, false);
         }
     }
 

@@ -6,12 +6,12 @@
 //! - [`hub`]: one thread that routes frames between connections.
 //! - [`outbox`]: the queue between the hub and a connection's writer.
 //! - [`events`]: the JSON frames of the protocol.
-//! - [`online_list`]: the hub's ready-made `online_users` frame.
+//! - [`presence`]: who is online, encoded once for every client.
 
 pub mod client;
 pub mod events;
 pub mod frame_writer;
 pub mod hub;
 pub mod listener;
-pub mod online_list;
 pub mod outbox;
+pub mod presence;

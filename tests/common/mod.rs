@@ -280,6 +280,19 @@ impl Ws {
         }
     }
 
+    /// Reads `presence` frames (skipping others) until each of `users` has
+    /// been named online (`online`) or offline, in one frame or several.
+    pub fn await_presence(&mut self, users: &[i64], online: bool) {
+        let list = if online { "online" } else { "offline" };
+        let mut waiting: Vec<i64> = users.to_vec();
+        while !waiting.is_empty() {
+            let frame = self.recv_type("presence");
+            for user in frame[list].as_array().expect("presence lists") {
+                waiting.retain(|id| user["id"] != *id);
+            }
+        }
+    }
+
     /// Skips frames until one of type `kind` arrives.
     pub fn recv_type(&mut self, kind: &str) -> Value {
         loop {
