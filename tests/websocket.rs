@@ -208,6 +208,56 @@ fn a_connect_storm_leaves_every_client_with_the_same_exact_online_list() {
 }
 
 #[test]
+fn a_user_who_comes_and_goes_quickly_ends_offline_for_everyone() {
+    // Presence changes close together are sent as one frame, each user
+    // once with their latest state. However they are batched, a client
+    // that applies every presence frame ends with the server's list.
+    let server = TestServer::start();
+    let (watcher, watcher_id) = server.user("watcher");
+    let (flapper, flapper_id) = server.user("flapper");
+    let (late, late_id) = server.user("late");
+    let (mut watcher_ws, _) = Ws::connect(&server, &watcher);
+    for _ in 0..5 {
+        let (mut ws, _) = Ws::connect(&server, &flapper);
+        ws.socket.close(None).expect("close");
+        // Answered once the hub has forgotten the connection, so each
+        // departure is queued before the next arrival.
+        assert!(ws.expect_close().is_some());
+    }
+    let (_late_ws, _) = Ws::connect(&server, &late);
+
+    // `late` came last: once it is announced, everything before it is too.
+    let mut online = std::collections::BTreeSet::new();
+    while !online.contains(&late_id) {
+        let frame = watcher_ws.recv_type("presence");
+        let mut named = std::collections::BTreeSet::new();
+        for (list, is_online) in [("online", true), ("offline", false)] {
+            for user in frame[list].as_array().expect("presence lists") {
+                let id = user["id"].as_i64().expect("id");
+                assert!(named.insert(id), "{id} named twice in {frame}");
+                if is_online {
+                    online.insert(id);
+                } else {
+                    online.remove(&id);
+                }
+            }
+        }
+    }
+    assert_eq!(online, [late_id].into(), "flapper {flapper_id} left");
+    assert_eq!(
+        watcher.get("/api/users").body["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .filter(|u| u["online"] == true)
+            .map(|u| u["id"].as_i64().expect("id"))
+            .collect::<std::collections::BTreeSet<_>>(),
+        [watcher_id, late_id].into(),
+        "the REST list agrees (and counts the watcher)"
+    );
+}
+
+#[test]
 fn presence_with_two_tabs_of_one_user() {
     let server = TestServer::start();
     let (alice, alice_id) = server.user("alice");
