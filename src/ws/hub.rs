@@ -354,7 +354,7 @@ impl Hub {
         // REST API already reports it online.
         if first_connection {
             self.set_presence(user_id, true);
-            self.online_list.add(OnlineUser {
+            self.online_list.came_online(OnlineUser {
                 id: user_id,
                 nickname: &nickname,
             });
@@ -451,7 +451,9 @@ impl Hub {
 
     fn flush_presence_once(&mut self) {
         let changes: Arc<[PresenceChange]> = self.pending_presence.take();
-        let first_seq = changes[0].seq;
+        let Some(first_seq) = changes.first().map(|c| c.seq) else {
+            return;
+        };
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             let (Some(conn), Some(&registered)) =
@@ -524,7 +526,7 @@ impl Hub {
         entry.conns.retain(|c| *c != id);
         if entry.conns.is_empty() {
             self.online.remove(&conn.user_id);
-            self.online_list.remove();
+            self.online_list.someone_left();
             self.set_presence(conn.user_id, false);
             self.announce(conn.user_id, &conn.nickname, false);
         }

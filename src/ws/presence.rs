@@ -52,7 +52,7 @@ pub struct OnlineList {
 
 impl OnlineList {
     /// `user` came online.
-    pub fn add(&mut self, user: OnlineUser<'_>) {
+    pub fn came_online(&mut self, user: OnlineUser<'_>) {
         if self.stale {
             return; // the rebuild will list them
         }
@@ -67,8 +67,8 @@ impl OnlineList {
         self.spans.insert(user.id, start..self.entries.len());
     }
 
-    /// Someone went offline.
-    pub fn remove(&mut self) {
+    /// Someone went offline: the kept text is rebuilt when next needed.
+    pub fn someone_left(&mut self) {
         self.stale = true;
         self.entries.clear();
         self.spans.clear();
@@ -85,7 +85,7 @@ impl OnlineList {
         if self.stale {
             self.stale = false;
             for each in online() {
-                self.add(each);
+                self.came_online(each);
             }
         }
         let mut frame = String::with_capacity(
@@ -211,7 +211,7 @@ mod tests {
         let mut list = OnlineList::default();
         assert_eq!(list.frame_for(1, Vec::new).as_str(), online_users(&[]));
         for each in everyone.clone() {
-            list.add(each);
+            list.came_online(each);
         }
         // A newcomer sees everyone; a second connection of a user already
         // online sees everyone else, whichever place their entry has.
@@ -226,16 +226,16 @@ mod tests {
     #[test]
     fn a_departure_rebuilds_the_list_from_the_hubs_view() {
         let mut list = OnlineList::default();
-        list.add(user(1, "ann"));
-        list.add(user(2, "bob"));
-        list.remove();
+        list.came_online(user(1, "ann"));
+        list.came_online(user(2, "bob"));
+        list.someone_left();
         // Arrivals while stale are picked up by the rebuild, not twice.
-        list.add(user(3, "cy"));
+        list.came_online(user(3, "cy"));
         let now_online = vec![user(2, "bob"), user(3, "cy")];
         let frame = list.frame_for(9, || now_online.clone());
         assert_eq!(frame.as_str(), online_users(&now_online));
         // Fresh again: no second rebuild, and arrivals append.
-        list.add(user(4, "dee"));
+        list.came_online(user(4, "dee"));
         let frame = list.frame_for(9, || panic!("rebuilt twice"));
         let mut all = now_online.clone();
         all.push(user(4, "dee"));
