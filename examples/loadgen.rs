@@ -775,42 +775,11 @@ fn on_frame(
     // others skip them unparsed.
     let online_users = text.starts_with(r#"{"type":"online_users","#);
     let presence = text.starts_with(r#"{"type":"presence","#);
-    if plan.expect_online.is_none() && (online_users || presence) {
+    if online_users || presence {
+        if plan.expect_online.is_some() {
+            track_presence(client, text, online_users);
+        }
         return;
-    }
-    if plan.expect_online.is_some() {
-        #[derive(serde::Deserialize)]
-        struct Id {
-            id: i64,
-        }
-        #[derive(serde::Deserialize)]
-        struct OnlineUsers {
-            users: Vec<Id>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Presence {
-            online: Vec<Id>,
-            offline: Vec<Id>,
-        }
-        if online_users {
-            if let Ok(list) = serde_json::from_str::<OnlineUsers>(text) {
-                for user in list.users {
-                    client.online.insert(user.id);
-                }
-            }
-            return;
-        }
-        if presence {
-            if let Ok(changes) = serde_json::from_str::<Presence>(text) {
-                for user in changes.online {
-                    client.online.insert(user.id);
-                }
-                for user in changes.offline {
-                    client.online.remove(user.id);
-                }
-            }
-            return;
-        }
     }
     let Ok(frame) = serde_json::from_str::<Value>(text) else {
         return;
@@ -843,6 +812,38 @@ fn on_frame(
             totals.errors.fetch_add(1, Ordering::Relaxed);
         }
         _ => {}
+    }
+}
+
+/// Applies an `online_users` list or a `presence` frame to the client's
+/// online set, reading only the ids.
+fn track_presence(client: &mut Client, text: &str, online_users: bool) {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    #[derive(serde::Deserialize)]
+    struct OnlineUsers {
+        users: Vec<Id>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Presence {
+        online: Vec<Id>,
+        offline: Vec<Id>,
+    }
+    if online_users {
+        if let Ok(list) = serde_json::from_str::<OnlineUsers>(text) {
+            for user in list.users {
+                client.online.insert(user.id);
+            }
+        }
+    } else if let Ok(changes) = serde_json::from_str::<Presence>(text) {
+        for user in changes.online {
+            client.online.insert(user.id);
+        }
+        for user in changes.offline {
+            client.online.remove(user.id);
+        }
     }
 }
 
