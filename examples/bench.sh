@@ -22,6 +22,9 @@ run() { # name, server flags, loadgen arguments...
   local db
   if [ -n "${DB_KEY:-}" ]; then db="$OUT/db-$DB_KEY"; mkdir -p "$db"; else db=$(mktemp -d); fi
   for i in $(seq "$RUNS"); do
+    # Earlier runs leave up to gigabytes of dirty pages (databases, logs);
+    # written back during this run, they would slow its fsyncs.
+    sync
     # shellcheck disable=SC2086
     target/release/chat-server --addr 127.0.0.1:$PORT --db "$db/chat.db" --log-level warn \
       --message-rate 0 --login-rate 0 --register-rate 0 --max-connections 20000 $flags 2>"$OUT/$name.$i.server.log" &
@@ -39,6 +42,7 @@ run() { # name, server flags, loadgen arguments...
 relay() { # name, loadgen arguments... : baseline (a), same runs against the bare relay
   local name=$1; shift
   for i in $(seq "$RUNS"); do
+    sync # as in run()
     target/release/examples/relay_baseline --addr 127.0.0.1:$PORT 2>/dev/null &
     local pid=$!
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done

@@ -123,6 +123,9 @@ struct Totals {
     stored: AtomicU64,
     errors: AtomicU64,
     complete_presence: AtomicU64,
+    /// The slowest send→receive latency (µs) since the last progress line:
+    /// shows when in a run the tail happens.
+    slowest_us: AtomicU64,
     /// Workers whose clients are all connected.
     workers_ready: AtomicU64,
 }
@@ -224,8 +227,12 @@ fn run(args: &Args) -> Result<(), Error> {
                 ),
                 None => String::new(),
             };
+            let slowest = match totals.slowest_us.swap(0, Ordering::Relaxed) {
+                0 => String::new(),
+                us => format!(" slowest {:.1} ms", us as f64 / 1000.0),
+            };
             eprintln!(
-                "[{:5.1}s] connected {}/{} sent {} received {} ({rate:.0}/s) errors {}{presence}",
+                "[{:5.1}s] connected {}/{} sent {} received {} ({rate:.0}/s){slowest} errors {}{presence}",
                 epoch.elapsed().as_secs_f64(),
                 totals.connected.load(Ordering::Relaxed),
                 users.len(),
@@ -793,7 +800,9 @@ fn on_frame(
                 && u128::from(sent_at) >= record_from.as_micros()
             {
                 let now = epoch.elapsed().as_micros() as u64;
-                let _ = histogram.record(now.saturating_sub(sent_at).max(1));
+                let latency = now.saturating_sub(sent_at).max(1);
+                let _ = histogram.record(latency);
+                totals.slowest_us.fetch_max(latency, Ordering::Relaxed);
             }
         }
         Some("message_delivered") => {
