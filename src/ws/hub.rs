@@ -354,10 +354,6 @@ impl Hub {
         // REST API already reports it online.
         if first_connection {
             self.set_presence(user_id, true);
-            self.online_list.came_online(OnlineUser {
-                id: user_id,
-                nickname: &nickname,
-            });
         }
         self.push(id, Outbound::Frame(online_users));
         if first_connection {
@@ -432,10 +428,16 @@ impl Hub {
     }
 
     /// Queues a presence change for everyone but `user` (see the module
-    /// docs: it goes out with the next flush).
+    /// docs: it goes out with the next flush), and keeps the encoded
+    /// `online_users` list in step with it.
     fn announce(&mut self, id: UserId, nickname: &str, online: bool) {
         self.seq += 1;
         let user = OnlineUser { id, nickname };
+        if online {
+            self.online_list.came_online(user.clone());
+        } else {
+            self.online_list.someone_left();
+        }
         self.pending_presence.push(user, online, self.seq);
     }
 
@@ -526,7 +528,6 @@ impl Hub {
         entry.conns.retain(|c| *c != id);
         if entry.conns.is_empty() {
             self.online.remove(&conn.user_id);
-            self.online_list.someone_left();
             self.set_presence(conn.user_id, false);
             self.announce(conn.user_id, &conn.nickname, false);
         }
