@@ -251,17 +251,16 @@ fn show_event(frame: &Value, session: &Session) {
                 }
             );
         }
-        "presence" => {
-            for state in ["online", "offline"] {
-                for user in frame[state].as_array().into_iter().flatten() {
-                    let nick = user["nickname"].as_str().unwrap_or("?");
-                    session
-                        .names
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(user["id"].as_i64().unwrap_or_default(), nick.to_owned());
-                    println!("* {nick} is {state}");
-                }
+        kind @ ("user_online" | "user_offline") => {
+            let state = kind.trim_start_matches("user_");
+            for user in frame["users"].as_array().into_iter().flatten() {
+                let nick = user["nickname"].as_str().unwrap_or("?");
+                session
+                    .names
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(user["id"].as_i64().unwrap_or_default(), nick.to_owned());
+                println!("* {nick} is {state}");
             }
         }
         "private_message" => {

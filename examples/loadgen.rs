@@ -780,11 +780,16 @@ fn on_frame(
     // made the generator, not the server, the bottleneck. A scenario that
     // checks presence reads only their ids, without a map per user; the
     // others skip them unparsed.
-    let online_users = text.starts_with(r#"{"type":"online_users","#);
-    let presence = text.starts_with(r#"{"type":"presence","#);
-    if online_users || presence {
+    let presence = [
+        (r#"{"type":"online_users","#, true),
+        (r#"{"type":"user_online","#, true),
+        (r#"{"type":"user_offline","#, false),
+    ]
+    .into_iter()
+    .find(|(start, _)| text.starts_with(start));
+    if let Some((_, online)) = presence {
         if plan.expect_online.is_some() {
-            track_presence(client, text, online_users);
+            track_presence(client, text, online);
         }
         return;
     }
@@ -824,33 +829,24 @@ fn on_frame(
     }
 }
 
-/// Applies an `online_users` list or a `presence` frame to the client's
-/// online set, reading only the ids.
-fn track_presence(client: &mut Client, text: &str, online_users: bool) {
+/// Applies an `online_users`, `user_online` or `user_offline` frame (all
+/// three list `users`) to the client's online set, reading only the ids.
+fn track_presence(client: &mut Client, text: &str, online: bool) {
     #[derive(serde::Deserialize)]
     struct Id {
         id: i64,
     }
     #[derive(serde::Deserialize)]
-    struct OnlineUsers {
+    struct Users {
         users: Vec<Id>,
     }
-    #[derive(serde::Deserialize)]
-    struct Presence {
-        online: Vec<Id>,
-        offline: Vec<Id>,
-    }
-    if online_users {
-        if let Ok(list) = serde_json::from_str::<OnlineUsers>(text) {
-            for user in list.users {
-                client.online.insert(user.id);
-            }
-        }
-    } else if let Ok(changes) = serde_json::from_str::<Presence>(text) {
-        for user in changes.online {
+    let Ok(frame) = serde_json::from_str::<Users>(text) else {
+        return;
+    };
+    for user in frame.users {
+        if online {
             client.online.insert(user.id);
-        }
-        for user in changes.offline {
+        } else {
             client.online.remove(user.id);
         }
     }

@@ -64,9 +64,9 @@ fn terminal_client_logs_in_lists_sends_and_receives() {
     };
 
     expect_line("logged in as \"alice\"");
-    let online = bob_ws.recv_type("presence");
-    assert_eq!(online["online"][0]["nickname"], "alice");
-    let alice_id = online["online"][0]["id"].clone();
+    let online = bob_ws.recv_type("user_online");
+    assert_eq!(online["users"][0]["nickname"], "alice");
+    let alice_id = online["users"][0]["id"].clone();
 
     writeln!(stdin, "/users").expect("type");
     expect_line("● bob");

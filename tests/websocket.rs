@@ -185,9 +185,9 @@ fn a_connect_storm_leaves_every_client_with_the_same_exact_online_list() {
                 let others: std::collections::BTreeSet<i64> =
                     all.iter().copied().filter(|id| *id != me).collect();
                 while online != others {
-                    let frame = ws.recv_type("presence");
-                    assert_eq!(frame["offline"], json!([]), "nobody left");
-                    for user in frame["online"].as_array().expect("online") {
+                    let (came_online, named) = ws.recv_presence();
+                    assert!(came_online, "nobody left, yet {named:?} went offline");
+                    for user in named {
                         let id = user["id"].as_i64().expect("id");
                         assert_ne!(id, me, "{me} was told it came online");
                         assert!(
@@ -209,9 +209,9 @@ fn a_connect_storm_leaves_every_client_with_the_same_exact_online_list() {
 
 #[test]
 fn a_user_who_comes_and_goes_quickly_ends_offline_for_everyone() {
-    // Presence changes close together are sent as one frame, each user
-    // once with their latest state. However they are batched, a client
-    // that applies every presence frame ends with the server's list.
+    // Presence changes close together are sent together, each user once
+    // with their latest state. However they are batched, a client that
+    // applies every presence frame ends with the server's list.
     let server = TestServer::start();
     let (watcher, watcher_id) = server.user("watcher");
     let (flapper, flapper_id) = server.user("flapper");
@@ -229,17 +229,15 @@ fn a_user_who_comes_and_goes_quickly_ends_offline_for_everyone() {
     // `late` came last: once it is announced, everything before it is too.
     let mut online = std::collections::BTreeSet::new();
     while !online.contains(&late_id) {
-        let frame = watcher_ws.recv_type("presence");
+        let (came_online, users) = watcher_ws.recv_presence();
         let mut named = std::collections::BTreeSet::new();
-        for (list, is_online) in [("online", true), ("offline", false)] {
-            for user in frame[list].as_array().expect("presence lists") {
-                let id = user["id"].as_i64().expect("id");
-                assert!(named.insert(id), "{id} named twice in {frame}");
-                if is_online {
-                    online.insert(id);
-                } else {
-                    online.remove(&id);
-                }
+        for user in &users {
+            let id = user["id"].as_i64().expect("id");
+            assert!(named.insert(id), "{id} named twice in {users:?}");
+            if came_online {
+                online.insert(id);
+            } else {
+                online.remove(&id);
             }
         }
     }
@@ -269,8 +267,10 @@ fn presence_with_two_tabs_of_one_user() {
 
     let (mut tab1, online) = Ws::connect(&server, &alice);
     assert_eq!(online["users"], json!([{"id": bob_id, "nickname": "bob"}]));
-    let came = |id, nickname| json!({"type": "presence", "online": [{"id": id, "nickname": nickname}], "offline": []});
-    let left = |id, nickname| json!({"type": "presence", "online": [], "offline": [{"id": id, "nickname": nickname}]});
+    let came =
+        |id, nickname| json!({"type": "user_online", "users": [{"id": id, "nickname": nickname}]});
+    let left =
+        |id, nickname| json!({"type": "user_offline", "users": [{"id": id, "nickname": nickname}]});
     assert_eq!(bob_ws.recv(), came(alice_id, "alice"));
 
     // A second tab: alice is not announced again. The next presence frame
@@ -296,7 +296,7 @@ fn presence_with_two_tabs_of_one_user() {
     tab1.socket.close(None).expect("close");
     assert!(tab1.expect_close().is_some());
     drop(_carol_ws);
-    assert_eq!(bob_ws.recv_type("presence"), left(carol_id, "carol"));
+    assert_eq!(bob_ws.recv_type("user_offline"), left(carol_id, "carol"));
     assert!(
         bob.get("/api/users").body["users"][0]["online"]
             .as_bool()
@@ -306,7 +306,7 @@ fn presence_with_two_tabs_of_one_user() {
 
     // Closing the last tab makes alice offline.
     tab2.socket.close(None).expect("close");
-    assert_eq!(bob_ws.recv_type("presence"), left(alice_id, "alice"));
+    assert_eq!(bob_ws.recv_type("user_offline"), left(alice_id, "alice"));
     assert_eq!(bob.get("/api/users").body["users"][0]["online"], false);
 }
 

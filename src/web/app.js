@@ -428,14 +428,14 @@ function onFrame(frame) {
       renderPane();
       break;
     }
-    case "presence": {
+    case "user_online":
+    case "user_offline": {
+      const online = frame.type === "user_online";
       let someoneNew = false;
-      for (const [changed, online] of [[frame.online, true], [frame.offline, false]]) {
-        for (const u of changed) {
-          const user = state.users.get(u.id);
-          if (user) user.online = online;
-          else someoneNew = true;
-        }
+      for (const u of frame.users) {
+        const user = state.users.get(u.id);
+        if (user) user.online = online;
+        else someoneNew = true;
       }
       if (someoneNew) refreshLists(); // registered since we loaded the list
       renderSidebar();

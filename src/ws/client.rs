@@ -28,7 +28,7 @@ use super::events::{ClientEvent, ServerEvent};
 use super::frame_writer::FrameWriter;
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
 use super::outbox::{self, Outbox, OutboxReceiver, PushError, Waited};
-use super::presence::presence_frame;
+use super::presence::presence_frames;
 use crate::app::App;
 use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
@@ -530,7 +530,7 @@ fn write_until_closed(
                     own_user,
                 } => {
                     let news = changes.get(from..).unwrap_or_default();
-                    if let Some(frame) = presence_frame(news, own_user) {
+                    for frame in presence_frames(news, own_user) {
                         ws.text(frame)?;
                     }
                 }

@@ -61,15 +61,15 @@ pub enum ServerEvent<'a> {
     /// The hub sends it from the encoding it keeps (`ws::presence`), which
     /// a test holds equal to this.
     OnlineUsers { users: Vec<OnlineUser<'a>> },
-    /// Other users who came online (opened their first connection) or went
-    /// offline (closed their last) since the last presence frame or the
-    /// `online_users` list. Changes are collected for a moment and sent
-    /// together, each user once, with their latest state. Built by
-    /// `ws::presence`, which a test holds equal to this.
-    Presence {
-        online: Vec<OnlineUser<'a>>,
-        offline: Vec<OnlineUser<'a>>,
-    },
+    /// Other users who came online (opened their first connection) since
+    /// the last presence frames or the `online_users` list. Changes are
+    /// collected for a moment and sent together, each user once, with their
+    /// latest state. Built by `ws::presence`, which a test holds equal to
+    /// this.
+    UserOnline { users: Vec<OnlineUser<'a>> },
+    /// Other users who went offline (closed their last connection); sent
+    /// like `UserOnline`, and never naming a user that one names.
+    UserOffline { users: Vec<OnlineUser<'a>> },
     /// A stored message, to the recipient and the sender's other connections.
     PrivateMessage {
         message_id: MessageId,

@@ -19,8 +19,8 @@
 //! and the number of frames can be cut: a change after a quiet spell goes
 //! out at once, and later ones are collected and handed out at most every
 //! [`PRESENCE_FLUSH_INTERVAL`], as one shared batch per connection. Each
-//! connection's writer then sends it as one `presence` frame, minus its
-//! own user (see [`super::presence`]). Clients end with the same online
+//! connection's writer then sends it as one `user_online` and one
+//! `user_offline` frame, minus its own user (see [`super::presence`]). Clients end with the same online
 //! list as if told of every change one by one. (Handing out a batch
 //! whenever the hub's queue ran dry was not enough: in a storm,
 //! registrations arrive a little apart, so nearly every one woke all the
@@ -104,7 +104,7 @@ pub enum Outbound {
     /// A batch of presence changes shared by every connection; the writer
     /// sends those from index `from` on (older ones are in this
     /// connection's `online_users`), minus its own user's, as one
-    /// `presence` frame.
+    /// `user_online` and one `user_offline` frame.
     Presence {
         changes: Arc<[PresenceChange]>,
         from: usize,

@@ -9,13 +9,14 @@
 //!   text. Encoding the list from the hub's map for every connection cost
 //!   a string copy and a JSON encoding per online user; in a 10,000-user
 //!   storm that was 50 million of each and 60% of the hub's time.
-//! - [`PresenceChange`]s are collected by the hub and handed out as one
-//!   `presence` frame per connection per flush, listing each changed user
-//!   once with their latest state. One `user_online` frame per arrival was
-//!   60 bytes and a WebSocket frame per fact; an entry here is ~30 bytes.
-//!   Measured with 10,000 users: every online list was complete a median
-//!   3.1 s after the last connect with a frame per change (3 runs), 0.9 s
-//!   with a frame per batch (8 runs; docs/BENCHMARKS.md).
+//! - [`PresenceChange`]s are collected by the hub and handed out once per
+//!   connection per flush: one `user_online` frame listing every arrival
+//!   and one `user_offline` frame listing every departure, each changed
+//!   user once with their latest state. A frame per change was 60 bytes
+//!   and a WebSocket frame per fact; an entry here is ~30 bytes. Measured
+//!   with 10,000 users: every online list was complete a median 3.1 s after
+//!   the last connect with a frame per change (3 runs), 0.9 s with a frame
+//!   per batch (8 runs; docs/BENCHMARKS.md).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -30,11 +31,11 @@ use crate::models::UserId;
 /// result equal to `ServerEvent::OnlineUsers`.
 const ONLINE_USERS_START: &str = r#"{"type":"online_users","users":["#;
 const ONLINE_USERS_END: &str = "]}";
-/// The text around the two lists of a `presence` frame. Tests hold the
-/// result equal to `ServerEvent::Presence`.
-const PRESENCE_START: &str = r#"{"type":"presence","online":["#;
-const PRESENCE_MIDDLE: &str = r#"],"offline":["#;
-const PRESENCE_END: &str = "]}";
+/// The text around the entries of `user_online` and `user_offline`. Tests
+/// hold the results equal to `ServerEvent::UserOnline` and `UserOffline`.
+const USER_ONLINE_START: &str = r#"{"type":"user_online","users":["#;
+const USER_OFFLINE_START: &str = r#"{"type":"user_offline","users":["#;
+const USERS_END: &str = "]}";
 
 /// The encoded `users` array of `online_users`, in the order users came
 /// online (see the module docs).
@@ -158,28 +159,35 @@ impl PendingPresence {
     }
 }
 
-/// The `presence` frame that tells a connection of `own_user` about
-/// `changes` (theirs excluded), or `None` when nothing is left to tell.
-pub fn presence_frame(changes: &[PresenceChange], own_user: UserId) -> Option<Utf8Bytes> {
-    let others = || changes.iter().filter(move |c| c.user != own_user);
-    others().next()?;
-    let entries: usize = others().map(|c| c.entry.len() + 1).sum();
-    let mut frame = String::with_capacity(
-        PRESENCE_START.len() + PRESENCE_MIDDLE.len() + PRESENCE_END.len() + entries,
-    );
-    frame.push_str(PRESENCE_START);
-    for (state, closing) in [(true, PRESENCE_MIDDLE), (false, PRESENCE_END)] {
-        let mut first = true;
-        for change in others().filter(|c| c.online == state) {
-            if !first {
-                frame.push(',');
+/// The frames that tell a connection of `own_user` about `changes` (theirs
+/// excluded): a `user_online` frame if anyone else came online, then a
+/// `user_offline` frame if anyone else went offline. A user is in at most
+/// one of them ([`PendingPresence::take`]), so their order does not matter.
+pub fn presence_frames(
+    changes: &[PresenceChange],
+    own_user: UserId,
+) -> impl Iterator<Item = Utf8Bytes> + '_ {
+    [(true, USER_ONLINE_START), (false, USER_OFFLINE_START)]
+        .into_iter()
+        .filter_map(move |(online, start)| {
+            let listed = || {
+                changes
+                    .iter()
+                    .filter(move |c| c.online == online && c.user != own_user)
+            };
+            listed().next()?;
+            let entries: usize = listed().map(|c| c.entry.len() + 1).sum();
+            let mut frame = String::with_capacity(start.len() + entries + USERS_END.len());
+            frame.push_str(start);
+            for (i, change) in listed().enumerate() {
+                if i > 0 {
+                    frame.push(',');
+                }
+                frame.push_str(&change.entry);
             }
-            first = false;
-            frame.push_str(&change.entry);
-        }
-        frame.push_str(closing);
-    }
-    Some(frame.into())
+            frame.push_str(USERS_END);
+            Some(frame.into())
+        })
 }
 
 fn encode(user: &OnlineUser<'_>) -> Option<String> {
@@ -243,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn a_presence_frame_names_each_user_once_with_their_latest_state() {
+    fn presence_frames_name_each_user_once_with_their_latest_state() {
         let mut pending = PendingPresence::default();
         pending.push(user(1, "ann"), true, 1);
         pending.push(user(2, "b\"o\\b"), true, 2);
@@ -257,21 +265,30 @@ mod tests {
             changes.iter().map(|c| (c.user, c.online, c.seq)).collect();
         assert_eq!(order, [(2, true, 2), (1, false, 3), (3, true, 6)]);
 
-        let expected = ServerEvent::Presence {
-            online: vec![user(2, "b\"o\\b"), user(3, "cy")],
-            offline: vec![user(1, "ann")],
-        }
-        .to_frame();
-        assert_eq!(presence_frame(&changes, 9), Some(expected));
-        // Nobody is told about themselves, and nothing is sent when that
-        // leaves nothing to tell.
-        let expected = ServerEvent::Presence {
-            online: vec![user(2, "b\"o\\b")],
-            offline: vec![user(1, "ann")],
-        }
-        .to_frame();
-        assert_eq!(presence_frame(&changes, 3), Some(expected));
-        assert_eq!(presence_frame(&changes[2..], 3), None);
-        assert_eq!(presence_frame(&[], 3), None);
+        let frames = |changes: &[PresenceChange], own| -> Vec<Utf8Bytes> {
+            presence_frames(changes, own).collect()
+        };
+        let online = |users| ServerEvent::UserOnline { users }.to_frame();
+        let offline = |users| ServerEvent::UserOffline { users }.to_frame();
+        assert_eq!(
+            frames(&changes, 9),
+            [
+                online(vec![user(2, "b\"o\\b"), user(3, "cy")]),
+                offline(vec![user(1, "ann")])
+            ]
+        );
+        // Nobody is told about themselves, and a frame with nobody to tell
+        // about is not sent.
+        assert_eq!(
+            frames(&changes, 3),
+            [
+                online(vec![user(2, "b\"o\\b")]),
+                offline(vec![user(1, "ann")])
+            ]
+        );
+        assert_eq!(frames(&changes[..2], 1), [online(vec![user(2, "b\"o\\b")])]);
+        assert_eq!(frames(&changes[1..2], 9), [offline(vec![user(1, "ann")])]);
+        assert!(frames(&changes[2..], 3).is_empty());
+        assert!(frames(&[], 3).is_empty());
     }
 }

@@ -280,15 +280,34 @@ impl Ws {
         }
     }
 
-    /// Reads `presence` frames (skipping others) until each of `users` has
+    /// Skips frames until a `user_online` or `user_offline` arrives;
+    /// returns whether it was `user_online`, and the users it names.
+    pub fn recv_presence(&mut self) -> (bool, Vec<Value>) {
+        loop {
+            let mut frame = self.recv();
+            let online = match frame["type"].as_str() {
+                Some("user_online") => true,
+                Some("user_offline") => false,
+                _ => continue,
+            };
+            let users = match frame["users"].take() {
+                Value::Array(users) => users,
+                other => panic!("presence frame without a users list: {other}"),
+            };
+            return (online, users);
+        }
+    }
+
+    /// Reads presence frames (skipping others) until each of `users` has
     /// been named online (`online`) or offline, in one frame or several.
     pub fn await_presence(&mut self, users: &[i64], online: bool) {
-        let list = if online { "online" } else { "offline" };
         let mut waiting: Vec<i64> = users.to_vec();
         while !waiting.is_empty() {
-            let frame = self.recv_type("presence");
-            for user in frame[list].as_array().expect("presence lists") {
-                waiting.retain(|id| user["id"] != *id);
+            let (named_online, named) = self.recv_presence();
+            if named_online == online {
+                for user in named {
+                    waiting.retain(|id| user["id"] != *id);
+                }
             }
         }
     }
