@@ -4,6 +4,7 @@
 #   examples/bench.sh                 # everything
 #   examples/bench.sh pairs-normal    # one scenario
 #   examples/bench.sh soak            # the 10-minute soak (not in "everything")
+# "history" seeds a 10 M-message database once (~2 minutes) and keeps it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -11,14 +12,15 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
 OUT=${OUT:-target/bench}
 PORT=${PORT:-18600}
 mkdir -p "$OUT"
-cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db
 
 run() { # name, server flags, loadgen arguments...
   local name=$1 flags=$2; shift 2
   # One database per scenario: its runs reuse the users and their sessions.
   # With DB_KEY, scenarios share $OUT/db-$DB_KEY and it is kept: the idle
   # and storm runs need the same 10,000 users (registering them with Argon2
-  # takes minutes) and write no messages.
+  # takes minutes) and write no messages. With DB_FILE, the server runs on
+  # that file instead (a seeded database).
   local db
   if [ -n "${DB_KEY:-}" ]; then db="$OUT/db-$DB_KEY"; mkdir -p "$db"; else db=$(mktemp -d); fi
   for i in $(seq "$RUNS"); do
@@ -26,7 +28,7 @@ run() { # name, server flags, loadgen arguments...
     # written back during this run, they would slow its fsyncs.
     sync
     # shellcheck disable=SC2086
-    target/release/chat-server --addr 127.0.0.1:$PORT --db "$db/chat.db" --log-level warn \
+    target/release/chat-server --addr 127.0.0.1:$PORT --db "${DB_FILE:-$db/chat.db}" --log-level warn \
       --message-rate 0 --login-rate 0 --register-rate 0 --max-connections 20000 $flags 2>"$OUT/$name.$i.server.log" &
     local pid=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -67,6 +69,13 @@ for rate in 1000 2500 5000 7500; do
 done
 sel idle && DB_KEY=many run idle "" idle --users "${IDLE_USERS:-10000}" --seconds 60
 sel storm && DB_KEY=many run storm "" storm --users "${STORM_USERS:-10000}"
+if sel history; then
+  seeded="$OUT/seeded.db"
+  [ -f "$seeded" ] || target/release/examples/seed_db --db "$seeded" --queries 0
+  for clients in 1 4; do
+    DB_FILE=$seeded run "history-$clients" "" history --clients $clients --seconds "$SECONDS_PER_RUN"
+  done
+fi
 # Not in the default set: ten minutes, once.
 [[ " ${all[*]} " == *" soak "* ]] && RUNS=1 run soak "" pairs --users 1000 --rate 5000 --seconds 600
 exit 0

@@ -9,9 +9,10 @@
 //! cargo run --release --example seed_db -- --db big.db --http http://127.0.0.1:18640
 //! ```
 //!
-//! With `--http`, each seeded user gets a session (token `seed-<id>`,
-//! stored hashed like any other) so the requests are authenticated like a
-//! browser's; the times then include HTTP on loopback and JSON.
+//! Each seeded user has a session (token `seed-<id>`, stored hashed like
+//! any other), so that requests over HTTP, here with `--http` or from
+//! `loadgen history`, are authenticated like a browser's; their times then
+//! include HTTP on loopback and JSON.
 //!
 //! Loading drops the message indexes, inserts in large transactions,
 //! rebuilds the indexes and derives the `conversations` rows with one
@@ -214,6 +215,8 @@ fn seed(args: &Args) {
          ANALYZE;"
     ))
     .expect("indexes");
+    drop(conn);
+    create_sessions(&args.db, args.users);
     eprintln!(
         "seeded {} users, {} messages in {:.1}s",
         args.users,
@@ -254,6 +257,7 @@ fn bench(args: &Args) {
     let target = match &args.http {
         Some(base) => {
             drop(store);
+            // Files seeded before sessions came with the seed get them now.
             create_sessions(&args.db, args.users);
             println!("timing over HTTP: {base}");
             Target::Http {

@@ -7,6 +7,7 @@
 //! cargo run --release --example loadgen -- pairs --users 1000 --seconds 30     # as fast as possible
 //! cargo run --release --example loadgen -- idle --users 2000 --seconds 60
 //! cargo run --release --example loadgen -- storm --users 2000
+//! cargo run --release --example loadgen -- history --clients 4 --seconds 30  # on a seed_db database
 //! ```
 //!
 //! Start the server with `--message-rate 0 --login-rate 0 --register-rate 0`
@@ -33,6 +34,8 @@ use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
+
+mod history;
 
 /// How often the progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -72,9 +75,17 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     warmup: u64,
     #[command(subcommand)]
-    scenario: Scenario,
+    scenario: Command,
 }
 
+#[derive(Subcommand, Clone)]
+enum Command {
+    #[command(flatten)]
+    Sockets(Scenario),
+    History(history::Options),
+}
+
+/// The scenarios that drive WebSockets.
 #[derive(Subcommand, Clone)]
 enum Scenario {
     /// Users in pairs send each other messages: at a fixed total rate
@@ -141,12 +152,28 @@ fn main() {
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn run(args: &Args) -> Result<(), Error> {
-    let users_wanted = match &args.scenario {
+    let base = args.server.trim_end_matches('/').to_owned();
+    let server_pid = args.server_pid.or_else(find_server_pid);
+    match &args.scenario {
+        Command::Sockets(scenario) => run_sockets(args, scenario, &base, server_pid),
+        Command::History(options) => {
+            let warmup = Duration::from_secs(args.warmup);
+            history::run(&base, server_pid, warmup, options)
+        }
+    }
+}
+
+fn run_sockets(
+    args: &Args,
+    scenario: &Scenario,
+    base: &str,
+    server_pid: Option<u32>,
+) -> Result<(), Error> {
+    let users_wanted = match scenario {
         Scenario::Pairs { users, .. }
         | Scenario::Idle { users, .. }
         | Scenario::Storm { users } => *users,
     };
-    let base = args.server.trim_end_matches('/').to_owned();
     let ws_url = match &args.relay {
         Some(addr) => format!("ws://{addr}/"),
         None => ureq::get(&format!("{base}/api/config"))
@@ -156,7 +183,6 @@ fn run(args: &Args) -> Result<(), Error> {
             .ok_or("no ws_url")?
             .to_owned(),
     };
-    let server_pid = args.server_pid.or_else(find_server_pid);
     check_limits(users_wanted, server_pid);
 
     let started = Instant::now();
@@ -169,7 +195,7 @@ fn run(args: &Args) -> Result<(), Error> {
             })
             .collect(),
         None => ensure_users(
-            &base,
+            base,
             &args.prefix,
             users_wanted,
             args.threads * 4,
@@ -187,7 +213,7 @@ fn run(args: &Args) -> Result<(), Error> {
     let totals = Arc::new(Totals::default());
     let latencies = Arc::new(Mutex::new(new_histogram()));
     let epoch = Instant::now();
-    let plan = Plan::from(&args.scenario, args.threads, users.len(), args.warmup);
+    let plan = Plan::from(scenario, args.threads, users.len(), args.warmup);
     let chunks: Vec<Vec<User>> = split(&users, args.threads);
     let workers: Vec<_> = chunks
         .into_iter()
@@ -247,7 +273,9 @@ fn run(args: &Args) -> Result<(), Error> {
     for w in workers {
         outcomes.push(w.join().map_err(|_| "a worker panicked")??);
     }
-    report(args, &plan, &totals, &latencies, &outcomes, before, peak);
+    report(
+        scenario, &plan, &totals, &latencies, &outcomes, before, peak,
+    );
     report_rss_trend(&rss_samples);
     Ok(())
 }
@@ -956,7 +984,7 @@ fn check_limits(connections: usize, server_pid: Option<u32>) {
 }
 
 fn report(
-    args: &Args,
+    scenario: &Scenario,
     plan: &Plan,
     totals: &Totals,
     latencies: &Mutex<Histogram<u64>>,
@@ -966,7 +994,7 @@ fn report(
 ) {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let connected = outcomes.iter().filter_map(|o| o.all_connected_at).max();
-    println!("scenario:        {}", scenario_name(&args.scenario));
+    println!("scenario:        {}", scenario_name(scenario));
     println!(
         "connected:       {} in {}",
         load(&totals.connected),
