@@ -63,6 +63,11 @@ sel pairs-full && run pairs-full "--durability full" pairs --users 1000 --second
 sel latency-10k && run latency-10k "" pairs --users 1000 --rate 10000 --seconds "$SECONDS_PER_RUN"
 sel relay-pairs && relay relay-pairs pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
 sel relay-latency-10k && relay relay-latency-10k pairs --users 1000 --rate 10000 --seconds "$SECONDS_PER_RUN"
+# Throughput against how many sends each user keeps unanswered (4 above).
+for window in 16 64; do
+  sel "window-$window" && run "pairs-normal-w$window" "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window $window
+  sel "window-$window" && relay "relay-pairs-w$window" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window $window
+done
 sel sqlite-baseline && target/release/examples/sqlite_baseline --messages 200000 | tee "$OUT/sqlite-baseline.txt"
 for rate in 1000 2500 5000 7500; do
   sel "latency-$rate" && run "latency-$rate" "" pairs --users 1000 --rate $rate --seconds "$SECONDS_PER_RUN"
