@@ -20,13 +20,13 @@
 //! out at once, and later ones are collected and handed out at most every
 //! [`PRESENCE_FLUSH_INTERVAL`], as one shared batch per connection. Each
 //! connection's writer then sends it as one `user_online` and one
-//! `user_offline` frame, minus its own user (see [`super::presence`]). Clients end with the same online
-//! list as if told of every change one by one. (Handing out a batch
-//! whenever the hub's queue ran dry was not enough: in a storm,
-//! registrations arrive a little apart, so nearly every one woke all the
-//! writers. Measured with 10,000 users and the same generator, one run
-//! each: every online list was complete 35 s after the start that way,
-//! 26 s this way.)
+//! `user_offline` frame, minus its own user (see [`super::presence`]).
+//! Clients end with the same online list as if told of every change one by
+//! one. (Handing out a batch whenever the hub's queue ran dry was not
+//! enough: in a storm, registrations arrive a little apart, so nearly every
+//! one woke all the writers. Measured with 10,000 users and the same
+//! generator, one run each: every online list was complete 35 s after the
+//! start that way, 26 s this way.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU16, Ordering};
