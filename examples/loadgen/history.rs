@@ -33,7 +33,8 @@ pub struct Options {
     users: i64,
 }
 
-/// The queries, in the order they are reported.
+/// The queries, in the order they are reported; `query as usize` indexes
+/// the histograms.
 #[derive(Clone, Copy)]
 enum Query {
     HistoryBeforeId,
