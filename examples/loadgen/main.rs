@@ -937,8 +937,6 @@ fn find_server_pid() -> Option<u32> {
         })
 }
 
-/// Says which kernel limits will stop a run with this many connections
-/// (each takes two server threads and two file descriptors).
 /// Says which kernel and process limits are too low for `connections`
 /// WebSockets (two threads and one socket each on the server), and the
 /// command that raises each. The README's "Many connections" lists them.
