@@ -15,7 +15,7 @@ use chat_server::auth::SESSION_COOKIE;
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
-use super::{Error, new_histogram, proc_status};
+use super::{Error, new_histogram, percentiles_ms, proc_status};
 
 /// Query load on a database seeded by `examples/seed_db` (whose users have
 /// the sessions `seed-<id>`): history pages at any depth, the conversation
@@ -157,17 +157,12 @@ pub fn run(
         requests as f64 / seconds
     );
     for (query, histogram) in QUERIES.iter().zip(&latencies) {
-        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
         println!(
-            "{}: {} ({:.0}/s)  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3} ms",
+            "{}: {} ({:.0}/s)  {} ms",
             query.label(),
             histogram.len(),
             histogram.len() as f64 / seconds,
-            ms(0.5),
-            ms(0.9),
-            ms(0.99),
-            ms(0.999),
-            histogram.max() as f64 / 1000.0
+            percentiles_ms(histogram)
         );
     }
     let errors: u64 = measured.iter().map(|m| m.errors).sum();

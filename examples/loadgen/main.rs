@@ -356,6 +356,21 @@ fn split(users: &[User], parts: usize) -> Vec<Vec<User>> {
     chunks
 }
 
+/// "p50 …  p90 …  p99 …  p99.9 …  max …" in milliseconds, from a histogram
+/// of microseconds.
+fn percentiles_ms(histogram: &Histogram<u64>) -> String {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    let at = |q: f64| ms(histogram.value_at_quantile(q));
+    format!(
+        "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+        ms(histogram.max())
+    )
+}
+
 fn new_histogram() -> Histogram<u64> {
     // 1 µs to 60 s, 3 significant digits.
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
@@ -1011,7 +1026,6 @@ fn report(
             .run_for
             .map_or(1.0, |d| (d + plan.warmup).as_secs_f64());
         let latencies = latencies.lock().unwrap_or_else(|p| p.into_inner());
-        let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
         for (label, count) in [
             ("sent:           ", &totals.sent),
             ("stored (acked): ", &totals.stored),
@@ -1020,14 +1034,7 @@ fn report(
             let count = load(count);
             println!("{label} {count} ({:.0}/s)", count as f64 / seconds);
         }
-        println!(
-            "latency ms:      p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
-            ms(0.5),
-            ms(0.9),
-            ms(0.99),
-            ms(0.999),
-            latencies.max() as f64 / 1000.0
-        );
+        println!("latency ms:      {}", percentiles_ms(&latencies));
     }
     println!("errors:          {}", load(&totals.errors));
     let elapsed = outcomes.iter().map(|o| o.elapsed).max().unwrap_or_default();
