@@ -112,10 +112,26 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
     pub max_connections_per_user: usize,
 
-    /// A WebSocket handshake must complete within this time; otherwise a
-    /// client that opens sockets and sends nothing would pin a thread each.
+    /// A WebSocket handshake, and the head of an HTTP request, must arrive
+    /// whole within this time (a deadline, not a per-read timeout);
+    /// otherwise a client that sends a byte now and then would pin a thread.
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
+
+    /// Open HTTP connections in total; more get 503 at once, without a
+    /// thread. Each open one takes a thread and a file descriptor.
+    #[arg(long, env = "CHAT_MAX_HTTP_CONNECTIONS", default_value_t = 1024)]
+    pub max_http_connections: usize,
+
+    /// A kept-alive HTTP connection with no new request for this long is
+    /// closed.
+    #[arg(long, env = "CHAT_KEEP_ALIVE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Required as `Authorization: Bearer TOKEN` by `GET /metrics`. Without
+    /// it, `/metrics` answers loopback clients only.
+    #[arg(long, env = "CHAT_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 
     /// Take the client address from `X-Forwarded-For` when the request comes
     /// from a loopback address (set this behind a local reverse proxy, or
@@ -163,6 +179,9 @@ impl Config {
             max_connections: 4096,
             max_connections_per_user: 20,
             handshake_timeout: Duration::from_secs(10),
+            max_http_connections: 1024,
+            keep_alive_timeout: Duration::from_secs(30),
+            metrics_token: None,
             trust_proxy: false,
             http_threads: 4,
         }
@@ -186,7 +205,10 @@ impl Config {
         if rates.iter().any(|r| !r.is_finite() || *r < 0.0) {
             return Err("rates must be 0 (no limit) or positive numbers".into());
         }
-        if self.max_connections == 0 || self.max_connections_per_user == 0 {
+        if self.max_connections == 0
+            || self.max_connections_per_user == 0
+            || self.max_http_connections == 0
+        {
             return Err("connection limits must be at least 1".into());
         }
         Ok(())
@@ -253,6 +275,8 @@ mod tests {
             base.max_connections_per_user
         );
         assert_eq!(parsed.handshake_timeout, base.handshake_timeout);
+        assert_eq!(parsed.max_http_connections, base.max_http_connections);
+        assert_eq!(parsed.keep_alive_timeout, base.keep_alive_timeout);
         assert!(parsed.validate().is_ok());
     }
 }

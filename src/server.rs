@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::http::HttpServer;
+use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::repo::{SqliteStore, StoreError};
 use crate::ws::client::WRITE_WAIT;
@@ -66,7 +66,7 @@ impl Server {
         };
         let http_socket = TcpListener::bind(&config.addr).map_err(|e| bind_error(e.to_string()))?;
         no_delay_for_accepted(&http_socket);
-        let http = tiny_http::Server::from_listener(http_socket, None)
+        let http = tiny_http::Server::with_limits(http_socket, http::connection_limits(&config))
             .map_err(|e| bind_error(e.to_string()))?;
         let http_addr = http.server_addr().to_ip().ok_or_else(|| StartError::Bind {
             addr: config.addr.clone(),

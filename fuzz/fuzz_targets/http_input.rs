@@ -77,6 +77,7 @@ fn request(method: Method, url: &str, body: &[u8], cookie: Option<&str>) -> Http
             .into_iter()
             .collect(),
         body: body.to_vec(),
+        body_too_large: false,
         peer: Some([127, 0, 0, 1].into()),
     }
 }

@@ -1,10 +1,14 @@
 //! The HTTP side: a pool of worker threads taking requests from tiny_http
 //! and answering them with JSON.
 //!
-//! tiny_http parses requests on its own threads and queues them; each of
-//! our workers takes one, runs the handler (which may query the database or
-//! hash a password), and writes the response. A slow request occupies one
-//! worker, never the hub.
+//! tiny_http (our patched copy in `vendor/tiny_http`, see its PATCHES.md)
+//! gives every connection a thread of its own that reads the request head
+//! and a body of up to [`MAX_BODY_BYTES`] against deadlines, then queues the
+//! request; each of our workers takes one, runs the handler (which may query
+//! the database or hash a password) and renders the response, which the
+//! connection's thread writes, again against a deadline. Workers never touch
+//! a socket, so a client that sends or reads slowly holds only its own
+//! connection's thread, and those are capped ([`connection_limits`]).
 
 mod assets;
 mod handlers;
@@ -17,6 +21,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,10 +29,53 @@ use serde_json::json;
 use tiny_http::{Header, Method, Request, Response};
 
 use crate::app::App;
+use crate::config::Config;
 
 /// Largest request body we read. Every JSON body of the API is far smaller;
 /// the limit keeps a client from making a worker buffer megabytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest request head (request line and headers). Browsers send a few
+/// KiB; more is refused with 431 while it is read, before it is stored.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Header lines in one request; more is a 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// Time a body, or a response, gets before the minimum rate applies: a
+/// whole JSON body arrives well within it on any working link.
+pub const TRANSFER_GRACE: Duration = Duration::from_secs(10);
+
+/// Bytes per second a body must average after [`TRANSFER_GRACE`], and a
+/// client must read a response at: a modem's speed, so a slow but honest
+/// upload still passes while a client that trickles is cut off.
+pub const MIN_TRANSFER_RATE: u64 = 1024;
+
+/// The answer, written by tiny_http's accept thread itself, to a connection
+/// over `--max-http-connections`.
+const BUSY_BODY: &str = r#"{"error":"server busy: too many connections"}"#;
+
+/// Deadlines and caps for every HTTP connection, from the configuration.
+pub fn connection_limits(config: &Config) -> tiny_http::Limits {
+    let busy = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{BUSY_BODY}",
+        BUSY_BODY.len()
+    );
+    tiny_http::Limits {
+        max_connections: config.max_http_connections,
+        idle_timeout: config.keep_alive_timeout,
+        head_timeout: config.handshake_timeout,
+        max_head_bytes: MAX_HEAD_BYTES,
+        max_headers: MAX_HEADERS,
+        prebuffer_body_bytes: MAX_BODY_BYTES,
+        body_grace: TRANSFER_GRACE,
+        min_body_rate: MIN_TRANSFER_RATE,
+        write_grace: TRANSFER_GRACE,
+        min_write_rate: MIN_TRANSFER_RATE,
+        busy_response: busy.into_bytes(),
+    }
+}
 
 /// The running worker pool.
 pub struct HttpServer {
@@ -74,20 +122,30 @@ fn work(server: &tiny_http::Server, stopping: &AtomicBool, app: &App) {
             return;
         }
         match request {
-            Ok(mut request) => {
-                let plain = HttpRequest::read(&mut request);
-                // A bug in one handler must not take a worker down with it;
-                // the client sees a 500, the others are served.
-                let response = std::panic::catch_unwind(AssertUnwindSafe(|| route(app, &plain)))
-                    .unwrap_or_else(|_| {
-                        log::error!("an HTTP handler panicked: {} {}", plain.method, plain.path);
-                        HttpResponse::json(500, &json!({ "error": "internal server error" }))
-                    });
-                send(request, response);
+            // A bug anywhere in serving one request must not take a worker
+            // down with it: the request is dropped (tiny_http answers 500
+            // if nothing was sent) and the worker takes the next.
+            Ok(request) => {
+                let served = std::panic::catch_unwind(AssertUnwindSafe(|| serve(app, request)));
+                if served.is_err() {
+                    log::error!("serving an HTTP request panicked");
+                }
             }
             Err(e) => log::warn!("HTTP receive failed: {e}"),
         }
     }
+}
+
+fn serve(app: &App, mut request: Request) {
+    let plain = HttpRequest::read(&mut request);
+    // A bug in one handler: the client sees a JSON 500, the others are
+    // served.
+    let response = std::panic::catch_unwind(AssertUnwindSafe(|| route(app, &plain)))
+        .unwrap_or_else(|_| {
+            log::error!("an HTTP handler panicked: {} {}", plain.method, plain.path);
+            HttpResponse::json(500, &json!({ "error": "internal server error" }))
+        });
+    send(request, response);
 }
 
 /// A request as the handlers see it: no sockets, the body already read.
@@ -102,6 +160,8 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// At most [`MAX_BODY_BYTES`] + 1 bytes: one more means "too large".
     pub body: Vec<u8>,
+    /// The declared body was over [`MAX_BODY_BYTES`] and was left unread.
+    pub body_too_large: bool,
     /// The peer's address (a proxy's, behind one).
     pub peer: Option<IpAddr>,
 }
@@ -111,10 +171,14 @@ impl HttpRequest {
         let url = request.url().to_owned();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         let mut body = Vec::new();
-        if let Err(e) = request
-            .as_reader()
-            .take(MAX_BODY_BYTES as u64 + 1)
-            .read_to_end(&mut body)
+        // Larger bodies are not even read: tiny_http has read everything up
+        // to the limit already, so this never waits on the socket.
+        let body_too_large = request.body_length().is_some_and(|n| n > MAX_BODY_BYTES);
+        if !body_too_large
+            && let Err(e) = request
+                .as_reader()
+                .take(MAX_BODY_BYTES as u64 + 1)
+                .read_to_end(&mut body)
         {
             log::debug!("reading a request body failed: {e}");
         }
@@ -128,6 +192,7 @@ impl HttpRequest {
                 .map(|h| (h.field.as_str().to_string(), h.value.to_string()))
                 .collect(),
             body,
+            body_too_large,
             peer: request.remote_addr().map(|a| a.ip()),
         }
     }
@@ -276,7 +341,7 @@ fn send(request: Request, response: HttpResponse) {
 
 /// Parses the JSON body; 413 over [`MAX_BODY_BYTES`].
 pub fn read_json<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
-    if request.body.len() > MAX_BODY_BYTES {
+    if request.body_too_large || request.body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             413,
             format!("body larger than {MAX_BODY_BYTES} bytes"),
