@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::auth::DeviceKey;
 use crate::config::Config;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -23,6 +24,9 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// Numbers for `GET /metrics`, shared with the hub.
     pub metrics: Arc<Metrics>,
+    /// Signs the cookies that tell an owner's browsers from strangers at
+    /// login (see [`DeviceKey`]).
+    pub device_key: Arc<DeviceKey>,
     /// Where the WebSocket listener is bound, for `GET /api/config`.
     pub ws_addr: SocketAddr,
     /// Held by every thread that serves a connection; shutdown waits until
@@ -41,6 +45,7 @@ impl App {
         metrics: Arc<Metrics>,
         http_addr: SocketAddr,
         ws_addr: SocketAddr,
+        device_key: DeviceKey,
     ) -> (App, crossbeam_channel::Receiver<()>) {
         let (alive, all_done) = crossbeam_channel::bounded(0);
         let app = App {
@@ -50,6 +55,7 @@ impl App {
             limits: Arc::new(Limits::from_config(&config)),
             metrics,
             config: Arc::new(config),
+            device_key: Arc::new(device_key),
             ws_addr,
             alive,
         };

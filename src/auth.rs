@@ -9,10 +9,21 @@ use std::sync::OnceLock;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
+
+use crate::models::UserId;
 
 /// Name of the cookie that carries the session token.
 pub const SESSION_COOKIE: &str = "session_token";
+
+/// Name of the cookie that marks a browser an account has logged in from
+/// (see [`DeviceKey`]).
+pub const DEVICE_COOKIE: &str = "device";
+
+/// Longest login identifier looked up: an email address is at most 254
+/// bytes and a nickname 32; anything longer matches no account.
+pub const MAX_IDENTIFIER_BYTES: usize = 254;
 
 /// Why a registration was refused; the text goes to the client as is.
 pub type InvalidInput = &'static str;
@@ -102,13 +113,85 @@ fn to_hex(bytes: &[u8]) -> String {
 pub fn session_token_from_cookies<'a>(
     cookie_headers: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    cookie_value(cookie_headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `wanted` in the values of `Cookie` headers.
+pub fn cookie_value<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    wanted: &str,
+) -> Option<&'a str> {
     cookie_headers
         .into_iter()
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value.trim_matches('"'))
         .filter(|value| !value.is_empty())
+}
+
+/// Compares two secrets in time that does not depend on where they differ
+/// (their SHA-256 digests are compared instead of the texts).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    hash_token(a) == hash_token(b)
+}
+
+/// Signs and checks device cookies, OWASP's answer to account lockout
+/// ("Slow brute-force attacks with device cookies"): a browser that has
+/// logged in to an account gets a signed cookie naming the account and a
+/// random nonce. Failed logins back off per account for strangers, all of
+/// them together, but per device for a browser that presents a valid
+/// cookie: whoever guesses from elsewhere cannot lock the owner out of the
+/// browsers they already use. The key is made at start, so after a
+/// restart each browser is a stranger until its next login.
+pub struct DeviceKey([u8; 32]);
+
+impl DeviceKey {
+    pub fn generate() -> Result<DeviceKey, getrandom::Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(DeviceKey(key))
+    }
+
+    fn mac(&self, user: UserId, nonce: &str) -> Hmac<Sha256> {
+        // A key of any length is valid for HMAC; 32 bytes always are.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(format!("{user}.{nonce}").as_bytes());
+        mac
+    }
+
+    /// A new cookie value for `user`: `USER.NONCE.MAC`, hex.
+    pub fn issue(&self, user: UserId) -> Result<String, getrandom::Error> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)?;
+        let nonce = to_hex(&nonce);
+        let mac = to_hex(&self.mac(user, &nonce).finalize().into_bytes());
+        Ok(format!("{user}.{nonce}.{mac}"))
+    }
+
+    /// The nonce of `cookie` if it is a valid device cookie for `user`.
+    pub fn verify<'a>(&self, cookie: &'a str, user: UserId) -> Option<&'a str> {
+        let mut parts = cookie.splitn(3, '.');
+        let (owner, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        // Compared as text: "07" must not pass for user 7.
+        if owner != user.to_string() || nonce.len() != 32 {
+            return None;
+        }
+        let mac = from_hex(mac)?;
+        self.mac(user, nonce).verify_slice(&mac).ok()?;
+        Some(nonce)
+    }
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -145,6 +228,23 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert_eq!(hash_token(&a), hash_a);
+    }
+
+    #[test]
+    fn device_cookies_name_one_account_and_cannot_be_forged() {
+        let key = DeviceKey::generate().expect("rng");
+        let cookie = key.issue(7).expect("rng");
+        let nonce = key.verify(&cookie, 7).expect("valid for its account");
+        assert_eq!(nonce.len(), 32);
+        assert_eq!(key.verify(&cookie, 8), None, "another account");
+        let other_key = DeviceKey::generate().expect("rng");
+        assert_eq!(other_key.verify(&cookie, 7), None, "another server's key");
+        let mut tampered = cookie.clone();
+        tampered.replace_range(2..3, if &cookie[2..3] == "0" { "1" } else { "0" });
+        assert_eq!(key.verify(&tampered, 7), None);
+        assert_eq!(key.verify("7.zz.zz", 7), None);
+        assert_eq!(key.verify(&format!("0{cookie}"), 7), None, "07 is not 7");
+        assert_eq!(key.verify("", 7), None);
     }
 
     #[test]

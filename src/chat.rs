@@ -77,7 +77,9 @@ pub type OnSent = Box<dyn FnOnce(Result<Stored, ChatError>) + Send>;
 
 /// Validates a message, queues it for storage, and returns without waiting;
 /// once it is committed it goes to the hub for live delivery, then
-/// `on_sent` hears the outcome.
+/// `on_sent` hears the outcome. A message refused by the rules (empty, too
+/// long, over the rate...) is refused here, as an `Err`, on the caller's
+/// thread, and `on_sent` is not called.
 ///
 /// `origin` is the WebSocket connection that sent it, if any: the hub sends
 /// that connection its `message_delivered` / `message_failed` answer and
@@ -95,7 +97,7 @@ pub fn send_message(
     request: SendRequest,
     origin: Option<ConnId>,
     on_sent: OnSent,
-) {
+) -> Result<(), ChatError> {
     let metrics = app.metrics.clone();
     let on_sent: OnSent = Box::new(move |result| {
         match &result {
@@ -108,7 +110,8 @@ pub fn send_message(
         on_sent(result);
     });
     if let Err(refused) = check(app, sender, &request) {
-        return on_sent(Err(refused));
+        app.metrics.count_failure(refused.code());
+        return Err(refused);
     }
 
     let hub = app.hub.clone();
@@ -147,6 +150,7 @@ pub fn send_message(
         client_id: request.client_id,
     };
     app.store.insert_message(new, deliver);
+    Ok(())
 }
 
 /// [`send_message`] for a caller that answers only once the message is
@@ -160,7 +164,7 @@ pub fn send_message_and_wait(
     let on_sent: OnSent = Box::new(move |outcome| {
         let _ = answer.send(outcome);
     });
-    send_message(app, sender, request, None, on_sent);
+    send_message(app, sender, request, None, on_sent)?;
     answered
         .recv()
         .map_err(|_| ChatError::Store(StoreError::Closed))?
@@ -175,7 +179,7 @@ fn check(app: &App, sender: &User, request: &SendRequest) -> Result<(), ChatErro
         .messages
         .check(sender.id)
         .map_err(ChatError::RateLimited)?;
-    if request.content.trim().is_empty() {
+    if !request.content.chars().any(is_visible) {
         return Err(ChatError::EmptyContent);
     }
     if request.content.chars().count() > MAX_CONTENT_CHARS {
@@ -189,6 +193,18 @@ fn check(app: &App, sender: &User, request: &SendRequest) -> Result<(), ChatErro
         return Err(ChatError::BadClientId);
     }
     Ok(())
+}
+
+/// Whether `c` shows as something: not white space, not a control
+/// character, not one of Unicode's default-ignorable code points (zero-width
+/// spaces and joiners, variation selectors, the Hangul fillers, tags...), so
+/// that a message cannot be made of nothing anyone can see.
+fn is_visible(c: char) -> bool {
+    use icu_properties::CodePointSetData;
+    use icu_properties::props::DefaultIgnorableCodePoint;
+    !(c.is_whitespace()
+        || c.is_control()
+        || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c))
 }
 
 /// A page of the conversation between `me` and `partner`, oldest first.
@@ -232,4 +248,24 @@ pub fn sync(
         Some(_) => return Err(ChatError::BadParameter("limit must be between 1 and 500")),
     };
     Ok(app.store.sync(me, after_id, limit)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_made_only_of_invisible_characters_is_empty() {
+        for invisible in [
+            " \t\n",
+            "\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}",
+            "\u{3164}\u{115F}\u{FE0F}\u{E0041}\u{AD}",
+            "\u{00A0}\u{3000}\u{1}",
+        ] {
+            assert!(!invisible.chars().any(is_visible), "{invisible:?}");
+        }
+        for visible in ["a", "\u{200B}x", "👍🏽", "日本"] {
+            assert!(visible.chars().any(is_visible), "{visible:?}");
+        }
+    }
 }

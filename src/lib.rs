@@ -28,6 +28,7 @@
 //! - [`auth`]: password hashing, session tokens, input rules.
 //! - [`origin`]: which browser origins may call us (CSRF, CSWSH).
 //! - [`limits`]: rate limits, login back-off, connection caps.
+//! - [`fd_limit`]: the open-file limit, and the caps fitted under it.
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
@@ -37,6 +38,7 @@ pub mod app;
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod fd_limit;
 pub mod http;
 pub mod limits;
 pub mod metrics;

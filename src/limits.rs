@@ -116,6 +116,16 @@ impl LoginBackoff {
             let horizon = self.max_wait;
             failures.retain(|_, f| f.blocked_until + horizon > now);
         }
+        if failures.len() >= MAX_TRACKED_KEYS {
+            // Still full: a flood of distinct keys, all recent. Forget the
+            // tenth whose back-off ends soonest, so the table stays bounded
+            // whatever arrives (the attacker's own keys are among them).
+            let mut ends: Vec<Instant> = failures.values().map(|f| f.blocked_until).collect();
+            let cut = MAX_TRACKED_KEYS / 10;
+            ends.select_nth_unstable(cut);
+            let threshold = ends[cut];
+            failures.retain(|_, f| f.blocked_until > threshold);
+        }
         let entry = failures.entry(key.to_owned()).or_insert(Failures {
             count: 0,
             blocked_until: now,
@@ -130,6 +140,37 @@ impl LoginBackoff {
 
     pub fn succeeded(&self, key: &str) {
         lock(&self.failures).remove(key);
+    }
+
+    /// Keys tracked now (for tests and metrics).
+    pub fn tracked(&self) -> usize {
+        lock(&self.failures).len()
+    }
+}
+
+/// What a failed login counts against, each a key of bounded length
+/// however long the identifier sent: the client's address; a browser that
+/// holds a device cookie for the account; or, for everyone else, the
+/// account (its id, or a digest of the unknown name tried).
+pub enum LoginKey<'a> {
+    Address(IpAddr),
+    Device(&'a str),
+    StrangersToAccount(UserId),
+    StrangersToUnknownName(&'a str),
+}
+
+impl LoginKey<'_> {
+    pub fn key(&self) -> String {
+        match self {
+            LoginKey::Address(ip) => format!("ip:{ip}"),
+            LoginKey::Device(nonce) => format!("device:{nonce}"),
+            LoginKey::StrangersToAccount(id) => format!("account:{id}"),
+            LoginKey::StrangersToUnknownName(name) => {
+                let digest = crate::auth::hash_token(&name.to_lowercase());
+                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                format!("name:{hex}")
+            }
+        }
     }
 }
 
@@ -267,6 +308,22 @@ mod tests {
             backoff.failed("b");
         }
         assert!(backoff.check("b").expect_err("capped") <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_login_backoff_table_stays_bounded_under_a_flood_of_distinct_keys() {
+        let backoff = LoginBackoff::new(0, Duration::from_secs(900));
+        for n in 0..(MAX_TRACKED_KEYS * 3) {
+            let long_name = format!("{n}{}", "x".repeat(1000));
+            backoff.failed(&LoginKey::StrangersToUnknownName(&long_name).key());
+            assert!(backoff.tracked() <= MAX_TRACKED_KEYS);
+        }
+        assert!(
+            LoginKey::StrangersToUnknownName(&"y".repeat(65536))
+                .key()
+                .len()
+                < 64
+        );
     }
 
     #[test]

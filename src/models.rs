@@ -22,6 +22,15 @@ pub struct User {
     pub email: String,
 }
 
+/// A live login: who it is, and until when. A WebSocket opened with it is
+/// closed when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user: User,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A stored private message, exactly as every endpoint returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {

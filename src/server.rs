@@ -9,7 +9,9 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::app::App;
+use crate::auth::DeviceKey;
 use crate::config::Config;
+use crate::fd_limit;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::repo::{SqliteStore, StoreError};
@@ -31,6 +33,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -56,8 +60,18 @@ pub struct Server;
 impl Server {
     /// Opens the database, binds both listeners and starts every thread.
     /// Returns once the server accepts connections.
-    pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+    pub fn start(mut config: Config) -> Result<ServerHandle, StartError> {
         config.validate().map_err(StartError::Config)?;
+        if let Some(open_files) = fd_limit::raise_to_hard_maximum()
+            && fd_limit::fit_caps(&mut config, open_files)
+        {
+            log::warn!(
+                "only {open_files} open files allowed: connection caps lowered to \
+                 {} WebSockets and {} HTTP connections (raise `ulimit -n`)",
+                config.max_connections,
+                config.max_http_connections
+            );
+        }
         let store = Arc::new(SqliteStore::open(&config.db, config.durability)?);
 
         let bind_error = |reason: String| StartError::Bind {
@@ -81,7 +95,16 @@ impl Server {
 
         let metrics = Arc::new(Metrics::default());
         let (hub, hub_thread) = hub::spawn(metrics.clone())?;
-        let (app, all_done) = App::new(config, store, hub.clone(), metrics, http_addr, ws_addr);
+        let device_key = DeviceKey::generate().map_err(|e| StartError::Random(e.to_string()))?;
+        let (app, all_done) = App::new(
+            config,
+            store,
+            hub.clone(),
+            metrics,
+            http_addr,
+            ws_addr,
+            device_key,
+        );
         let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
         let http = HttpServer::spawn(http, app.clone(), app.config.http_threads)?;
         log::info!(

@@ -227,3 +227,155 @@ fn a_handshake_that_never_finishes_is_dropped_and_frees_its_slot() {
     // ...and the slot is free again.
     connect_once_a_slot_frees(&server, &alice);
 }
+
+/// Logs in with ureq directly: status, and every `Set-Cookie` pair.
+fn login_from(
+    server: &TestServer,
+    address: &str,
+    device: Option<&str>,
+    password: &str,
+) -> (u16, Vec<String>) {
+    let mut request =
+        ureq::post(&format!("{}/api/login", server.base())).set("X-Forwarded-For", address);
+    if let Some(device) = device {
+        request = request.set("Cookie", device);
+    }
+    let response = match request.send_json(json!({"identifier": "alice", "password": password})) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let cookies = response
+        .all("set-cookie")
+        .iter()
+        .filter_map(|c| c.split(';').next())
+        .map(str::to_owned)
+        .collect();
+    (response.status(), cookies)
+}
+
+#[test]
+fn a_strangers_guesses_cannot_lock_the_owner_out_of_a_browser_they_used_before() {
+    let server = TestServer::start_with(|c| {
+        c.login_free_failures = 3;
+        c.login_max_backoff = Duration::from_secs(60);
+        c.trust_proxy = true; // so that the attacker can seem to rotate addresses
+    });
+    server.client().register("alice");
+    let (status, cookies) = login_from(&server, "10.0.0.1", None, "password123");
+    assert_eq!(status, 200);
+    let device = cookies
+        .iter()
+        .find(|c| c.starts_with("device="))
+        .expect("a device cookie")
+        .clone();
+
+    // Eleven wrong guesses, each from another address.
+    for n in 0..11 {
+        let (status, _) = login_from(&server, &format!("192.0.2.{n}"), None, "wrong guess");
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    // Strangers now back off on this account, even with the right password...
+    let (status, _) = login_from(&server, "198.51.100.7", None, "password123");
+    assert_eq!(status, 429);
+    // ...but the owner's browser, from any address, is not a stranger.
+    let (status, _) = login_from(&server, "203.0.113.9", Some(&device), "password123");
+    assert_eq!(status, 200);
+    // A cookie stolen for another account, or forged, is a stranger's.
+    let forged = device.replace("device=", "device=0");
+    let (status, _) = login_from(&server, "198.51.100.8", Some(&forged), "password123");
+    assert_eq!(status, 429);
+}
+
+#[test]
+fn a_login_with_a_huge_identifier_is_refused_without_a_lookup() {
+    let server = TestServer::start();
+    let client = server.client();
+    let started = std::time::Instant::now();
+    let reply = client.post(
+        "/api/login",
+        &json!({"identifier": "a".repeat(60_000), "password": "password123"}),
+    );
+    assert_eq!(reply.status, 401);
+    // No Argon2 verification was spent on it.
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn forms_and_doubled_origins_cannot_post() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let (_, bob_id) = server.user("bob");
+    let cookie = alice.cookie.as_deref().expect("cookie");
+    let status = |result: Result<ureq::Response, ureq::Error>| match result {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    let url = format!("{}/api/messages", server.base());
+    let body = format!(r#"{{"to_user_id":{bob_id},"content":"from a form"}}"#);
+    // What a plain HTML form can send, without any Origin.
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let sent = ureq::post(&url)
+            .set("Cookie", cookie)
+            .set("Content-Type", content_type)
+            .send_string(&body);
+        assert_eq!(status(sent), 415, "{content_type}");
+    }
+    // Two Origin headers: which would a check believe? Neither.
+    let own = format!("http://localhost:{}", server.http_port());
+    let mut raw = TcpStream::connect(("127.0.0.1", server.http_port())).expect("connect");
+    write!(
+        raw,
+        "POST /api/messages HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nOrigin: {own}\r\n\
+         Origin: https://evil.example\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("more than one Origin header"), "{answer}");
+    assert_eq!(
+        alice.get(&format!("/api/messages?user_id={bob_id}")).body["messages"],
+        json!([])
+    );
+    // JSON with a charset is JSON.
+    let sent = ureq::post(&url)
+        .set("Cookie", cookie)
+        .set("Content-Type", "application/json; charset=utf-8")
+        .send_string(&body);
+    assert_eq!(status(sent), 201);
+}
+
+#[test]
+fn metrics_answer_loopback_clients_or_the_bearer_of_the_token_only() {
+    let get = |server: &TestServer, forwarded: Option<&str>, token: Option<&str>| {
+        let mut request = ureq::get(&format!("{}/metrics", server.base()));
+        if let Some(address) = forwarded {
+            request = request.set("X-Forwarded-For", address);
+        }
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        match request.call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    // Behind a proxy, a visitor from outside is not loopback.
+    let server = TestServer::start_with(|c| c.trust_proxy = true);
+    assert_eq!(get(&server, None, None), 200);
+    assert_eq!(get(&server, Some("203.0.113.5"), None), 403);
+
+    let server = TestServer::start_with(|c| c.metrics_token = Some("s3cret-token".into()));
+    assert_eq!(get(&server, None, None), 401);
+    assert_eq!(get(&server, None, Some("wrong")), 401);
+    assert_eq!(get(&server, None, Some("s3cret-token")), 200);
+}

@@ -253,6 +253,24 @@ fn nul_and_zero_width_characters_are_stored_verbatim_but_not_in_nicknames() {
     s.still_serving();
 }
 
+#[test]
+fn content_made_only_of_invisible_characters_is_refused_on_both_paths() {
+    let mut s = setup();
+    let invisible = "\u{200b}\u{2060}\u{feff}\u{3164} \u{00a0}\u{fe0f}";
+    s.ws.send_json(&json!({"type": "private_message", "to_user_id": s.bob_id, "content": invisible, "client_id": "ghost"}));
+    let answer = s.ws.recv_type("message_failed");
+    assert_eq!(answer["client_id"], "ghost");
+    assert_eq!(answer["error"], "invalid");
+    assert!(answer["message_id"].is_null(), "nothing stored: {answer}");
+    let reply = s.alice.post(
+        "/api/messages",
+        &json!({"to_user_id": s.bob_id, "content": invisible}),
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.body["error"], "content must not be empty");
+    s.still_serving();
+}
+
 /// Sends raw bytes, returns what came back before the server closed.
 fn raw_exchange(addr: &str, request: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("connect");

@@ -82,3 +82,35 @@ fn sigterm_stops_the_binary_cleanly_with_exit_code_0() {
         .expect("integrity check");
     assert_eq!(check, "ok");
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn the_database_files_are_readable_by_the_server_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let db = data.join("chat.db");
+    let mut server = TestServer::start_with(|c| c.db = db.clone());
+    let (alice, _) = server.user("alice");
+    let (_, bob_id) = server.user("bob");
+    alice.send(bob_id, "private");
+    assert_eq!(mode(&data), 0o700, "the folder it created");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+
+    // A file an older version left world-readable is tightened at start.
+    server.shutdown();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    server.restart();
+    assert_eq!(mode(&db), 0o600);
+}

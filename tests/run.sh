@@ -5,16 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests drive: a browser (web client) and nginx
-# (docs/nginx.conf). Installed only when missing.
+# Debian packages the tests drive: a browser (web client), nginx
+# (docs/nginx.conf) and slowhttptest (slow-client attacks on the REST
+# port). Installed only when missing.
 missing=()
 command -v "${CHROMIUM:-chromium}" >/dev/null 2>&1 || missing+=(chromium fonts-noto-color-emoji)
 [ -x "${NGINX:-/usr/sbin/nginx}" ] || missing+=(nginx-light)
+command -v slowhttptest >/dev/null 2>&1 || missing+=(slowhttptest)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if command -v apt-get >/dev/null 2>&1; then
-    echo "== installing ${missing[*]} for the browser and proxy tests (apt-get)"
+    echo "== installing ${missing[*]} for the browser, proxy and slow-client tests (apt-get)"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   else

@@ -36,7 +36,8 @@ pub fn fixture() -> &'static Fixture {
         let metrics = Arc::new(Metrics::default());
         let (hub, _thread) = hub::spawn(metrics.clone()).expect("hub");
         let addr: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
-        let (app, _all_done) = App::new(config, store, hub, metrics, addr, addr);
+        let device_key = chat_server::auth::DeviceKey::generate().expect("rng");
+        let (app, _all_done) = App::new(config, store, hub, metrics, addr, addr, device_key);
         for (nickname, email) in [("fuzzer", "f@x"), ("peer", "p@x")] {
             let body = format!(
                 r#"{{"nickname":"{nickname}","email":"{email}","password":"password123"}}"#
@@ -72,9 +73,14 @@ fn request(method: Method, url: &str, body: &[u8], cookie: Option<&str>) -> Http
         method,
         path: path.to_owned(),
         query: query.to_owned(),
+        // A JSON body is declared as such, as every real client does.
         headers: cookie
             .map(|c| ("Cookie".to_owned(), c.to_owned()))
             .into_iter()
+            .chain(
+                (!body.is_empty())
+                    .then(|| ("Content-Type".to_owned(), "application/json".to_owned())),
+            )
             .collect(),
         body: body.to_vec(),
         body_too_large: false,

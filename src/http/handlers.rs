@@ -13,6 +13,7 @@ use super::{ApiError, HttpRequest, HttpResponse, Reply, assets, query_i64, read_
 use crate::app::App;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::chat::{self, ChatError, SendRequest};
+use crate::limits::LoginKey;
 use crate::models::{Message, Page, SessionId, User, UserId};
 use crate::origin;
 use crate::repo::StoreError;
@@ -45,7 +46,12 @@ const ROUTES: &[(Method, &str, Handler)] = &[
 /// Answers one request. Every outcome, error or not, is a response with
 /// a JSON body (or a web client file).
 pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
-    let (method, path) = (&request.method, request.path.as_str());
+    let path = request.path.as_str();
+    // HEAD is GET without the body, which tiny_http leaves out.
+    let method = match &request.method {
+        Method::Head => &Method::Get,
+        other => other,
+    };
 
     let header_bytes: usize = request
         .headers
@@ -54,6 +60,11 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
         return HttpResponse::json(431, &json!({ "error": "request headers too large" }));
+    }
+    if request.header_values("Origin").nth(1).is_some() {
+        // Which one would a check believe? Neither.
+        audit(app, request, "refused: more than one Origin header");
+        return HttpResponse::json(400, &json!({ "error": "more than one Origin header" }));
     }
 
     if *method == Method::Get
@@ -76,27 +87,22 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
     }
 
     if *method == Method::Get && path == "/metrics" {
-        let mut text = String::new();
-        app.metrics.render(&mut text, app.hub.queue_depth());
-        app.store.render_metrics(&mut text);
-        return HttpResponse {
-            status: 200,
-            headers: vec![
-                (
-                    "Content-Type",
-                    "text/plain; version=0.0.4; charset=utf-8".into(),
-                ),
-                ("Cache-Control", "no-store".into()),
-            ],
-            body: text,
-        };
+        return metrics(app, request);
     }
 
     let on_path: Vec<&(Method, &str, Handler)> =
         ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
     let result = match on_path.iter().find(|(m, _, _)| m == method) {
         Some(_) if *method != Method::Get && !same_origin(app, request) => {
+            audit(app, request, "refused: origin not allowed");
             Err(ApiError::new(403, "origin not allowed"))
+        }
+        Some(_) if *method != Method::Get && !json_or_empty(request) => {
+            audit(app, request, "refused: not application/json");
+            Err(ApiError::new(
+                415,
+                "state-changing requests must have Content-Type: application/json",
+            ))
         }
         Some((_, _, handler)) => handler(app, request),
         None if on_path.is_empty() => Err(ApiError::not_found("no such endpoint")),
@@ -112,14 +118,19 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
                     return HttpResponse::json(500, &json!({ "error": "internal server error" }));
                 }
             };
-            match reply.set_cookie {
-                Some(cookie) => response.with_header("Set-Cookie", cookie),
-                None => response,
-            }
+            reply
+                .set_cookies
+                .into_iter()
+                .fold(response, |response, cookie| {
+                    response.with_header("Set-Cookie", cookie)
+                })
         }
         Err(error) => {
             if let Some(cause) = &error.cause {
                 log::error!("{method} {path}: {cause}");
+            }
+            if error.status == 429 {
+                audit(app, request, &format!("refused: {}", error.message));
             }
             let response = HttpResponse::json(error.status, &json!({ "error": error.message }));
             match error.retry_after {
@@ -138,6 +149,75 @@ fn same_origin(app: &App, request: &HttpRequest) -> bool {
         .header_values("Origin")
         .next()
         .is_none_or(|o| origin::is_allowed(&app.allowed_origins, o))
+}
+
+/// Whether a state-changing request's body is declared as JSON. A plain
+/// HTML form can only send `application/x-www-form-urlencoded`,
+/// `multipart/form-data` or `text/plain`, and cross-site requests with any
+/// other type need a CORS preflight, which we never grant: so a form on
+/// another site cannot post here, even from a browser that sends no
+/// `Origin`. A request with neither a body nor a `Content-Type` (`curl -X
+/// POST .../logout`) declares nothing and passes.
+fn json_or_empty(request: &HttpRequest) -> bool {
+    let mut types = request.header_values("Content-Type");
+    match (types.next(), types.next()) {
+        (None, _) => request.body.is_empty() && !request.body_too_large,
+        (Some(value), None) => value
+            .split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json")),
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// One line in the log for each refusal an operator may want to act on
+/// (a login guessed at, a limit hit, a forged origin): the client's
+/// address, the method and path, and why; never a body or a cookie.
+pub(super) fn audit(app: &App, request: &HttpRequest, what: &str) {
+    log::warn!(
+        "audit: {} {} {} from {}",
+        what,
+        request.method,
+        request.path,
+        client_ip(app, request)
+    );
+}
+
+/// `GET /metrics`: for loopback clients (the operator's Prometheus on the
+/// same box) or, with `--metrics-token`, for whoever presents it. Behind a
+/// proxy with `--trust-proxy`, the forwarded address is what counts.
+fn metrics(app: &App, request: &HttpRequest) -> HttpResponse {
+    let allowed = match &app.config.metrics_token {
+        Some(token) => request
+            .header_values("Authorization")
+            .next()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|offered| auth::constant_time_eq(offered.trim(), token)),
+        None => client_ip(app, request).is_loopback(),
+    };
+    if !allowed {
+        audit(app, request, "refused: metrics");
+        let status = if app.config.metrics_token.is_some() {
+            401
+        } else {
+            403
+        };
+        return HttpResponse::json(status, &json!({ "error": "metrics are not public" }));
+    }
+    let mut text = String::new();
+    app.metrics.render(&mut text, app.hub.queue_depth());
+    app.store.render_metrics(&mut text);
+    HttpResponse {
+        status: 200,
+        headers: vec![
+            (
+                "Content-Type",
+                "text/plain; version=0.0.4; charset=utf-8".into(),
+            ),
+            ("Cache-Control", "no-store".into()),
+        ],
+        body: text,
+    }
 }
 
 /// The client's address for per-address limits: the peer, or with
@@ -162,6 +242,7 @@ fn authenticate(app: &App, request: &HttpRequest) -> Result<(SessionId, User), A
         .ok_or_else(ApiError::unauthorized)?;
     app.store
         .session(&auth::hash_token(token), Utc::now())?
+        .map(|session| (session.id, session.user))
         .ok_or_else(ApiError::unauthorized)
 }
 
@@ -175,24 +256,46 @@ fn healthz(app: &App, _: &HttpRequest) -> Result<Reply, ApiError> {
     }
 }
 
-/// Tells clients where the WebSocket endpoint is. Without a configured
-/// public URL, it is the host name the client used to reach us (so it works
-/// for `localhost`, an IP or a LAN name alike) with the WebSocket port.
+/// Tells clients where the WebSocket endpoint is.
 fn client_config(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({ "ws_url": ws_url(app, request) })))
 }
 
+/// `--public-ws-url`, or else the WebSocket port on the host the client
+/// used, but only a host this server is configured to be reached at (an
+/// allowed origin's): the page's own host is what makes the browser send
+/// the session cookie with the handshake, and a `Host` header we do not
+/// know is never written into a page or its policy.
 fn ws_url(app: &App, request: &HttpRequest) -> String {
-    match &app.config.public_ws_url {
-        Some(url) => url.clone(),
-        None => {
-            let host = request
-                .header_values("Host")
-                .next()
+    if let Some(url) = &app.config.public_ws_url {
+        return url.clone();
+    }
+    let port = app.ws_addr.port();
+    let known = |host: &&str| {
+        app.allowed_origins.iter().any(|origin| {
+            origin
+                .split_once("://")
+                .map(|(_, authority)| authority)
                 .and_then(host_without_port)
-                .map_or_else(|| app.ws_addr.ip().to_string(), str::to_owned);
-            format!("ws://{host}:{}/ws", app.ws_addr.port())
-        }
+                .is_some_and(|allowed| allowed.eq_ignore_ascii_case(host))
+        })
+    };
+    let host = request
+        .header_values("Host")
+        .next()
+        .and_then(host_without_port)
+        .filter(known)
+        .map_or_else(|| default_host(app), str::to_owned);
+    format!("ws://{host}:{port}/ws")
+}
+
+/// The WebSocket listener's own address, or `localhost` when it listens on
+/// every interface.
+fn default_host(app: &App) -> String {
+    match app.ws_addr.ip() {
+        ip if ip.is_unspecified() => "localhost".into(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
     }
 }
 
@@ -248,31 +351,52 @@ fn login(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let too_many = |wait| ApiError::too_many("too many login attempts; wait and try again", wait);
     app.limits.logins.check(ip).map_err(too_many)?;
     let body: LoginBody = read_json(request)?;
-    // Failures slow down guessing per account (whoever guesses) and per
-    // address (whichever accounts it tries).
-    let account_key = format!("account:{}", body.identifier.trim().to_lowercase());
-    let ip_key = format!("ip:{ip}");
+    let identifier = body.identifier.trim();
     let failures = &app.limits.login_failures;
-    failures.check(&account_key).map_err(too_many)?;
-    failures.check(&ip_key).map_err(too_many)?;
-    let invalid = || {
-        failures.failed(&account_key);
-        failures.failed(&ip_key);
+    let address = LoginKey::Address(ip).key();
+    failures.check(&address).map_err(too_many)?;
+    let refused = |account: Option<&str>, who: &str| {
+        if let Some(account) = account {
+            failures.failed(account);
+        }
+        failures.failed(&address);
+        audit(app, request, &format!("refused login: {who}"));
         ApiError::new(401, "invalid nickname, email or password")
     };
-    // No account has a password outside the rules: refuse without hashing
-    // a possibly huge input. This reveals nothing about which accounts exist.
-    if auth::validate_password(&body.password).is_err() {
-        return Err(invalid());
+    // No account has a password outside the rules or an identifier that
+    // long: refuse without a lookup or a hash of a possibly huge input.
+    // This reveals nothing about which accounts exist.
+    if identifier.len() > auth::MAX_IDENTIFIER_BYTES
+        || auth::validate_password(&body.password).is_err()
+    {
+        return Err(refused(None, "malformed"));
     }
-    let credentials = app.store.credentials(body.identifier.trim())?;
+    let credentials = app.store.credentials(identifier)?;
+    // Guesses back off per account for strangers, and per browser for the
+    // browsers the owner already logged in from (their device cookie): a
+    // stranger's guesses cannot lock the owner out of those.
+    let device = credentials.as_ref().and_then(|c| {
+        auth::cookie_value(request.header_values("Cookie"), auth::DEVICE_COOKIE)
+            .and_then(|cookie| app.device_key.verify(cookie, c.user.id))
+    });
+    let account = match (&credentials, device) {
+        (Some(_), Some(nonce)) => LoginKey::Device(nonce),
+        (Some(c), None) => LoginKey::StrangersToAccount(c.user.id),
+        (None, _) => LoginKey::StrangersToUnknownName(identifier),
+    }
+    .key();
+    let who = match &credentials {
+        Some(c) => format!("user {}", c.user.id),
+        None => "unknown account".to_owned(),
+    };
+    failures.check(&account).map_err(too_many)?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
     let verified = auth::verify_password(&body.password, stored_hash);
     let Some(user) = credentials.filter(|_| verified).map(|c| c.user) else {
-        return Err(invalid());
+        return Err(refused(Some(&account), &who));
     };
 
-    failures.succeeded(&account_key);
+    failures.succeeded(&account);
     let (token, token_hash) = auth::new_session_token().map_err(ApiError::internal)?;
     let ttl = app.config.session_ttl;
     let expires_at = Utc::now()
@@ -280,8 +404,26 @@ fn login(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
             .map_err(|_| ApiError::internal("session TTL too large"))?;
     app.store.create_session(user.id, &token_hash, expires_at)?;
     log::info!("user {} logged in", user.id);
-    let cookie = session_cookie(app, &token, ttl.as_secs());
-    Ok(Reply::ok(json!({ "user": user })).set_cookie(cookie))
+    let device_cookie = app.device_key.issue(user.id).map_err(ApiError::internal)?;
+    Ok(Reply::ok(json!({ "user": user }))
+        .set_cookie(session_cookie(app, &token, ttl.as_secs()))
+        .set_cookie(device_cookie_header(app, &device_cookie)))
+}
+
+/// How long a browser stays known to an account after a login.
+const DEVICE_COOKIE_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
+
+/// The device cookie goes only to the login endpoint: nothing else reads it.
+fn device_cookie_header(app: &App, value: &str) -> String {
+    let secure = if app.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}={value}; HttpOnly; SameSite=Strict; Path=/api/login; Max-Age={DEVICE_COOKIE_MAX_AGE_SECS}{secure}",
+        auth::DEVICE_COOKIE
+    )
 }
 
 fn session_cookie(app: &App, token: &str, max_age_secs: u64) -> String {

@@ -245,7 +245,8 @@ pub struct Reply {
     /// values (a large list built as a `serde_json::Value` tree first cost
     /// more than the query). An error here is a bug: the client gets a 500.
     body: serde_json::Result<String>,
-    set_cookie: Option<String>,
+    /// `Set-Cookie` values, in order.
+    set_cookies: Vec<String>,
 }
 
 impl Reply {
@@ -256,11 +257,11 @@ impl Reply {
         Reply {
             status,
             body: serde_json::to_string(&body),
-            set_cookie: None,
+            set_cookies: Vec::new(),
         }
     }
     pub fn set_cookie(mut self, cookie: String) -> Reply {
-        self.set_cookie = Some(cookie);
+        self.set_cookies.push(cookie);
         self
     }
 }

@@ -18,7 +18,7 @@ pub use sqlite::{SqliteStore, tune_writer};
 
 use chrono::{DateTime, Utc};
 
-use crate::models::{Conversation, Message, NewMessage, Page, SessionId, User, UserId};
+use crate::models::{Conversation, Message, NewMessage, Page, Session, SessionId, User, UserId};
 
 /// What can go wrong in storage, in the words callers branch on.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,9 @@ pub enum StoreError {
     /// The store is shutting down and takes no more writes.
     #[error("the database is closed")]
     Closed,
+    /// The database file or its folder could not be created privately.
+    #[error("cannot prepare the database files: {0}")]
+    Files(std::io::Error),
     /// The writer thread could not be started.
     #[error("cannot start the database writer: {0}")]
     Thread(#[from] std::io::Error),
@@ -113,11 +116,8 @@ pub trait Store: Send + Sync {
     ) -> Result<SessionId, StoreError>;
     /// The live session with this token hash and its user; `None` when the
     /// token is unknown or expired at `now`.
-    fn session(
-        &self,
-        token_hash: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<Option<(SessionId, User)>, StoreError>;
+    fn session(&self, token_hash: &[u8], now: DateTime<Utc>)
+    -> Result<Option<Session>, StoreError>;
     fn delete_session(&self, id: SessionId) -> Result<(), StoreError>;
 
     /// Queues a message to be stored, with both sides' conversation rows, in

@@ -32,7 +32,7 @@ use super::presence::presence_frames;
 use crate::app::App;
 use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
-use crate::models::{Message as StoredMessage, MessageId, Page, SessionId, User, UserId};
+use crate::models::{Message as StoredMessage, MessageId, Page, Session, User, UserId};
 
 /// Largest text frame or message a client may send. Chat messages are at
 /// most 4,000 characters (16 KiB of UTF-8 plus JSON escaping); 64 KiB leaves
@@ -68,23 +68,46 @@ pub fn reader_config() -> WebSocketConfig {
 
 /// The socket under the reader's `WebSocket`: reads pass through; writes
 /// pass through only until the handshake is done, then are discarded (the
-/// writer thread sends pongs and close replies instead).
+/// writer thread sends pongs and close replies instead). During the
+/// handshake every read and write runs against one deadline.
 pub struct ReaderSocket {
     stream: Arc<TcpStream>,
     writes_enabled: bool,
+    handshake_deadline: Option<Instant>,
 }
 
 impl ReaderSocket {
-    pub fn new(stream: TcpStream) -> ReaderSocket {
+    /// A socket whose handshake must be over by `deadline`.
+    pub fn with_deadline(stream: TcpStream, deadline: Instant) -> ReaderSocket {
         ReaderSocket {
             stream: Arc::new(stream),
             writes_enabled: true,
+            handshake_deadline: Some(deadline),
         }
+    }
+
+    /// The time left before the handshake deadline; an error once it has
+    /// passed. `None` after the handshake.
+    fn time_left(&self) -> io::Result<Option<Duration>> {
+        let Some(deadline) = self.handshake_deadline else {
+            return Ok(None);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "handshake deadline passed",
+            ));
+        }
+        Ok(Some(left))
     }
 }
 
 impl Read for ReaderSocket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(left) = self.time_left()? {
+            self.stream.set_read_timeout(Some(left))?;
+        }
         (&*self.stream).read(buf)
     }
 }
@@ -92,6 +115,9 @@ impl Read for ReaderSocket {
 impl Write for ReaderSocket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.writes_enabled {
+            if let Some(left) = self.time_left()? {
+                self.stream.set_write_timeout(Some(left))?;
+            }
             (&*self.stream).write(buf)
         } else {
             Ok(buf.len())
@@ -105,9 +131,21 @@ impl Write for ReaderSocket {
 /// Runs an authenticated connection on the current thread (which becomes
 /// its reader) until it closes. Spawns the writer and registers with the
 /// hub; unregisters on the way out.
-pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId, app: App) {
+pub fn serve(mut ws: WebSocket<ReaderSocket>, session: Session, app: App) {
     let id: ConnId = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
     ws.get_mut().writes_enabled = false;
+    ws.get_mut().handshake_deadline = None;
+    let Session {
+        id: session_id,
+        user,
+        expires_at,
+    } = session;
+    // The connection ends with its session (the clocks are the same
+    // machine's; the database keeps wall-clock time).
+    let session_ends = Instant::now()
+        + (expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
     let socket = &ws.get_ref().stream;
     let write_half = match prepare_socket(socket, &app) {
         Ok(stream) => stream,
@@ -132,7 +170,11 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
                     outbox: outbox_rx,
                     page_written,
                 };
-                write_loop(id, write_half, &queues, &close_signal, ping_interval);
+                let timers = WriterTimers {
+                    ping_interval,
+                    session_ends,
+                };
+                write_loop(id, write_half, &queues, &close_signal, timers);
                 drop(alive);
             })
     };
@@ -164,6 +206,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
     let replies = Arc::new(Replies {
         id,
         outbox,
+        outbox_capacity: app.config.outbox_capacity,
         close_signal,
         metrics: app.metrics.clone(),
     });
@@ -173,6 +216,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, user: User, session_id: SessionId,
         app,
         replies,
         page_slot,
+        session_ends,
     };
     reader.run(&mut ws);
     log::debug!("connection {id}: closed");
@@ -206,6 +250,8 @@ struct Reader {
     /// Capacity 1: taken for each page queued, given back by the writer
     /// once it has written it.
     page_slot: Sender<()>,
+    /// No frame is acted on after the session has ended.
+    session_ends: Instant,
 }
 
 impl Reader {
@@ -218,6 +264,18 @@ impl Reader {
                     return;
                 }
             };
+            // Closed by the hub (logged out, too slow, shutting down): not
+            // one more frame is acted on, even if some are still buffered.
+            if self.replies.close_signal.requested().is_some() {
+                return;
+            }
+            if Instant::now() >= self.session_ends {
+                self.queue(Outbound::Close(
+                    close::SESSION_EXPIRED.0,
+                    close::SESSION_EXPIRED.1,
+                ));
+                return;
+            }
             let keep_going = match message {
                 Message::Text(text) => self.on_text(text.as_str()),
                 Message::Binary(_) => self.reply(&ServerEvent::Error {
@@ -246,6 +304,13 @@ impl Reader {
                 self.queue(Outbound::Close(
                     close::INVALID_DATA.0,
                     close::INVALID_DATA.1,
+                ));
+            }
+            Error::Protocol(e) => {
+                log::debug!("connection {}: {e}; closing with 1002", self.id);
+                self.queue(Outbound::Close(
+                    close::PROTOCOL_ERROR.0,
+                    close::PROTOCOL_ERROR.1,
                 ));
             }
             Error::Io(e)
@@ -280,9 +345,11 @@ impl Reader {
                 };
                 // Returns at once: the next frame is read while this one is
                 // stored. The hub answers a stored message with
-                // message_delivered / message_failed; a refused one is
-                // answered here.
+                // message_delivered / message_failed; the database writer a
+                // failed commit (through `on_sent`, which must not wait);
+                // and a send refused by the rules is answered here.
                 let replies = self.replies.clone();
+                let failed_client_id = client_id.clone();
                 let on_sent: chat::OnSent = Box::new(move |outcome| {
                     if let Err(refused) = outcome {
                         if let chat::ChatError::Store(store_error) = &refused {
@@ -291,12 +358,18 @@ impl Reader {
                                 replies.id
                             );
                         }
-                        let frame = refused_send(to_user_id, client_id.as_deref(), &refused);
+                        let frame = refused_send(to_user_id, failed_client_id.as_deref(), &refused);
                         replies.queue(Outbound::Frame(frame));
                     }
                 });
-                chat::send_message(&self.app, &self.user, request, Some(self.id), on_sent);
-                true
+                match chat::send_message(&self.app, &self.user, request, Some(self.id), on_sent) {
+                    Ok(()) => true,
+                    Err(refused) => self.queue(Outbound::Frame(refused_send(
+                        to_user_id,
+                        client_id.as_deref(),
+                        &refused,
+                    ))),
+                }
             }
             ClientEvent::Sync { after_id, limit } => {
                 match chat::sync(&self.app, self.user.id, Some(after_id), limit) {
@@ -360,8 +433,11 @@ impl Reader {
         self.queue(Outbound::Frame(event.to_frame()))
     }
 
+    /// Queues an answer to this client's own request, waiting while its
+    /// answers fill its share of the outbox: a client that sends faster
+    /// than it reads is simply read more slowly.
     fn queue(&self, item: Outbound) -> bool {
-        self.replies.queue(item)
+        self.replies.queue_own(item)
     }
 }
 
@@ -394,15 +470,31 @@ fn refused_send(
 struct Replies {
     id: ConnId,
     outbox: Outbox,
+    outbox_capacity: usize,
     close_signal: Arc<CloseSignal>,
     metrics: Arc<Metrics>,
 }
 
 impl Replies {
-    /// Queues a frame for the writer without waiting. A full queue means the
-    /// client is not reading: close it rather than buffer without bound.
+    /// Queues a frame for the writer without waiting (from the database
+    /// writer, which must not wait). A full queue means the client is not
+    /// reading: close it rather than buffer without bound.
     fn queue(&self, item: Outbound) -> bool {
-        match self.outbox.push(item) {
+        self.outcome(self.outbox.push(item))
+    }
+
+    /// Queues a frame from the connection's own reader: while half the
+    /// outbox (its share; the rest is the hub's) is ahead of it, waits up
+    /// to [`WRITE_WAIT`] for the writer to make room. Only a client that
+    /// reads nothing for that long is cut off.
+    fn queue_own(&self, item: Outbound) -> bool {
+        let share = self.outbox_capacity / 2;
+        let deadline = Instant::now() + WRITE_WAIT;
+        self.outcome(self.outbox.push_within(item, share, deadline))
+    }
+
+    fn outcome(&self, pushed: Result<(), PushError>) -> bool {
+        match pushed {
             Ok(()) => true,
             Err(PushError::Full) => {
                 log::warn!("connection {}: too slow; closing it", self.id);
@@ -424,14 +516,21 @@ struct WriterQueues {
     page_written: Receiver<()>,
 }
 
+/// When the writer acts without being asked: pings, and the session's end.
+#[derive(Clone, Copy)]
+struct WriterTimers {
+    ping_interval: Duration,
+    session_ends: Instant,
+}
+
 fn write_loop(
     id: ConnId,
     mut ws: FrameWriter,
     queues: &WriterQueues,
     close_signal: &CloseSignal,
-    ping_interval: Duration,
+    timers: WriterTimers,
 ) {
-    let result = write_until_closed(&mut ws, queues, close_signal, ping_interval);
+    let result = write_until_closed(&mut ws, queues, close_signal, timers);
     if let Err(e) = result {
         log::debug!("connection {id}: write failed: {e}");
     }
@@ -482,16 +581,24 @@ fn write_until_closed(
     ws: &mut FrameWriter,
     queues: &WriterQueues,
     close_signal: &CloseSignal,
-    ping_interval: Duration,
+    timers: WriterTimers,
 ) -> io::Result<()> {
+    let WriterTimers {
+        ping_interval,
+        session_ends,
+    } = timers;
     let mut exactly_once = ExactlyOnce::default();
     let mut next_ping = Instant::now() + ping_interval;
     let mut batch = VecDeque::new();
     loop {
-        // Frames, or the ping deadline (below), or the end.
-        if queues.outbox.wait(next_ping, &mut batch) == Waited::Finished {
+        // Frames, or the ping deadline (below), or the session's end, or
+        // the end.
+        if queues.outbox.wait(next_ping.min(session_ends), &mut batch) == Waited::Finished {
             // The hub and the reader both let go: a normal end.
             return ws.close(close::NORMAL.0, close::NORMAL.1);
+        }
+        if Instant::now() >= session_ends {
+            return ws.close(close::SESSION_EXPIRED.0, close::SESSION_EXPIRED.1);
         }
         // Write everything queued, then flush once: one syscall for a burst
         // instead of one per frame.

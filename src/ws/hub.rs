@@ -69,15 +69,28 @@ pub mod close {
     pub const INVALID_DATA: (u16, &str) = (1007, "text frame is not valid UTF-8");
     /// RFC 6455: a frame exceeded the size limit.
     pub const TOO_BIG: (u16, &str) = (1009, "frame too big");
+    /// RFC 6455: the client broke the protocol (an unmasked frame, a bad
+    /// opcode, a fragmented control frame...).
+    pub const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
     /// Application code: the session was logged out.
     pub const LOGGED_OUT: (u16, &str) = (4001, "logged out");
+    /// Application code: the session expired (log in again).
+    pub const SESSION_EXPIRED: (u16, &str) = (4002, "session expired");
 
     /// The reason text sent with `code`.
     pub fn reason(code: u16) -> &'static str {
-        [GOING_AWAY, TOO_SLOW, INVALID_DATA, TOO_BIG, LOGGED_OUT]
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map_or("", |(_, reason)| reason)
+        [
+            GOING_AWAY,
+            TOO_SLOW,
+            INVALID_DATA,
+            TOO_BIG,
+            PROTOCOL_ERROR,
+            LOGGED_OUT,
+            SESSION_EXPIRED,
+        ]
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("", |(_, reason)| reason)
     }
 }
 

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -21,7 +21,7 @@ use super::client::{self, ReaderSocket};
 use crate::app::App;
 use crate::auth;
 use crate::limits::{SocketSlot, UserSlot};
-use crate::models::{SessionId, User};
+use crate::models::Session;
 use crate::origin;
 
 /// Time allowed to write the 503 that refuses a socket over the cap.
@@ -149,49 +149,58 @@ fn refuse_busy(mut stream: TcpStream) {
 /// connection ends.
 fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
     let peer = stream.peer_addr().ok();
-    let handshake_timeout = app.config.handshake_timeout;
-    let setup = stream
-        .set_read_timeout(Some(handshake_timeout))
-        .and_then(|()| stream.set_write_timeout(Some(handshake_timeout)))
-        // Chat frames are small and latency matters more than packet count.
-        .and_then(|()| stream.set_nodelay(true));
-    if let Err(e) = setup {
+    // One deadline for the whole handshake, not a timeout per read: a
+    // client that sends a byte every few seconds is cut off all the same.
+    let deadline = Instant::now() + app.config.handshake_timeout;
+    // Chat frames are small and latency matters more than packet count.
+    if let Err(e) = stream.set_nodelay(true) {
         log::debug!("websocket from {peer:?}: socket setup failed: {e}");
         return;
     }
 
-    let mut session: Option<(SessionId, User, UserSlot)> = None;
+    let mut accepted: Option<(Session, UserSlot)> = None;
     // tungstenite's callback type fixes the (large) error type.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
-        let (session_id, user) =
-            authorize(&app, request).map_err(|(status, error)| refuse(status, error))?;
+        let session = authorize(&app, request).map_err(|(status, error)| {
+            audit(peer, error);
+            refuse(status, error)
+        })?;
         let slot = app
             .limits
             .connections
-            .add_user_connection(user.id)
+            .add_user_connection(session.user.id)
             .ok_or_else(|| {
                 refuse(
                     http::StatusCode::TOO_MANY_REQUESTS,
                     "too many connections for this user",
                 )
             })?;
-        session = Some((session_id, user, slot));
+        accepted = Some((session, slot));
         Ok(response)
     };
     let handshake = tungstenite::accept_hdr_with_config(
-        ReaderSocket::new(stream),
+        ReaderSocket::with_deadline(stream, deadline),
         callback,
         Some(client::reader_config()),
     )
-    // The error holds the callback, and with it a borrow of `session`.
+    // The error holds the callback, and with it a borrow of `accepted`.
     .map_err(|e| e.to_string());
-    match (handshake, session) {
-        (Ok(ws), Some((session_id, user, _user_slot))) => {
-            client::serve(ws, user, session_id, app);
+    match (handshake, accepted) {
+        (Ok(ws), Some((session, _user_slot))) => {
+            client::serve(ws, session, app);
         }
         (Ok(_), None) => log::error!("websocket from {peer:?}: handshake passed without a session"),
         (Err(e), _) => log::debug!("websocket from {peer:?}: handshake refused: {e}"),
+    }
+}
+
+/// An audit line for a refused handshake that an operator may want to see
+/// (a foreign origin, a missing or dead session).
+fn audit(peer: Option<SocketAddr>, error: &str) {
+    match peer {
+        Some(peer) => log::warn!("audit: refused websocket: {error} from {}", peer.ip()),
+        None => log::warn!("audit: refused websocket: {error}"),
     }
 }
 
@@ -199,15 +208,16 @@ fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
 type Refusal = (http::StatusCode, &'static str);
 
 /// Decides whether a handshake may proceed, and as whom.
-fn authorize(app: &App, request: &Request) -> Result<(SessionId, User), Refusal> {
+fn authorize(app: &App, request: &Request) -> Result<Session, Refusal> {
     if request.uri().path() != "/ws" {
         return Err((http::StatusCode::NOT_FOUND, "no such endpoint; use /ws"));
     }
-    if let Some(origin) = request.headers().get(http::header::ORIGIN) {
+    let mut origins = request.headers().get_all(http::header::ORIGIN).iter();
+    if let Some(origin) = origins.next() {
         let allowed = origin
             .to_str()
             .is_ok_and(|o| origin::is_allowed(&app.allowed_origins, o));
-        if !allowed {
+        if !allowed || origins.next().is_some() {
             return Err((http::StatusCode::FORBIDDEN, "origin not allowed"));
         }
     }

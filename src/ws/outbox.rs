@@ -25,8 +25,10 @@ pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
             senders: 1,
             receiver_alive: true,
             writer_asleep: false,
+            sender_waiting: false,
         }),
         wake: Condvar::new(),
+        space: Condvar::new(),
         capacity,
     });
     (Outbox(shared.clone()), OutboxReceiver(shared))
@@ -62,6 +64,8 @@ pub enum Waited {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Notified when the writer takes frames and a sender waits for room.
+    space: Condvar,
     capacity: usize,
 }
 
@@ -71,6 +75,8 @@ struct State {
     receiver_alive: bool,
     /// Whether the writer waits on `wake`: only then is a notify needed.
     writer_asleep: bool,
+    /// Whether a sender waits on `space` (see [`Outbox::push_within`]).
+    sender_waiting: bool,
 }
 
 impl Shared {
@@ -92,6 +98,49 @@ impl Outbox {
         }
         if state.items.len() >= self.0.capacity {
             return Err(PushError::Full);
+        }
+        state.items.push_back(item);
+        if state.writer_asleep {
+            state.writer_asleep = false;
+            drop(state);
+            self.0.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl Outbox {
+    /// Queues a frame once at most `share` frames are ahead of it, waiting
+    /// for the writer to make room until `deadline`. This is how a
+    /// connection's reader answers its own client: it stops reading while
+    /// its answers pile up, instead of filling the queue and having the
+    /// client cut off as too slow; and it leaves the rest of the queue to
+    /// the hub, which never waits.
+    pub fn push_within(
+        &self,
+        item: Outbound,
+        share: usize,
+        deadline: Instant,
+    ) -> Result<(), PushError> {
+        let share = share.clamp(1, self.0.capacity);
+        let mut state = self.0.lock();
+        loop {
+            if !state.receiver_alive {
+                return Err(PushError::Closed);
+            }
+            if state.items.len() < share {
+                break;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return Err(PushError::Full);
+            };
+            state.sender_waiting = true;
+            state = self
+                .0
+                .space
+                .wait_timeout(state, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
         }
         state.items.push_back(item);
         if state.writer_asleep {
@@ -129,6 +178,7 @@ impl OutboxReceiver {
         loop {
             if !state.items.is_empty() {
                 into.append(&mut state.items);
+                self.made_room(&mut state);
                 return Waited::Frames;
             }
             if state.senders == 0 {
@@ -150,7 +200,16 @@ impl OutboxReceiver {
 
     /// Moves whatever is queued to `into`, without waiting.
     pub fn take(&self, into: &mut VecDeque<Outbound>) {
-        into.append(&mut self.0.lock().items);
+        let mut state = self.0.lock();
+        into.append(&mut state.items);
+        self.made_room(&mut state);
+    }
+
+    fn made_room(&self, state: &mut State) {
+        if state.sender_waiting {
+            state.sender_waiting = false;
+            self.0.space.notify_all();
+        }
     }
 }
 
@@ -160,6 +219,7 @@ impl Drop for OutboxReceiver {
         state.receiver_alive = false;
         // Frames nobody will send; dropping them frees their memory now.
         state.items.clear();
+        self.made_room(&mut state);
     }
 }
 
@@ -221,6 +281,35 @@ mod tests {
         let (first, second) = writer.join().expect("writer");
         assert_eq!(first, Waited::Frames);
         assert_eq!(second, Waited::Finished);
+    }
+
+    #[test]
+    fn a_sender_within_its_share_waits_for_room_instead_of_failing() {
+        let (outbox, receiver) = outbox(4);
+        outbox.push(frame("a")).expect("room");
+        outbox.push(frame("b")).expect("room");
+        // Two ahead, share 2: it waits until the writer takes them.
+        let sender = std::thread::spawn(move || outbox.push_within(frame("c"), 2, soon()));
+        let mut got = VecDeque::new();
+        assert_eq!(receiver.wait(soon(), &mut got), Waited::Frames);
+        assert_eq!(sender.join().expect("sender"), Ok(()));
+        got.clear();
+        receiver.take(&mut got);
+        assert_eq!(got.len(), 1);
+
+        let (outbox, _receiver) = outbox_pair_full();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            outbox.push_within(frame("x"), 1, deadline),
+            Err(PushError::Full),
+            "a writer that never takes: the wait ends at the deadline"
+        );
+    }
+
+    fn outbox_pair_full() -> (Outbox, OutboxReceiver) {
+        let (outbox, receiver) = outbox(1);
+        outbox.push(frame("a")).expect("room");
+        (outbox, receiver)
     }
 
     #[test]

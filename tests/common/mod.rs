@@ -360,12 +360,41 @@ impl ServerProcess {
     /// Starts the binary on `db` with extra `args`, and waits until it has
     /// logged the addresses it bound.
     pub fn start(db: &Path, args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(db, args, None)
+    }
+
+    /// The same, with the soft and hard limit on open files set to
+    /// `open_files` (as `ulimit -n` would).
+    pub fn start_with_open_files(db: &Path, args: &[&str], open_files: u64) -> ServerProcess {
+        ServerProcess::spawn(db, args, Some(open_files))
+    }
+
+    fn spawn(db: &Path, args: &[&str], open_files: Option<u64>) -> ServerProcess {
         let log_level = if args.contains(&"--log-level") {
             &[][..]
         } else {
             &["--log-level", "info"][..]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        if let Some(open_files) = open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child, between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: open_files,
+                        rlim_max: open_files,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .args(log_level)
             // As in TestServer: tests outpace people; limits have own tests.
             .args([

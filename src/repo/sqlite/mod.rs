@@ -11,6 +11,7 @@
 //! - [`checkpointer`]: copies the WAL into the database off the writer's path.
 
 pub mod checkpointer;
+mod private_files;
 mod schema;
 mod sql;
 pub mod writer;
@@ -25,7 +26,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 use super::{Credentials, OnStored, Store, StoreError, Stored};
 use crate::config::Durability;
 use crate::metrics::render_counter;
-use crate::models::{Conversation, Cursor, Message, NewMessage, Page, SessionId, User, UserId};
+use crate::models::{
+    Conversation, Cursor, Message, NewMessage, Page, Session, SessionId, User, UserId,
+};
 use checkpointer::Checkpointer;
 use writer::Writer;
 
@@ -125,6 +128,7 @@ impl SqliteStore {
     /// Opens (or creates) the database at `path`, brings its schema to
     /// [`schema::SCHEMA_VERSION`] and starts the writer thread.
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
+        private_files::prepare(path).map_err(StoreError::Files)?;
         let mut conn = open_connection(path)?;
         // WAL lets readers run while a write commits; it is a property of the
         // file, so setting it once is enough.
@@ -418,11 +422,15 @@ impl Store for SqliteStore {
         &self,
         token_hash: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Option<(SessionId, User)>, StoreError> {
+    ) -> Result<Option<Session>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(sql::SESSION_BY_TOKEN)?
                 .query_row((token_hash, millis(now)), |row| {
-                    Ok((row.get(0)?, user_at(row, 1)?))
+                    Ok(Session {
+                        id: row.get(0)?,
+                        user: user_at(row, 1)?,
+                        expires_at: timestamp(row, 4)?,
+                    })
                 })
                 .optional()
         })

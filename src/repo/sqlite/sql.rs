@@ -24,7 +24,7 @@ pub const DELETE_EXPIRED_SESSIONS: &str =
 pub const INSERT_SESSION: &str =
     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
      VALUES (?1, ?2, ?3, ?4)";
-pub const SESSION_BY_TOKEN: &str = "SELECT s.id, u.id, u.nickname, u.email
+pub const SESSION_BY_TOKEN: &str = "SELECT s.id, u.id, u.nickname, u.email, s.expires_at
      FROM sessions s JOIN users u ON u.id = s.user_id
      WHERE s.token_hash = ?1 AND s.expires_at > ?2";
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = ?1";

@@ -45,6 +45,12 @@ pub struct ClientConnection {
     head_started: bool,
 }
 
+/// Patched: how long, and how many bytes, a connection that is closing
+/// after an error goes on reading what the client still sends (see
+/// `ClientConnection::linger`).
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
@@ -259,6 +265,24 @@ impl ClientConnection {
         if response.raw_print(&mut writer, version, &[], false, None).is_ok() {
             writer.flush().ok();
         }
+        drop(writer);
+        self.linger();
+    }
+
+    /// Reads and discards what the client is still sending, for a moment,
+    /// before the connection closes: closing a socket with unread data
+    /// sends a reset, which can destroy the error response before the
+    /// client reads it (nginx's `lingering_close` does the same).
+    fn linger(&mut self) {
+        self.state.set_read_deadline(Instant::now() + LINGER_TIME);
+        let mut scratch = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match self.next_header_source.read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     }
 }
 
@@ -271,7 +295,11 @@ impl Iterator for ClientConnection {
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         // (patched: or the previous request left the stream unusable)
-        if self.no_more_requests || self.state.must_close() {
+        if self.no_more_requests {
+            return None;
+        }
+        if self.state.must_close() {
+            self.linger();
             return None;
         }
 

@@ -195,8 +195,7 @@ fn framing(headers: &[Header]) -> Result<Framing, RequestCreationError> {
             if lengths.any(|other| other != first) {
                 return Err(BadRequest("conflicting Content-Length headers"));
             }
-            if first.is_empty() || first.len() > 19 || !first.bytes().all(|b| b.is_ascii_digit())
-            {
+            if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(BadRequest("Content-Length is not a decimal number"));
             }
             first
