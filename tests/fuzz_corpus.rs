@@ -2,8 +2,11 @@
 //! input the fuzzers keep, including any crash found and added there,
 //! stays a regression test of `cargo test`.
 
+mod common;
 #[path = "../fuzz/fuzz_targets/http_input.rs"]
 mod http_input;
+#[path = "../fuzz/fuzz_targets/http_socket_input.rs"]
+mod http_socket_input;
 
 use std::path::Path;
 
@@ -51,4 +54,18 @@ fn http_request_corpus_gets_sound_answers() {
         }
     }
     assert!(answered >= 10, "the seed requests parse");
+}
+
+#[test]
+fn http_socket_corpus_gets_sound_answers_from_a_real_server() {
+    let server = common::TestServer::start();
+    let addr = format!("127.0.0.1:{}", server.http_port())
+        .parse()
+        .expect("address");
+    let inputs = corpus("http_socket");
+    assert!(inputs.len() >= 20, "the seed requests");
+    for input in inputs {
+        http_socket_input::check(&http_socket_input::exchange(addr, &input));
+    }
+    http_socket_input::assert_alive(addr);
 }

@@ -167,6 +167,14 @@ impl ClientConnection {
                     line.as_str().trim(), // TODO: remove this conversion
                 )?
             };
+            // Patched: refused before anything else is read, and answered
+            // in HTTP/1.1 (tiny_http 0.12 answered "HTTP/2.0 505").
+            if version != HTTPVersion(1, 0) && version != HTTPVersion(1, 1) {
+                return Err(ReadError::Refused(
+                    505,
+                    "only HTTP/1.0 and 1.1 are supported",
+                ));
+            }
 
             // getting all headers
             let headers = {
@@ -337,14 +345,6 @@ impl Iterator for ClientConnection {
             }
             Err(ReadError::ReadIoError(_)) => return None,
         };
-
-        // checking HTTP version
-        if *rq.http_version() > (1, 1) {
-            let body = r#"{"error":"only HTTP/1.0 and 1.1 are supported"}"#;
-            let response = crate::Response::from_string(body).with_status_code(505);
-            rq.respond(response).ok();
-            return None;
-        }
 
         // updating the status of the connection
         let connection_header = rq
