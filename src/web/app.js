@@ -318,6 +318,7 @@ function connect() {
     if (state.ws !== ws) return; // replaced or shut on purpose
     state.ws = null;
     if (event.code === 4001) { showAuth("You were logged out."); return; }
+    if (event.code === 4002) { showAuth("Your session expired. Please log in again."); return; }
     scheduleReconnect();
   };
 }
