@@ -59,6 +59,16 @@ impl<K: Hash + Eq> RateLimiter<K> {
             let (rate, burst) = (self.per_second, self.burst);
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
+        if buckets.len() >= MAX_TRACKED_KEYS {
+            // Still full: a flood of distinct keys (an IPv6 client has
+            // billions of addresses). Forget the tenth used longest ago, so
+            // the table stays bounded whatever arrives.
+            let mut used: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+            let cut = MAX_TRACKED_KEYS / 10;
+            used.select_nth_unstable(cut);
+            let threshold = used[cut];
+            buckets.retain(|_, b| b.at > threshold);
+        }
         let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             at: now,
@@ -308,6 +318,16 @@ mod tests {
             backoff.failed("b");
         }
         assert!(backoff.check("b").expect_err("capped") <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn rate_limiter_tables_stay_bounded_under_a_flood_of_distinct_keys() {
+        let limiter = RateLimiter::new(0.001, 1);
+        for n in 0..(MAX_TRACKED_KEYS as u32 * 3) {
+            let _ = limiter.check(n);
+            let _ = limiter.check(n); // now empty: not forgotten as full
+            assert!(lock(&limiter.buckets).len() <= MAX_TRACKED_KEYS);
+        }
     }
 
     #[test]

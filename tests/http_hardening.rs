@@ -432,3 +432,37 @@ fn running_out_of_file_descriptors_does_not_close_the_rest_api_for_good() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_host_header_the_server_does_not_know_is_never_written_into_the_page() {
+    let server = TestServer::start();
+    let port = server
+        .ws_host()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    for (host, expected) in [
+        ("evil.example", "127.0.0.1"),
+        ("localhost:1234", "localhost"),
+        ("127.0.0.1", "127.0.0.1"),
+    ] {
+        let answer = exchange(
+            &server,
+            format!("GET /api/config HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let config: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(
+            config["ws_url"],
+            format!("ws://{expected}:{port}/ws"),
+            "{host}"
+        );
+        let page = exchange(
+            &server,
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(!page.contains("evil.example"), "{page}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Logs never contain passwords, session tokens or message bodies, even at
-//! the most verbose level.
+//! the most verbose level; refusals an operator may act on are logged.
 
 mod common;
 
@@ -60,5 +60,42 @@ fn trace_logs_hold_no_passwords_tokens_or_message_bodies() {
         ] {
             assert!(!line.contains(needle), "log line leaks {needle:?}: {line}");
         }
+    }
+}
+
+#[test]
+fn refused_logins_limits_and_origins_leave_an_audit_line_without_secrets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = ServerProcess::start(
+        &dir.path().join("chat.db"),
+        &["--addr", "127.0.0.1:0", "--login-free-failures", "1"],
+    );
+    let mut alice = server.client();
+    alice.register("alice");
+    assert_eq!(alice.login("alice", "wrong-password-secret").status, 401);
+    assert_eq!(alice.login("alice", "wrong-password-secret").status, 401);
+    assert_eq!(alice.login("alice", "wrong-password-secret").status, 429);
+    let forged = ureq::post(&format!("{}/api/register", server.base()))
+        .set("Origin", "https://evil.example")
+        .send_json(json!({"nickname": "mallory", "email": "m@x", "password": "password123"}));
+    assert!(matches!(forged, Err(ureq::Error::Status(403, _))));
+
+    let (_, log) = server.terminate();
+    let audit: Vec<&String> = log.iter().filter(|line| line.contains("audit:")).collect();
+    for expected in [
+        "refused login: user 1",
+        "refused: too many login attempts",
+        "refused: origin not allowed",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|line| line.contains(expected) && line.contains("127.0.0.1")),
+            "no audit line with {expected:?}: {audit:#?}"
+        );
+    }
+    for line in &audit {
+        assert!(!line.contains("wrong-password-secret"), "{line}");
+        assert!(!line.contains("alice"), "the identifier stays out: {line}");
     }
 }

@@ -364,11 +364,20 @@ impl Reader {
                 });
                 match chat::send_message(&self.app, &self.user, request, Some(self.id), on_sent) {
                     Ok(()) => true,
-                    Err(refused) => self.queue(Outbound::Frame(refused_send(
-                        to_user_id,
-                        client_id.as_deref(),
-                        &refused,
-                    ))),
+                    Err(refused) => {
+                        if let chat::ChatError::RateLimited(_) = refused {
+                            log::warn!(
+                                "audit: refused: message rate, user {} on connection {}",
+                                self.user.id,
+                                self.id
+                            );
+                        }
+                        self.queue(Outbound::Frame(refused_send(
+                            to_user_id,
+                            client_id.as_deref(),
+                            &refused,
+                        )))
+                    }
                 }
             }
             ClientEvent::Sync { after_id, limit } => {
