@@ -466,3 +466,31 @@ fn a_host_header_the_server_does_not_know_is_never_written_into_the_page() {
         assert!(!page.contains("evil.example"), "{page}");
     }
 }
+
+#[test]
+fn a_connection_stays_alive_after_a_body_read_whole() {
+    let server = TestServer::start();
+    let body = r#"{"identifier":"nobody","password":"password123"}"#;
+    let framings = [
+        format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+        format!(
+            "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        ),
+    ];
+    for framing in framings {
+        let answer = exchange(
+            &server,
+            format!(
+                "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\
+                 GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(status_of(&answer), 401, "{answer}");
+        assert!(
+            answer.contains("HTTP/1.1 200 OK"),
+            "the second request: {answer}"
+        );
+    }
+}

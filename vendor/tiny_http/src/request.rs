@@ -279,10 +279,12 @@ where
                     e
                 }
             })?;
+            body.complete();
             Box::new(Cursor::new(buffer))
         }
         Framing::Length(length) => {
-            let body = BodyDeadline::new(source_data, state.clone(), body_start);
+            let body = BodyDeadline::new(source_data, state.clone(), body_start)
+                .complete_after(length as u64);
             let data_reader = EqualReader::new(body, length);
             Box::new(FusedReader::new(data_reader))
         }
@@ -300,6 +302,8 @@ where
                 Box::new(Cursor::new(buffer).chain(FusedReader::new(decoder)))
                     as Box<dyn Read + Send + 'static>
             } else {
+                // The decoder saw the last chunk: the body is whole.
+                decoder.get_mut().complete();
                 Box::new(Cursor::new(buffer))
             }
         }
@@ -334,6 +338,8 @@ struct BodyDeadline<R> {
     state: Option<Arc<ConnState>>,
     start: Instant,
     received: u64,
+    /// The body's length, when known: reaching it completes the body.
+    length: Option<u64>,
     finished: bool,
 }
 
@@ -344,8 +350,20 @@ impl<R: Read> BodyDeadline<R> {
             state,
             start,
             received: 0,
+            length: None,
             finished: false,
         }
+    }
+
+    /// The body is whole once `length` bytes have been read.
+    fn complete_after(mut self, length: u64) -> BodyDeadline<R> {
+        self.length = Some(length);
+        self
+    }
+
+    /// The caller has read the whole body.
+    fn complete(&mut self) {
+        self.finished = true;
     }
 }
 
@@ -362,7 +380,7 @@ impl<R: Read> Read for BodyDeadline<R> {
         }
         let n = self.inner.read(buf)?;
         self.received += n as u64;
-        if n == 0 && !buf.is_empty() {
+        if (n == 0 && !buf.is_empty()) || Some(self.received) == self.length {
             self.finished = true;
         }
         Ok(n)
