@@ -25,6 +25,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Keeps a limiter's table bounded whatever arrives: when it holds
+/// [`MAX_TRACKED_KEYS`] entries, forgets the tenth with the earliest `age`.
+fn forget_a_tenth_if_full<K, V>(table: &mut HashMap<K, V>, age: impl Fn(&V) -> Instant) {
+    if table.len() < MAX_TRACKED_KEYS {
+        return;
+    }
+    let mut ages: Vec<Instant> = table.values().map(&age).collect();
+    let cut = ages.len() / 10;
+    ages.select_nth_unstable(cut);
+    let threshold = ages[cut];
+    table.retain(|_, v| age(v) > threshold);
+}
+
 /// A token bucket per key: `burst` requests at once, then `per_second`.
 pub struct RateLimiter<K> {
     per_second: f64,
@@ -59,16 +72,9 @@ impl<K: Hash + Eq> RateLimiter<K> {
             let (rate, burst) = (self.per_second, self.burst);
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        if buckets.len() >= MAX_TRACKED_KEYS {
-            // Still full: a flood of distinct keys (an IPv6 client has
-            // billions of addresses). Forget the tenth used longest ago, so
-            // the table stays bounded whatever arrives.
-            let mut used: Vec<Instant> = buckets.values().map(|b| b.at).collect();
-            let cut = MAX_TRACKED_KEYS / 10;
-            used.select_nth_unstable(cut);
-            let threshold = used[cut];
-            buckets.retain(|_, b| b.at > threshold);
-        }
+        // Still full: a flood of distinct keys (an IPv6 client has billions
+        // of addresses). Forget those used longest ago.
+        forget_a_tenth_if_full(&mut buckets, |b| b.at);
         let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: self.burst,
             at: now,
@@ -126,16 +132,9 @@ impl LoginBackoff {
             let horizon = self.max_wait;
             failures.retain(|_, f| f.blocked_until + horizon > now);
         }
-        if failures.len() >= MAX_TRACKED_KEYS {
-            // Still full: a flood of distinct keys, all recent. Forget the
-            // tenth whose back-off ends soonest, so the table stays bounded
-            // whatever arrives (the attacker's own keys are among them).
-            let mut ends: Vec<Instant> = failures.values().map(|f| f.blocked_until).collect();
-            let cut = MAX_TRACKED_KEYS / 10;
-            ends.select_nth_unstable(cut);
-            let threshold = ends[cut];
-            failures.retain(|_, f| f.blocked_until > threshold);
-        }
+        // Still full: a flood of distinct keys, all recent. Forget those
+        // whose back-off ends soonest (the attacker's own are among them).
+        forget_a_tenth_if_full(&mut failures, |f| f.blocked_until);
         let entry = failures.entry(key.to_owned()).or_insert(Failures {
             count: 0,
             blocked_until: now,

@@ -40,6 +40,25 @@ fn exchange(server: &TestServer, request: &[u8]) -> String {
     read_all(&mut stream)
 }
 
+/// Writes `count` bytes, cycling through `bytes`, one every `interval`, on a
+/// thread of its own, until done or the server closes.
+fn trickle(
+    stream: &TcpStream,
+    bytes: &'static [u8],
+    count: usize,
+    interval: Duration,
+) -> std::thread::JoinHandle<()> {
+    let mut stream = stream.try_clone().expect("clone");
+    std::thread::spawn(move || {
+        for byte in bytes.iter().cycle().take(count) {
+            if stream.write_all(&[*byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(interval);
+        }
+    })
+}
+
 /// `GET /healthz` from a well-behaved client must answer 200 within `limit`.
 fn assert_healthy_within(base: &str, limit: Duration) {
     let started = Instant::now();
@@ -141,14 +160,7 @@ fn a_body_that_trickles_below_the_minimum_rate_is_cut_off_after_the_grace() {
     // One byte every 0.5 s is far below 1 KiB/s: after the 10 s grace the
     // server answers 408 and closes, without the body ever completing.
     let started = Instant::now();
-    let writer = {
-        let mut stream = stream.try_clone().expect("clone");
-        std::thread::spawn(move || {
-            while stream.write_all(b" ").is_ok() && started.elapsed() < Duration::from_secs(20) {
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        })
-    };
+    let writer = trickle(&stream, b" ", 40, Duration::from_millis(500));
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
@@ -218,18 +230,8 @@ fn a_head_sent_a_byte_at_a_time_is_cut_off_at_the_deadline_not_per_read() {
         .write_all(b"GET /healthz HTTP/1.1\r\n")
         .expect("write");
     let started = Instant::now();
-    let writer = {
-        let mut stream = stream.try_clone().expect("clone");
-        std::thread::spawn(move || {
-            // Each byte comes well within any per-read timeout.
-            for byte in b"X-Slow: ".iter().cycle().take(100) {
-                if stream.write_all(&[*byte]).is_err() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
-    };
+    // Each byte comes well within any per-read timeout.
+    let writer = trickle(&stream, b"X-Slow: ", 100, Duration::from_millis(200));
     let answer = first_answer(&mut stream);
     let elapsed = started.elapsed();
     assert_eq!(status_of(&answer), 408, "{answer}");

@@ -92,20 +92,26 @@ impl Shared {
 impl Outbox {
     /// Queues a frame without waiting.
     pub fn push(&self, item: Outbound) -> Result<(), PushError> {
-        let mut state = self.0.lock();
+        let state = self.0.lock();
         if !state.receiver_alive {
             return Err(PushError::Closed);
         }
         if state.items.len() >= self.0.capacity {
             return Err(PushError::Full);
         }
+        self.enqueue(state, item);
+        Ok(())
+    }
+
+    /// Appends under the lock already held, and wakes the writer if it
+    /// sleeps.
+    fn enqueue(&self, mut state: MutexGuard<'_, State>, item: Outbound) {
         state.items.push_back(item);
         if state.writer_asleep {
             state.writer_asleep = false;
             drop(state);
             self.0.wake.notify_one();
         }
-        Ok(())
     }
 }
 
@@ -142,12 +148,7 @@ impl Outbox {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
-        state.items.push_back(item);
-        if state.writer_asleep {
-            state.writer_asleep = false;
-            drop(state);
-            self.0.wake.notify_one();
-        }
+        self.enqueue(state, item);
         Ok(())
     }
 }

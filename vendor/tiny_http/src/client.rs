@@ -277,11 +277,13 @@ impl ClientConnection {
         self.linger();
     }
 
-    /// Reads and discards what the client is still sending, for a moment,
-    /// before the connection closes: closing a socket with unread data
-    /// sends a reset, which can destroy the error response before the
+    /// Shuts down the sending side (the client sees the end of our answer
+    /// at once), then reads and discards what the client is still sending,
+    /// for a moment, before the connection closes: closing a socket with
+    /// unread data sends a reset, which can destroy the answer before the
     /// client reads it (nginx's `lingering_close` does the same).
     fn linger(&mut self) {
+        self.state.half_close();
         self.state.set_read_deadline(Instant::now() + LINGER_TIME);
         let mut scratch = [0u8; 4096];
         let mut left = LINGER_BYTES;

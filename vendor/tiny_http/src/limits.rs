@@ -86,6 +86,7 @@ pub(crate) struct ConnState {
     read_deadline: Mutex<Option<Instant>>,
     write_deadline: Mutex<Option<Instant>>,
     must_close: AtomicBool,
+    half_close: AtomicBool,
 }
 
 impl ConnState {
@@ -95,6 +96,7 @@ impl ConnState {
             read_deadline: Mutex::new(None),
             write_deadline: Mutex::new(None),
             must_close: AtomicBool::new(false),
+            half_close: AtomicBool::new(false),
         }
     }
 
@@ -124,6 +126,18 @@ impl ConnState {
 
     pub(crate) fn must_close(&self) -> bool {
         self.must_close.load(Ordering::SeqCst)
+    }
+
+    /// Everything this connection will write has been written: the next
+    /// read shuts the sending side down first, so the client sees the end
+    /// at once while we read what it still sends.
+    pub(crate) fn half_close(&self) {
+        self.half_close.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the sending side is to be shut down now (true once).
+    pub(crate) fn take_half_close(&self) -> bool {
+        self.half_close.swap(false, Ordering::SeqCst)
     }
 }
 

@@ -72,6 +72,11 @@ fn as_timeout<T>(result: IoResult<T>) -> IoResult<T> {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        if self.state.take_half_close() {
+            // Both halves share one socket: shutting down its sending side
+            // from here is what the write half would do.
+            self.stream.shutdown(Shutdown::Write).ok();
+        }
         let left = self.state.read_time_left()?;
         self.stream.set_read_timeout(left)?;
         let result = as_timeout(self.stream.read(buf));
