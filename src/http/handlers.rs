@@ -1,30 +1,25 @@
-//! The REST API of `docs/API.md`: one function per endpoint, and the
-//! routing table that picks it. A `GET` of a web client file is answered
-//! first, from [`assets`].
+//! The REST API of `docs/API.md`: one function per endpoint (login has its
+//! own file, [`super::login`]), and the routing table that picks it, after
+//! the checks of [`super::guards`]. A `GET` of a web client file is
+//! answered first, from [`assets`].
 
-use std::net::IpAddr;
-
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tiny_http::Method;
 
-use super::{ApiError, HttpRequest, HttpResponse, Reply, assets, query_i64, read_json};
+use super::guards::{audit, authenticate, client_ip, json_or_empty, same_origin};
+use super::login::{login, session_cookie};
+use super::{
+    ApiError, HttpRequest, HttpResponse, MAX_HEAD_BYTES, Reply, assets, query_i64, read_json,
+};
 use crate::app::App;
-use crate::auth::{self, SESSION_COOKIE};
+use crate::auth;
 use crate::chat::{self, ChatError, SendRequest};
-use crate::limits::LoginKey;
-use crate::models::{Message, Page, SessionId, User, UserId};
-use crate::origin;
+use crate::models::{Message, Page, UserId};
 use crate::repo::StoreError;
 use crate::ws::hub::HubEvent;
 
 type Handler = fn(&App, &HttpRequest) -> Result<Reply, ApiError>;
-
-/// Largest total of header names and values we accept. Browsers send a few
-/// KiB; tiny_http itself has no limit (a reverse proxy should enforce one:
-/// see docs/nginx.conf), so we at least refuse to act on more.
-const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Every endpoint: method, path, handler.
 const ROUTES: &[(Method, &str, Handler)] = &[
@@ -53,12 +48,14 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
         other => other,
     };
 
+    // tiny_http refuses a longer head while reading it; this holds for
+    // requests built without it too (the fuzz target).
     let header_bytes: usize = request
         .headers
         .iter()
         .map(|(name, value)| name.len() + value.len())
         .sum();
-    if header_bytes > MAX_HEADER_BYTES {
+    if header_bytes > MAX_HEAD_BYTES {
         return HttpResponse::json(431, &json!({ "error": "request headers too large" }));
     }
     if request.header_values("Origin").nth(1).is_some() {
@@ -141,48 +138,6 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
     }
 }
 
-/// Whether a state-changing request may proceed: browsers send `Origin` on
-/// every POST, so a foreign one is a cross-site request forgery attempt
-/// (SameSite=Lax cookies already stop most; this stops the rest).
-fn same_origin(app: &App, request: &HttpRequest) -> bool {
-    request
-        .header_values("Origin")
-        .next()
-        .is_none_or(|o| origin::is_allowed(&app.allowed_origins, o))
-}
-
-/// Whether a state-changing request's body is declared as JSON. A plain
-/// HTML form can only send `application/x-www-form-urlencoded`,
-/// `multipart/form-data` or `text/plain`, and cross-site requests with any
-/// other type need a CORS preflight, which we never grant: so a form on
-/// another site cannot post here, even from a browser that sends no
-/// `Origin`. A request with neither a body nor a `Content-Type` (`curl -X
-/// POST .../logout`) declares nothing and passes.
-fn json_or_empty(request: &HttpRequest) -> bool {
-    let mut types = request.header_values("Content-Type");
-    match (types.next(), types.next()) {
-        (None, _) => request.body.is_empty() && !request.body_too_large,
-        (Some(value), None) => value
-            .split(';')
-            .next()
-            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json")),
-        (Some(_), Some(_)) => false,
-    }
-}
-
-/// One line in the log for each refusal an operator may want to act on
-/// (a login guessed at, a limit hit, a forged origin): the client's
-/// address, the method and path, and why; never a body or a cookie.
-pub(super) fn audit(app: &App, request: &HttpRequest, what: &str) {
-    log::warn!(
-        "audit: {} {} {} from {}",
-        what,
-        request.method,
-        request.path,
-        client_ip(app, request)
-    );
-}
-
 /// `GET /metrics`: for loopback clients (the operator's Prometheus on the
 /// same box) or, with `--metrics-token`, for whoever presents it. Behind a
 /// proxy with `--trust-proxy`, the forwarded address is what counts.
@@ -218,32 +173,6 @@ fn metrics(app: &App, request: &HttpRequest) -> HttpResponse {
         ],
         body: text,
     }
-}
-
-/// The client's address for per-address limits: the peer, or with
-/// `--trust-proxy` and a loopback peer, the last `X-Forwarded-For` entry
-/// (the address the proxy saw).
-fn client_ip(app: &App, request: &HttpRequest) -> IpAddr {
-    let peer = request.peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if !(app.config.trust_proxy && peer.is_loopback()) {
-        return peer;
-    }
-    request
-        .header_values("X-Forwarded-For")
-        .last()
-        .and_then(|list| list.rsplit(',').next())
-        .and_then(|ip| ip.trim().parse().ok())
-        .unwrap_or(peer)
-}
-
-/// The session and user behind the request's cookie, or 401.
-fn authenticate(app: &App, request: &HttpRequest) -> Result<(SessionId, User), ApiError> {
-    let token = auth::session_token_from_cookies(request.header_values("Cookie"))
-        .ok_or_else(ApiError::unauthorized)?;
-    app.store
-        .session(&auth::hash_token(token), Utc::now())?
-        .map(|session| (session.id, session.user))
-        .ok_or_else(ApiError::unauthorized)
 }
 
 fn healthz(app: &App, _: &HttpRequest) -> Result<Reply, ApiError> {
@@ -338,103 +267,6 @@ fn register(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         Err(StoreError::Taken(what)) => Err(ApiError::new(409, format!("{what} is already taken"))),
         Err(e) => Err(e.into()),
     }
-}
-
-#[derive(Deserialize)]
-struct LoginBody {
-    identifier: String,
-    password: String,
-}
-
-fn login(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
-    let ip = client_ip(app, request);
-    let too_many = |wait| ApiError::too_many("too many login attempts; wait and try again", wait);
-    app.limits.logins.check(ip).map_err(too_many)?;
-    let body: LoginBody = read_json(request)?;
-    let identifier = body.identifier.trim();
-    let failures = &app.limits.login_failures;
-    let address = LoginKey::Address(ip).key();
-    failures.check(&address).map_err(too_many)?;
-    let refused = |account: Option<&str>, who: &str| {
-        if let Some(account) = account {
-            failures.failed(account);
-        }
-        failures.failed(&address);
-        audit(app, request, &format!("refused login: {who}"));
-        ApiError::new(401, "invalid nickname, email or password")
-    };
-    // No account has a password outside the rules or an identifier that
-    // long: refuse without a lookup or a hash of a possibly huge input.
-    // This reveals nothing about which accounts exist.
-    if identifier.len() > auth::MAX_IDENTIFIER_BYTES
-        || auth::validate_password(&body.password).is_err()
-    {
-        return Err(refused(None, "malformed"));
-    }
-    let credentials = app.store.credentials(identifier)?;
-    // Guesses back off per account for strangers, and per browser for the
-    // browsers the owner already logged in from (their device cookie): a
-    // stranger's guesses cannot lock the owner out of those.
-    let device = credentials.as_ref().and_then(|c| {
-        auth::cookie_value(request.header_values("Cookie"), auth::DEVICE_COOKIE)
-            .and_then(|cookie| app.device_key.verify(cookie, c.user.id))
-    });
-    let account = match (&credentials, device) {
-        (Some(_), Some(nonce)) => LoginKey::Device(nonce),
-        (Some(c), None) => LoginKey::StrangersToAccount(c.user.id),
-        (None, _) => LoginKey::StrangersToUnknownName(identifier),
-    }
-    .key();
-    let who = match &credentials {
-        Some(c) => format!("user {}", c.user.id),
-        None => "unknown account".to_owned(),
-    };
-    failures.check(&account).map_err(too_many)?;
-    let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
-    let verified = auth::verify_password(&body.password, stored_hash);
-    let Some(user) = credentials.filter(|_| verified).map(|c| c.user) else {
-        return Err(refused(Some(&account), &who));
-    };
-
-    failures.succeeded(&account);
-    let (token, token_hash) = auth::new_session_token().map_err(ApiError::internal)?;
-    let ttl = app.config.session_ttl;
-    let expires_at = Utc::now()
-        + chrono::Duration::from_std(ttl)
-            .map_err(|_| ApiError::internal("session TTL too large"))?;
-    app.store.create_session(user.id, &token_hash, expires_at)?;
-    log::info!("user {} logged in", user.id);
-    let device_cookie = app.device_key.issue(user.id).map_err(ApiError::internal)?;
-    Ok(Reply::ok(json!({ "user": user }))
-        .set_cookie(session_cookie(app, &token, ttl.as_secs()))
-        .set_cookie(device_cookie_header(app, &device_cookie)))
-}
-
-/// How long a browser stays known to an account after a login.
-const DEVICE_COOKIE_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
-
-/// The device cookie goes only to the login endpoint: nothing else reads it.
-fn device_cookie_header(app: &App, value: &str) -> String {
-    let secure = if app.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{}={value}; HttpOnly; SameSite=Strict; Path=/api/login; Max-Age={DEVICE_COOKIE_MAX_AGE_SECS}{secure}",
-        auth::DEVICE_COOKIE
-    )
-}
-
-fn session_cookie(app: &App, token: &str, max_age_secs: u64) -> String {
-    let secure = if app.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
-    )
 }
 
 fn logout(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {

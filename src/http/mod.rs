@@ -11,7 +11,9 @@
 //! connection's thread, and those are capped ([`connection_limits`]).
 
 mod assets;
+mod guards;
 mod handlers;
+mod login;
 
 pub use handlers::route;
 
