@@ -14,7 +14,7 @@
 //! away after the handshake, and the reader passes pings on to the writer.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +29,7 @@ use super::frame_writer::FrameWriter;
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
 use super::outbox::{self, Outbox, OutboxReceiver, PushError, Waited};
 use super::presence::presence_frames;
+use super::reader_socket::ReaderSocket;
 use crate::app::App;
 use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
@@ -66,75 +67,12 @@ pub fn reader_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
-/// The socket under the reader's `WebSocket`: reads pass through; writes
-/// pass through only until the handshake is done, then are discarded (the
-/// writer thread sends pongs and close replies instead). During the
-/// handshake every read and write runs against one deadline.
-pub struct ReaderSocket {
-    stream: Arc<TcpStream>,
-    writes_enabled: bool,
-    handshake_deadline: Option<Instant>,
-}
-
-impl ReaderSocket {
-    /// A socket whose handshake must be over by `deadline`.
-    pub fn with_deadline(stream: TcpStream, deadline: Instant) -> ReaderSocket {
-        ReaderSocket {
-            stream: Arc::new(stream),
-            writes_enabled: true,
-            handshake_deadline: Some(deadline),
-        }
-    }
-
-    /// The time left before the handshake deadline; an error once it has
-    /// passed. `None` after the handshake.
-    fn time_left(&self) -> io::Result<Option<Duration>> {
-        let Some(deadline) = self.handshake_deadline else {
-            return Ok(None);
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "handshake deadline passed",
-            ));
-        }
-        Ok(Some(left))
-    }
-}
-
-impl Read for ReaderSocket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(left) = self.time_left()? {
-            self.stream.set_read_timeout(Some(left))?;
-        }
-        (&*self.stream).read(buf)
-    }
-}
-
-impl Write for ReaderSocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.writes_enabled {
-            if let Some(left) = self.time_left()? {
-                self.stream.set_write_timeout(Some(left))?;
-            }
-            (&*self.stream).write(buf)
-        } else {
-            Ok(buf.len())
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(()) // a TcpStream has no buffer to flush
-    }
-}
-
 /// Runs an authenticated connection on the current thread (which becomes
 /// its reader) until it closes. Spawns the writer and registers with the
 /// hub; unregisters on the way out.
 pub fn serve(mut ws: WebSocket<ReaderSocket>, session: Session, app: App) {
     let id: ConnId = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-    ws.get_mut().writes_enabled = false;
-    ws.get_mut().handshake_deadline = None;
+    ws.get_mut().handshake_done();
     let Session {
         id: session_id,
         user,
@@ -146,7 +84,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, session: Session, app: App) {
         + (expires_at - chrono::Utc::now())
             .to_std()
             .unwrap_or_default();
-    let socket = &ws.get_ref().stream;
+    let socket = ws.get_ref().stream();
     let write_half = match prepare_socket(socket, &app) {
         Ok(stream) => stream,
         Err(e) => {

@@ -17,7 +17,8 @@ use chrono::Utc;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::http;
 
-use super::client::{self, ReaderSocket};
+use super::client;
+use super::reader_socket::ReaderSocket;
 use crate::app::App;
 use crate::auth;
 use crate::limits::{SocketSlot, UserSlot};

@@ -2,6 +2,7 @@
 //!
 //! - [`listener`]: accepts sockets and checks the handshake (cookie, Origin).
 //! - [`client`]: one connection = one reader thread + one writer thread.
+//! - [`reader_socket`]: the reader's side of the socket (handshake deadline).
 //! - [`frame_writer`]: how the writer thread puts frames on the socket.
 //! - [`hub`]: one thread that routes frames between connections.
 //! - [`outbox`]: the queue between the hub and a connection's writer.
@@ -15,3 +16,4 @@ pub mod hub;
 pub mod listener;
 pub mod outbox;
 pub mod presence;
+pub mod reader_socket;
