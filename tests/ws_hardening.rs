@@ -155,3 +155,40 @@ fn frames_after_a_logout_are_not_acted_on() {
         history.body
     );
 }
+
+#[test]
+fn a_client_that_trickles_an_unfinished_frame_is_closed_after_the_pong_wait() {
+    let server = TestServer::start_with(|c| {
+        c.pong_wait = Duration::from_secs(1);
+        c.ping_interval = Duration::from_millis(500);
+    });
+    let (alice, _) = server.user("alice");
+    let (mut ws, _) = Ws::connect(&server, &alice);
+    let mut raw = ws.socket.get_ref().try_clone().expect("clone");
+    let started = Instant::now();
+    let trickler = std::thread::spawn(move || {
+        // A masked text frame announcing 1,000 bytes, then one byte every
+        // 200 ms: the socket is never silent for long, but no frame ends.
+        if raw
+            .write_all(&[0x81, 0xFE, 0x03, 0xE8, 1, 2, 3, 4])
+            .is_err()
+        {
+            return;
+        }
+        while started.elapsed() < Duration::from_secs(10) {
+            if raw.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    // The server's pings are read (and answered, which only adds bytes to
+    // the unfinished frame) until it gives up on the connection.
+    let _ = ws.expect_close();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3),
+        "closed after {elapsed:?}"
+    );
+    let _ = trickler.join();
+}

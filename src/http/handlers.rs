@@ -21,6 +21,10 @@ use crate::ws::hub::HubEvent;
 
 type Handler = fn(&App, &HttpRequest) -> Result<Reply, ApiError>;
 
+/// How long a logout waits for the hub to close the session's sockets (it
+/// takes microseconds; the bound only matters if the hub is stuck).
+const LOGOUT_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Every endpoint: method, path, handler.
 const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Get, "/healthz", healthz),
@@ -272,7 +276,19 @@ fn register(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
 fn logout(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (session_id, user) = authenticate(app, request)?;
     app.store.delete_session(session_id)?;
-    app.hub.send(HubEvent::CloseSession(session_id));
+    // Wait (briefly) until the hub has closed the session's sockets: after
+    // this answer, none of them acts on another frame.
+    let (closed, all_closed) = crossbeam_channel::bounded(1);
+    if app.hub.send(HubEvent::CloseSession {
+        session: session_id,
+        closed,
+    }) && all_closed.recv_timeout(LOGOUT_CLOSE_WAIT).is_err()
+    {
+        log::warn!(
+            "logout of user {}: the hub did not confirm in time",
+            user.id
+        );
+    }
     log::info!("user {} logged out", user.id);
     Ok(Reply::ok(json!({ "ok": true })).set_cookie(session_cookie(app, "", 0)))
 }

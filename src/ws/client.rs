@@ -85,7 +85,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, session: Session, app: App) {
             .to_std()
             .unwrap_or_default();
     let socket = ws.get_ref().stream();
-    let write_half = match prepare_socket(socket, &app) {
+    let write_half = match prepare_socket(socket) {
         Ok(stream) => stream,
         Err(e) => {
             log::warn!("connection {id}: cannot set up socket: {e}");
@@ -172,10 +172,8 @@ impl Drop for Registration {
     }
 }
 
-fn prepare_socket(socket: &Arc<TcpStream>, app: &App) -> io::Result<FrameWriter> {
-    // A read that waits longer than the pong wait means the peer is gone:
-    // our pings would have been answered by now.
-    socket.set_read_timeout(Some(app.config.pong_wait))?;
+fn prepare_socket(socket: &Arc<TcpStream>) -> io::Result<FrameWriter> {
+    // (Reads run against the reader's own deadline: `Reader::run`.)
     socket.set_write_timeout(Some(WRITE_WAIT))?;
     Ok(FrameWriter::new(socket.clone()))
 }
@@ -195,6 +193,11 @@ struct Reader {
 impl Reader {
     fn run(&self, ws: &mut WebSocket<ReaderSocket>) {
         loop {
+            // A complete frame (a pong at least: we ping well within this)
+            // must arrive within the pong wait; bytes of an unfinished one
+            // do not count.
+            ws.get_mut()
+                .read_by(Instant::now() + self.app.config.pong_wait);
             let message = match ws.read() {
                 Ok(message) => message,
                 Err(e) => {
@@ -204,7 +207,7 @@ impl Reader {
             };
             // Closed by the hub (logged out, too slow, shutting down): not
             // one more frame is acted on, even if some are still buffered.
-            if self.replies.close_signal.requested().is_some() {
+            if self.replies.close_signal.reading_ended() {
                 return;
             }
             if Instant::now() >= self.session_ends {

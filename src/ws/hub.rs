@@ -29,7 +29,7 @@
 //! start that way, 26 s this way.)
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -138,23 +138,36 @@ impl Outbound {
     }
 }
 
-/// A shared flag that tells a writer to close even when its queue is full
-/// and a `Close` cannot be queued behind the backlog.
+/// Shared flags between the hub and a connection's threads: `close` tells
+/// the writer to close even when its queue is full and a `Close` cannot be
+/// queued behind the backlog; `end_reading` tells the reader that the hub
+/// has closed the connection, so that it acts on no further frame while the
+/// writer still sends what was queued before the close.
 #[derive(Debug, Default)]
-pub struct CloseSignal(AtomicU16);
+pub struct CloseSignal {
+    code: AtomicU16,
+    reading_ended: AtomicBool,
+}
 
 impl CloseSignal {
     pub fn close(&self, code: u16) {
+        self.end_reading();
         // The first reason wins; 0 means "open".
         let _ = self
-            .0
+            .code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
     }
     pub fn requested(&self) -> Option<u16> {
-        match self.0.load(Ordering::Acquire) {
+        match self.code.load(Ordering::Acquire) {
             0 => None,
             code => Some(code),
         }
+    }
+    pub fn end_reading(&self) {
+        self.reading_ended.store(true, Ordering::Release);
+    }
+    pub fn reading_ended(&self) -> bool {
+        self.reading_ended.load(Ordering::Acquire)
     }
 }
 
@@ -190,8 +203,14 @@ pub enum HubEvent {
         /// was first stored; only the sender's answer is owed.
         fan_out: bool,
     },
-    /// The session logged out: close its connections.
-    CloseSession(SessionId),
+    /// The session logged out: close its connections, then say so on
+    /// `closed` (a fresh channel with room for the answer: the hub never
+    /// waits on it), so that logout answers only once none of them acts on
+    /// another frame.
+    CloseSession {
+        session: SessionId,
+        closed: crossbeam_channel::Sender<()>,
+    },
     /// Close every connection with 1001 and stop the hub.
     Shutdown,
 }
@@ -306,7 +325,7 @@ impl Hub {
                     ack,
                     fan_out,
                 } => self.deliver(&message, &sender_nickname, ack, fan_out),
-                HubEvent::CloseSession(session) => {
+                HubEvent::CloseSession { session, closed } => {
                     let ids: Vec<ConnId> = self
                         .conns
                         .values()
@@ -316,6 +335,7 @@ impl Hub {
                     for id in ids {
                         self.remove(id, close::LOGGED_OUT);
                     }
+                    let _ = closed.try_send(());
                 }
                 HubEvent::Shutdown => break,
             }
@@ -547,6 +567,7 @@ impl Hub {
     }
 
     fn close(conn: &ConnHandle, (code, reason): (u16, &'static str)) {
+        conn.close_signal.end_reading();
         if code != close::NORMAL.0 {
             // Queued behind the frames already waiting, so they go out
             // first. When the queue is full, the flag makes the writer skip

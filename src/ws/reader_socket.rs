@@ -1,6 +1,7 @@
 //! The socket under a connection's reader: the handshake runs on it with
 //! one deadline for the whole of it; afterwards it only reads (the writer
-//! thread has its own handle on the same socket and does all the writing).
+//! thread has its own handle on the same socket and does all the writing),
+//! each complete frame against a deadline of its own.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -9,12 +10,14 @@ use std::time::{Duration, Instant};
 
 /// The socket under the reader's `WebSocket`: reads pass through; writes
 /// pass through only until the handshake is done, then are discarded (the
-/// writer thread sends pongs and close replies instead). During the
-/// handshake every read and write runs against one deadline.
+/// writer thread sends pongs and close replies instead). Every read (and,
+/// during the handshake, every write) runs against a deadline: a timeout
+/// per read would restart with each byte, and a client that trickles a
+/// byte now and then would never be cut off.
 pub struct ReaderSocket {
     stream: Arc<TcpStream>,
     writes_enabled: bool,
-    handshake_deadline: Option<Instant>,
+    deadline: Option<Instant>,
 }
 
 impl ReaderSocket {
@@ -23,15 +26,18 @@ impl ReaderSocket {
         ReaderSocket {
             stream: Arc::new(stream),
             writes_enabled: true,
-            handshake_deadline: Some(deadline),
+            deadline: Some(deadline),
         }
     }
 
-    /// After the handshake: writes are discarded from now on, and reads
-    /// wait as long as the socket's own timeout says (the pong wait).
+    /// After the handshake: writes are discarded from now on.
     pub fn handshake_done(&mut self) {
         self.writes_enabled = false;
-        self.handshake_deadline = None;
+    }
+
+    /// The next complete frame must have arrived by `deadline`.
+    pub fn read_by(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
     }
 
     /// The socket, for the writer thread's handle and its timeouts.
@@ -39,18 +45,14 @@ impl ReaderSocket {
         &self.stream
     }
 
-    /// The time left before the handshake deadline; an error once it has
-    /// passed. `None` after the handshake.
+    /// The time left before the deadline; an error once it has passed.
     fn time_left(&self) -> io::Result<Option<Duration>> {
-        let Some(deadline) = self.handshake_deadline else {
+        let Some(deadline) = self.deadline else {
             return Ok(None);
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "handshake deadline passed",
-            ));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
         }
         Ok(Some(left))
     }
