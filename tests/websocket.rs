@@ -551,7 +551,7 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_the_others() {
 #[test]
 fn keepalive_pings_readers_and_drops_silent_clients() {
     let server = TestServer::start_with(|c| {
-        c.ping_interval = Duration::from_millis(200);
+        c.ping_interval = Some(Duration::from_millis(200));
         c.pong_wait = Duration::from_millis(600);
     });
     let (alice, _) = server.user("alice");

@@ -98,7 +98,7 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, session: Session, app: App) {
     let close_signal = Arc::new(CloseSignal::default());
     let writer = {
         let close_signal = close_signal.clone();
-        let ping_interval = app.config.ping_interval;
+        let ping_interval = app.config.ping_period();
         let alive = app.alive.clone(); // shutdown waits for this writer
         std::thread::Builder::new()
             .name(format!("ws-writer-{id}"))
