@@ -153,7 +153,8 @@ fn run(args: Args) -> Result<(), Error> {
         .as_str()
         .ok_or("no ws_url")?
         .to_owned();
-    let socket = connect(&ws_url, &api.cookie)?;
+    // Presence as lists, one frame per batch (see docs/API.md).
+    let socket = connect(&format!("{ws_url}?presence=batch"), &api.cookie)?;
     let (outgoing, to_send) = crossbeam_channel::unbounded();
     {
         let session = session.clone();

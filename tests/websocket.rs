@@ -581,3 +581,32 @@ fn keepalive_pings_readers_and_drops_silent_clients() {
     // Bob stopped reading too, so he may go first; wait for carol.
     alice_ws.await_presence(&[carol_id], false);
 }
+
+#[test]
+fn presence_comes_as_a_frame_per_user_unless_the_client_asks_for_lists() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let (bob, bob_id) = server.user("bob");
+    let (carol, carol_id) = server.user("carol");
+    // Alice speaks the protocol as first published: no `?presence=batch`.
+    let mut published = Ws::open(&server.ws_url(), alice.cookie.as_deref(), None)
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    assert_eq!(published.recv_type("online_users")["users"], json!([]));
+    let (bob_ws, _) = Ws::connect(&server, &bob);
+    let (carol_ws, _) = Ws::connect(&server, &carol);
+    let mut came = [published.recv(), published.recv()];
+    came.sort_by_key(|frame| frame["from_user_id"].as_i64());
+    assert_eq!(
+        came,
+        [
+            json!({"type": "user_online", "from_user_id": bob_id, "nickname": "bob"}),
+            json!({"type": "user_online", "from_user_id": carol_id, "nickname": "carol"}),
+        ]
+    );
+    drop(bob_ws);
+    assert_eq!(
+        published.recv(),
+        json!({"type": "user_offline", "from_user_id": bob_id, "nickname": "bob"})
+    );
+    drop(carol_ws);
+}

@@ -737,11 +737,12 @@ fn drive(
             Socket::Connecting(stream) => match stream.peer_addr() {
                 Ok(_) => {
                     let _ = stream.set_nodelay(true);
-                    // The relay knows users by the query, the server by cookie.
+                    // The relay knows users by the query, the server by
+                    // cookie; from the server, presence comes as lists.
                     let url = if client.user.cookie.is_empty() {
                         format!("{ws_url}?user={}", client.user.id)
                     } else {
-                        ws_url.to_owned()
+                        format!("{ws_url}?presence=batch")
                     };
                     let mut request = match url.into_client_request() {
                         Ok(r) => r,

@@ -297,7 +297,9 @@ function settlePending(frame, outcome) {
 
 function connect() {
   clearTimeout(state.reconnectTimer);
-  const ws = new WebSocket(state.wsUrl);
+  // Presence as lists, one frame per batch (see docs/API.md).
+  const separator = state.wsUrl.includes("?") ? "&" : "?";
+  const ws = new WebSocket(`${state.wsUrl}${separator}presence=batch`);
   state.ws = ws;
   ws.onopen = () => {
     state.retryMs = RECONNECT_MIN_MS;

@@ -28,7 +28,7 @@ use super::events::{ClientEvent, ServerEvent};
 use super::frame_writer::FrameWriter;
 use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
 use super::outbox::{self, Outbox, OutboxReceiver, PushError, Waited};
-use super::presence::presence_frames;
+use super::presence::{PresenceForm, presence_frames};
 use super::reader_socket::ReaderSocket;
 use crate::app::App;
 use crate::chat::{self, SendRequest};
@@ -70,7 +70,12 @@ pub fn reader_config() -> WebSocketConfig {
 /// Runs an authenticated connection on the current thread (which becomes
 /// its reader) until it closes. Spawns the writer and registers with the
 /// hub; unregisters on the way out.
-pub fn serve(mut ws: WebSocket<ReaderSocket>, session: Session, app: App) {
+pub fn serve(
+    mut ws: WebSocket<ReaderSocket>,
+    session: Session,
+    presence_form: PresenceForm,
+    app: App,
+) {
     let id: ConnId = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
     ws.get_mut().handshake_done();
     let Session {
@@ -108,11 +113,12 @@ pub fn serve(mut ws: WebSocket<ReaderSocket>, session: Session, app: App) {
                     outbox: outbox_rx,
                     page_written,
                 };
-                let timers = WriterTimers {
+                let settings = WriterSettings {
                     ping_interval,
                     session_ends,
+                    presence_form,
                 };
-                write_loop(id, write_half, &queues, &close_signal, timers);
+                write_loop(id, write_half, &queues, &close_signal, settings);
                 drop(alive);
             })
     };
@@ -466,11 +472,13 @@ struct WriterQueues {
     page_written: Receiver<()>,
 }
 
-/// When the writer acts without being asked: pings, and the session's end.
+/// What the writer knows of its connection: when to act without being
+/// asked (pings, the session's end) and how the client wants presence.
 #[derive(Clone, Copy)]
-struct WriterTimers {
+struct WriterSettings {
     ping_interval: Duration,
     session_ends: Instant,
+    presence_form: PresenceForm,
 }
 
 fn write_loop(
@@ -478,9 +486,9 @@ fn write_loop(
     mut ws: FrameWriter,
     queues: &WriterQueues,
     close_signal: &CloseSignal,
-    timers: WriterTimers,
+    settings: WriterSettings,
 ) {
-    let result = write_until_closed(&mut ws, queues, close_signal, timers);
+    let result = write_until_closed(&mut ws, queues, close_signal, settings);
     if let Err(e) = result {
         log::debug!("connection {id}: write failed: {e}");
     }
@@ -531,12 +539,13 @@ fn write_until_closed(
     ws: &mut FrameWriter,
     queues: &WriterQueues,
     close_signal: &CloseSignal,
-    timers: WriterTimers,
+    settings: WriterSettings,
 ) -> io::Result<()> {
-    let WriterTimers {
+    let WriterSettings {
         ping_interval,
         session_ends,
-    } = timers;
+        presence_form,
+    } = settings;
     let mut exactly_once = ExactlyOnce::default();
     let mut next_ping = Instant::now() + ping_interval;
     let mut batch = VecDeque::new();
@@ -587,7 +596,7 @@ fn write_until_closed(
                     own_user,
                 } => {
                     let news = changes.get(from..).unwrap_or_default();
-                    for frame in presence_frames(news, own_user) {
+                    for frame in presence_frames(news, own_user, presence_form) {
                         ws.text(frame)?;
                     }
                 }

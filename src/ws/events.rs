@@ -62,14 +62,27 @@ pub enum ServerEvent<'a> {
     /// a test holds equal to this.
     OnlineUsers { users: Vec<OnlineUser<'a>> },
     /// Other users who came online (opened their first connection) since
-    /// the last presence frames or the `online_users` list. Changes are
-    /// collected for a moment and sent together, each user once, with their
-    /// latest state. Built by `ws::presence`, which a test holds equal to
-    /// this.
+    /// the last presence frames or the `online_users` list, for clients
+    /// that asked for lists (`?presence=batch`). Changes are collected for
+    /// a moment and sent together, each user once, with their latest state.
+    /// Built by `ws::presence`, which a test holds equal to this.
     UserOnline { users: Vec<OnlineUser<'a>> },
     /// Other users who went offline (closed their last connection); sent
     /// like `UserOnline`, and never naming a user that one names.
     UserOffline { users: Vec<OnlineUser<'a>> },
+    /// The published form of `user_online`, one frame per user: what a
+    /// client gets unless it asked for lists (`?presence=batch`).
+    #[serde(rename = "user_online")]
+    UserCameOnline {
+        from_user_id: UserId,
+        nickname: &'a str,
+    },
+    /// The published form of `user_offline`, one frame per user.
+    #[serde(rename = "user_offline")]
+    UserWentOffline {
+        from_user_id: UserId,
+        nickname: &'a str,
+    },
     /// A stored message, to the recipient and the sender's other connections.
     PrivateMessage {
         message_id: MessageId,

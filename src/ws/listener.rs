@@ -18,6 +18,7 @@ use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::http;
 
 use super::client;
+use super::presence::PresenceForm;
 use super::reader_socket::ReaderSocket;
 use crate::app::App;
 use crate::auth;
@@ -159,7 +160,7 @@ fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
         return;
     }
 
-    let mut accepted: Option<(Session, UserSlot)> = None;
+    let mut accepted: Option<(Session, UserSlot, PresenceForm)> = None;
     // tungstenite's callback type fixes the (large) error type.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
@@ -177,7 +178,8 @@ fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
                     "too many connections for this user",
                 )
             })?;
-        accepted = Some((session, slot));
+        let presence_form = PresenceForm::from_query(request.uri().query());
+        accepted = Some((session, slot, presence_form));
         Ok(response)
     };
     let handshake = tungstenite::accept_hdr_with_config(
@@ -188,8 +190,8 @@ fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
     // The error holds the callback, and with it a borrow of `accepted`.
     .map_err(|e| e.to_string());
     match (handshake, accepted) {
-        (Ok(ws), Some((session, _user_slot))) => {
-            client::serve(ws, session, app);
+        (Ok(ws), Some((session, _user_slot, presence_form))) => {
+            client::serve(ws, session, presence_form, app);
         }
         (Ok(_), None) => log::error!("websocket from {peer:?}: handshake passed without a session"),
         (Err(e), _) => log::debug!("websocket from {peer:?}: handshake refused: {e}"),

@@ -10,13 +10,13 @@
 //!   a string copy and a JSON encoding per online user; in a 10,000-user
 //!   storm that was 50 million of each and 60% of the hub's time.
 //! - [`PresenceChange`]s are collected by the hub and handed out once per
-//!   connection per flush: one `user_online` frame listing every arrival
-//!   and one `user_offline` frame listing every departure, each changed
-//!   user once with their latest state. A frame per change was 60 bytes
-//!   and a WebSocket frame per fact; an entry here is ~30 bytes. Measured
-//!   with 10,000 users: every online list was complete a median 3.1 s after
-//!   the last connect with a frame per change (3 runs), 0.9 s with a frame
-//!   per batch (8 runs; docs/BENCHMARKS.md).
+//!   connection per flush, each changed user once with their latest state,
+//!   in the [`PresenceForm`] the client asked for: the published one (a
+//!   `user_online` or `user_offline` frame per user), or, with
+//!   `?presence=batch`, one `user_online` frame listing every arrival and
+//!   one `user_offline` frame listing every departure. A frame per change
+//!   costs a WebSocket frame per fact, which makes a connect storm slow
+//!   (docs/BENCHMARKS.md); lists are what our own clients ask for.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use tungstenite::Utf8Bytes;
 
-use super::events::OnlineUser;
+use super::events::{OnlineUser, ServerEvent};
 use crate::models::UserId;
 
 /// The text around the entries of an `online_users` frame. Tests hold the
@@ -36,6 +36,33 @@ const ONLINE_USERS_END: &str = "]}";
 const USER_ONLINE_START: &str = r#"{"type":"user_online","users":["#;
 const USER_OFFLINE_START: &str = r#"{"type":"user_offline","users":["#;
 const USERS_END: &str = "]}";
+
+/// How a connection is told of presence changes, chosen when it connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PresenceForm {
+    /// One `user_online` / `user_offline` frame per user, with
+    /// `from_user_id` and `nickname`: the protocol as first published.
+    #[default]
+    PerUser,
+    /// One frame per batch listing `users` (asked for with
+    /// `?presence=batch` on the WebSocket URL).
+    Batch,
+}
+
+impl PresenceForm {
+    /// The form a handshake's query string asks for.
+    pub fn from_query(query: Option<&str>) -> PresenceForm {
+        let batch = query
+            .unwrap_or_default()
+            .split('&')
+            .any(|pair| pair == "presence=batch");
+        if batch {
+            PresenceForm::Batch
+        } else {
+            PresenceForm::PerUser
+        }
+    }
+}
 
 /// The encoded `users` array of `online_users`, in the order users came
 /// online (see the module docs).
@@ -117,8 +144,10 @@ impl OnlineList {
 pub struct PresenceChange {
     pub user: UserId,
     pub online: bool,
-    /// The user's `{"id":…,"nickname":…}` entry.
+    /// The user's `{"id":…,"nickname":…}` entry, for the batch form.
     entry: String,
+    /// The whole frame of the per-user form.
+    single: Utf8Bytes,
     /// Orders changes and registrations: a connection needs only the
     /// changes made after it registered (its `online_users` has the rest).
     pub seq: u64,
@@ -130,11 +159,24 @@ pub struct PendingPresence(Vec<PresenceChange>);
 
 impl PendingPresence {
     pub fn push(&mut self, user: OnlineUser<'_>, online: bool, seq: u64) {
+        let (from_user_id, nickname) = (user.id, user.nickname);
+        let single = if online {
+            ServerEvent::UserCameOnline {
+                from_user_id,
+                nickname,
+            }
+        } else {
+            ServerEvent::UserWentOffline {
+                from_user_id,
+                nickname,
+            }
+        };
         if let Some(entry) = encode(&user) {
             self.0.push(PresenceChange {
                 user: user.id,
                 online,
                 entry,
+                single: single.to_frame(),
                 seq,
             });
         }
@@ -160,10 +202,26 @@ impl PendingPresence {
 }
 
 /// The frames that tell a connection of `own_user` about `changes` (theirs
-/// excluded): a `user_online` frame if anyone else came online, then a
-/// `user_offline` frame if anyone else went offline. A user is in at most
-/// one of them ([`PendingPresence::take`]), so their order does not matter.
+/// excluded), in its `form`. Per user: a frame per change, in order. Batch:
+/// a `user_online` frame if anyone else came online, then a `user_offline`
+/// frame if anyone else went offline; a user is in at most one of them
+/// ([`PendingPresence::take`]), so their order does not matter.
 pub fn presence_frames(
+    changes: &[PresenceChange],
+    own_user: UserId,
+    form: PresenceForm,
+) -> Vec<Utf8Bytes> {
+    match form {
+        PresenceForm::PerUser => changes
+            .iter()
+            .filter(|c| c.user != own_user)
+            .map(|c| c.single.clone())
+            .collect(),
+        PresenceForm::Batch => batch_frames(changes, own_user).collect(),
+    }
+}
+
+fn batch_frames(
     changes: &[PresenceChange],
     own_user: UserId,
 ) -> impl Iterator<Item = Utf8Bytes> + '_ {
@@ -266,7 +324,7 @@ mod tests {
         assert_eq!(order, [(2, true, 2), (1, false, 3), (3, true, 6)]);
 
         let frames = |changes: &[PresenceChange], own| -> Vec<Utf8Bytes> {
-            presence_frames(changes, own).collect()
+            presence_frames(changes, own, PresenceForm::Batch)
         };
         let online = |users| ServerEvent::UserOnline { users }.to_frame();
         let offline = |users| ServerEvent::UserOffline { users }.to_frame();
@@ -290,5 +348,52 @@ mod tests {
         assert_eq!(frames(&changes[1..2], 9), [offline(vec![user(1, "ann")])]);
         assert!(frames(&changes[2..], 3).is_empty());
         assert!(frames(&[], 3).is_empty());
+
+        // The published form: a frame per user, in order, never about
+        // oneself.
+        let came = |from_user_id, nickname| {
+            ServerEvent::UserCameOnline {
+                from_user_id,
+                nickname,
+            }
+            .to_frame()
+        };
+        let went = |from_user_id, nickname| {
+            ServerEvent::UserWentOffline {
+                from_user_id,
+                nickname,
+            }
+            .to_frame()
+        };
+        assert_eq!(
+            presence_frames(&changes, 3, PresenceForm::PerUser),
+            [came(2, "b\"o\\b"), went(1, "ann")]
+        );
+        assert_eq!(
+            came(2, "bob").as_str(),
+            r#"{"type":"user_online","from_user_id":2,"nickname":"bob"}"#
+        );
+        assert_eq!(
+            went(1, "ann").as_str(),
+            r#"{"type":"user_offline","from_user_id":1,"nickname":"ann"}"#
+        );
+    }
+
+    #[test]
+    fn the_form_is_chosen_by_the_query_string() {
+        assert_eq!(PresenceForm::from_query(None), PresenceForm::PerUser);
+        assert_eq!(PresenceForm::from_query(Some("")), PresenceForm::PerUser);
+        assert_eq!(
+            PresenceForm::from_query(Some("presence=batch")),
+            PresenceForm::Batch
+        );
+        assert_eq!(
+            PresenceForm::from_query(Some("x=1&presence=batch")),
+            PresenceForm::Batch
+        );
+        assert_eq!(
+            PresenceForm::from_query(Some("presence=batches")),
+            PresenceForm::PerUser
+        );
     }
 }

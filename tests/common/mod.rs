@@ -228,7 +228,19 @@ impl Ws {
         (ws, online)
     }
 
+    /// Connects as our own clients do: asking for presence as lists
+    /// (`?presence=batch`).
     pub fn try_connect(
+        url: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, tungstenite::Error> {
+        Ws::open(&format!("{url}?presence=batch"), cookie, origin)
+    }
+
+    /// Connects to exactly `url`: without `?presence=batch`, a client of
+    /// the protocol as first published.
+    pub fn open(
         url: &str,
         cookie: Option<&str>,
         origin: Option<&str>,
