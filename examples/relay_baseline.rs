@@ -19,7 +19,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use chat_server::ws::client::{READER_STACK_BYTES, WRITER_STACK_BYTES, reader_config};
-use chat_server::ws::hub::{HUB_QUEUE_CAPACITY, Outbound};
+use chat_server::ws::hub::HUB_QUEUE_CAPACITY;
+use chat_server::ws::outbound::Outbound;
 use chat_server::ws::outbox::{Outbox, OutboxReceiver, Waited, outbox};
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender};

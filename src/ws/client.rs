@@ -26,7 +26,8 @@ use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 use super::events::{ClientEvent, ServerEvent};
 use super::frame_writer::FrameWriter;
-use super::hub::{CloseSignal, ConnHandle, ConnId, HubEvent, Outbound, close};
+use super::hub::{ConnHandle, ConnId, HubEvent};
+use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox::{self, Outbox, OutboxReceiver, PushError, Waited};
 use super::presence::{PresenceForm, presence_frames};
 use super::reader_socket::ReaderSocket;
@@ -217,10 +218,7 @@ impl Reader {
                 return;
             }
             if Instant::now() >= self.session_ends {
-                self.queue(Outbound::Close(
-                    close::SESSION_EXPIRED.0,
-                    close::SESSION_EXPIRED.1,
-                ));
+                self.queue(Outbound::Close(CloseReason::SessionExpired));
                 return;
             }
             let keep_going = match message {
@@ -245,20 +243,14 @@ impl Reader {
         match error {
             Error::Capacity(e) => {
                 log::info!("connection {}: {e}; closing with 1009", self.id);
-                self.queue(Outbound::Close(close::TOO_BIG.0, close::TOO_BIG.1));
+                self.queue(Outbound::Close(CloseReason::TooBig));
             }
             Error::Utf8(_) => {
-                self.queue(Outbound::Close(
-                    close::INVALID_DATA.0,
-                    close::INVALID_DATA.1,
-                ));
+                self.queue(Outbound::Close(CloseReason::InvalidData));
             }
             Error::Protocol(e) => {
                 log::debug!("connection {}: {e}; closing with 1002", self.id);
-                self.queue(Outbound::Close(
-                    close::PROTOCOL_ERROR.0,
-                    close::PROTOCOL_ERROR.1,
-                ));
+                self.queue(Outbound::Close(CloseReason::ProtocolError));
             }
             Error::Io(e)
                 if matches!(
@@ -455,7 +447,7 @@ impl Replies {
             Err(PushError::Full) => {
                 log::warn!("connection {}: too slow; closing it", self.id);
                 self.metrics.outbox_drops.fetch_add(1, Ordering::Relaxed);
-                self.close_signal.close(close::TOO_SLOW.0);
+                self.close_signal.close(CloseReason::TooSlow);
                 false
             }
             Err(PushError::Closed) => false,
@@ -554,16 +546,16 @@ fn write_until_closed(
         // the end.
         if queues.outbox.wait(next_ping.min(session_ends), &mut batch) == Waited::Finished {
             // The hub and the reader both let go: a normal end.
-            return ws.close(close::NORMAL.0, close::NORMAL.1);
+            return ws.close(CloseReason::Normal);
         }
         if Instant::now() >= session_ends {
-            return ws.close(close::SESSION_EXPIRED.0, close::SESSION_EXPIRED.1);
+            return ws.close(CloseReason::SessionExpired);
         }
         // Write everything queued, then flush once: one syscall for a burst
         // instead of one per frame.
         while let Some(out) = batch.pop_front() {
-            if let Some(code) = close_signal.requested() {
-                return ws.close(code, close::reason(code));
+            if let Some(reason) = close_signal.requested() {
+                return ws.close(reason);
             }
             match out {
                 Outbound::Frame(text) => ws.text(text)?,
@@ -601,7 +593,7 @@ fn write_until_closed(
                     }
                 }
                 Outbound::Pong(payload) => ws.pong(payload)?,
-                Outbound::Close(code, reason) => return ws.close(code, reason),
+                Outbound::Close(reason) => return ws.close(reason),
             }
             if batch.is_empty() {
                 queues.outbox.take(&mut batch);

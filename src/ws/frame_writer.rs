@@ -19,6 +19,8 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::{Bytes, Utf8Bytes};
 
+use super::outbound::CloseReason;
+
 /// Bytes encoded before they are written even though the batch goes on:
 /// bounds the buffer a batch of presence frames can grow.
 const WRITE_CHUNK_BYTES: usize = 64 * 1024;
@@ -60,10 +62,10 @@ impl FrameWriter {
     }
 
     /// Queues a close frame and sends everything.
-    pub fn close(&mut self, code: u16, reason: &'static str) -> io::Result<()> {
+    pub fn close(&mut self, reason: CloseReason) -> io::Result<()> {
         let close = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
+            code: CloseCode::from(reason.code()),
+            reason: reason.text().into(),
         };
         self.frame(Frame::close(Some(close)))?;
         self.flush()

@@ -19,29 +19,27 @@
 //! and the number of frames can be cut: a change after a quiet spell goes
 //! out at once, and later ones are collected and handed out at most every
 //! [`PRESENCE_FLUSH_INTERVAL`], as one shared batch per connection. Each
-//! connection's writer then sends it as one `user_online` and one
-//! `user_offline` frame, minus its own user (see [`super::presence`]).
-//! Clients end with the same online list as if told of every change one by
-//! one. (Handing out a batch whenever the hub's queue ran dry was not
-//! enough: in a storm, registrations arrive a little apart, so nearly every
-//! one woke all the writers. Measured with 10,000 users and the same
-//! generator, one run each: every online list was complete 35 s after the
-//! start that way, 26 s this way.)
+//! connection's writer then sends it in the form its client asked for,
+//! minus its own user (see [`super::presence`]). Clients end with the same
+//! online list as if told of every change one by one. (Handing out a batch
+//! whenever the hub's queue ran dry was not enough: in a storm,
+//! registrations arrive a little apart, so nearly every one woke all the
+//! writers; docs/BENCHMARKS.md has the storm figures.)
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use tungstenite::{Bytes, Utf8Bytes};
 
 use super::events::{OnlineUser, ServerEvent};
+use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox::{Outbox, PushError};
 use super::presence::{OnlineList, PendingPresence, PresenceChange};
 use crate::metrics::Metrics;
-use crate::models::{Message, MessageId, SessionId, UserId};
+use crate::models::{Message, SessionId, UserId};
 
 /// Identifies one WebSocket connection (a user may have several).
 pub type ConnId = u64;
@@ -55,121 +53,6 @@ pub const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
 /// nothing (the last batch is long past), and in a storm it waits at most
 /// this long: a moment for a person watching an online dot.
 pub const PRESENCE_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// WebSocket close codes the server uses, with the reason sent along.
-pub mod close {
-    /// RFC 6455: normal closure, after the client's own close frame.
-    pub const NORMAL: (u16, &str) = (1000, "");
-    /// RFC 6455: the server is shutting down.
-    pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
-    /// RFC 6455 policy violation: the client did not read its frames fast
-    /// enough and its outbound queue filled up.
-    pub const TOO_SLOW: (u16, &str) = (1008, "too slow: outbound queue full");
-    /// RFC 6455: a text frame was not valid UTF-8.
-    pub const INVALID_DATA: (u16, &str) = (1007, "text frame is not valid UTF-8");
-    /// RFC 6455: a frame exceeded the size limit.
-    pub const TOO_BIG: (u16, &str) = (1009, "frame too big");
-    /// RFC 6455: the client broke the protocol (an unmasked frame, a bad
-    /// opcode, a fragmented control frame...).
-    pub const PROTOCOL_ERROR: (u16, &str) = (1002, "protocol error");
-    /// Application code: the session was logged out.
-    pub const LOGGED_OUT: (u16, &str) = (4001, "logged out");
-    /// Application code: the session expired (log in again).
-    pub const SESSION_EXPIRED: (u16, &str) = (4002, "session expired");
-
-    /// The reason text sent with `code`.
-    pub fn reason(code: u16) -> &'static str {
-        [
-            GOING_AWAY,
-            TOO_SLOW,
-            INVALID_DATA,
-            TOO_BIG,
-            PROTOCOL_ERROR,
-            LOGGED_OUT,
-            SESSION_EXPIRED,
-        ]
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map_or("", |(_, reason)| reason)
-    }
-}
-
-/// What a connection's writer thread is asked to send.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A JSON text frame about no message in particular (presence, errors,
-    /// history pages, answers to repeated sends).
-    Frame(Utf8Bytes),
-    /// A live frame that hands this connection stored message `id`: a
-    /// `private_message`, or the answer to this connection's own send. They
-    /// arrive in id order; the writer uses them to keep sync exactly-once.
-    Message { id: MessageId, frame: Utf8Bytes },
-    /// A `history` answer. Like sync pages, at most one is queued at a time
-    /// per connection (see `ws::client`).
-    HistoryPage(Utf8Bytes),
-    /// A page of `sync` results, filtered by the writer against what it has
-    /// already sent live.
-    SyncPage {
-        after_id: MessageId,
-        messages: Vec<Message>,
-        has_more: bool,
-    },
-    /// A batch of presence changes shared by every connection; the writer
-    /// sends those from index `from` on (older ones are in this
-    /// connection's `online_users`), minus its own user's, as one
-    /// `user_online` and one `user_offline` frame.
-    Presence {
-        changes: Arc<[PresenceChange]>,
-        from: usize,
-        own_user: UserId,
-    },
-    /// The answer to a client's ping (the reader must not write itself).
-    Pong(Bytes),
-    /// Send a close frame and stop.
-    Close(u16, &'static str),
-}
-
-impl Outbound {
-    fn message(id: MessageId, frame: &Utf8Bytes) -> Outbound {
-        Outbound::Message {
-            id,
-            frame: frame.clone(),
-        }
-    }
-}
-
-/// Shared flags between the hub and a connection's threads: `close` tells
-/// the writer to close even when its queue is full and a `Close` cannot be
-/// queued behind the backlog; `end_reading` tells the reader that the hub
-/// has closed the connection, so that it acts on no further frame while the
-/// writer still sends what was queued before the close.
-#[derive(Debug, Default)]
-pub struct CloseSignal {
-    code: AtomicU16,
-    reading_ended: AtomicBool,
-}
-
-impl CloseSignal {
-    pub fn close(&self, code: u16) {
-        self.end_reading();
-        // The first reason wins; 0 means "open".
-        let _ = self
-            .code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-    }
-    pub fn requested(&self) -> Option<u16> {
-        match self.code.load(Ordering::Acquire) {
-            0 => None,
-            code => Some(code),
-        }
-    }
-    pub fn end_reading(&self) {
-        self.reading_ended.store(true, Ordering::Release);
-    }
-    pub fn reading_ended(&self) -> bool {
-        self.reading_ended.load(Ordering::Acquire)
-    }
-}
 
 /// What the hub needs to know about a connection to route to it.
 pub struct ConnHandle {
@@ -283,7 +166,9 @@ struct Hub {
     presence: Presence,
     /// Connections found dead or too slow while handling an event; removed
     /// after it, so a removal never happens in the middle of a fan-out.
-    doomed: Vec<(ConnId, (u16, &'static str))>,
+    /// Connections to drop after a round, with the close frame to send
+    /// (`None`: their writer or reader has already gone).
+    doomed: Vec<(ConnId, Option<CloseReason>)>,
     /// Presence changes not yet handed out, oldest first.
     pending_presence: PendingPresence,
     /// When each connection registered, in `seq` terms.
@@ -318,7 +203,7 @@ impl Hub {
             let started = Instant::now();
             match event {
                 HubEvent::Register(conn) => self.register(conn),
-                HubEvent::Unregister(id) => self.remove(id, close::NORMAL),
+                HubEvent::Unregister(id) => self.remove(id, None),
                 HubEvent::Deliver {
                     message,
                     sender_nickname,
@@ -333,7 +218,7 @@ impl Hub {
                         .map(|c| c.id)
                         .collect();
                     for id in ids {
-                        self.remove(id, close::LOGGED_OUT);
+                        self.remove(id, Some(CloseReason::LoggedOut));
                     }
                     let _ = closed.try_send(());
                 }
@@ -353,7 +238,7 @@ impl Hub {
         }
         // Shutdown, or every handle dropped: close all connections cleanly.
         for conn in self.conns.values() {
-            Self::close(conn, close::GOING_AWAY);
+            Self::close(conn, Some(CloseReason::GoingAway));
         }
         log::info!("hub stopped; closed {} connections", self.conns.len());
     }
@@ -530,12 +415,12 @@ impl Hub {
                     "connection {id} (user {}) is too slow; closing it",
                     conn.user_id
                 );
-                self.doomed.push((id, close::TOO_SLOW));
+                self.doomed.push((id, Some(CloseReason::TooSlow)));
                 self.metrics.outbox_drops.fetch_add(1, Ordering::Relaxed);
                 false
             }
             Err(PushError::Closed) => {
-                self.doomed.push((id, close::NORMAL));
+                self.doomed.push((id, None));
                 false
             }
         }
@@ -549,7 +434,9 @@ impl Hub {
 
     /// Forgets a connection, tells its writer to close, and announces
     /// their user offline when it was their last one.
-    fn remove(&mut self, id: ConnId, reason: (u16, &'static str)) {
+    /// Forgets connection `id`, telling its writer to send `reason` (`None`:
+    /// nothing to send, the connection is already ending).
+    fn remove(&mut self, id: ConnId, reason: Option<CloseReason>) {
         let Some(conn) = self.conns.remove(&id) else {
             return; // already gone: e.g. dropped as too slow, then unregistered
         };
@@ -566,14 +453,14 @@ impl Hub {
         }
     }
 
-    fn close(conn: &ConnHandle, (code, reason): (u16, &'static str)) {
+    fn close(conn: &ConnHandle, reason: Option<CloseReason>) {
         conn.close_signal.end_reading();
-        if code != close::NORMAL.0 {
+        if let Some(reason) = reason {
             // Queued behind the frames already waiting, so they go out
             // first. When the queue is full, the flag makes the writer skip
             // the backlog and close at its next frame.
-            if conn.outbox.push(Outbound::Close(code, reason)).is_err() {
-                conn.close_signal.close(code);
+            if conn.outbox.push(Outbound::Close(reason)).is_err() {
+                conn.close_signal.close(reason);
             }
         }
         // Dropping the handle drops the hub's sender; once the reader's is

@@ -5,6 +5,7 @@
 //! - [`reader_socket`]: the reader's side of the socket (handshake deadline).
 //! - [`frame_writer`]: how the writer thread puts frames on the socket.
 //! - [`hub`]: one thread that routes frames between connections.
+//! - [`outbound`]: what a writer is asked to send, and why a connection closes.
 //! - [`outbox`]: the queue between the hub and a connection's writer.
 //! - [`events`]: the JSON frames of the protocol.
 //! - [`presence`]: who is online, encoded once for every client.
@@ -14,6 +15,7 @@ pub mod events;
 pub mod frame_writer;
 pub mod hub;
 pub mod listener;
+pub mod outbound;
 pub mod outbox;
 pub mod presence;
 pub mod reader_socket;

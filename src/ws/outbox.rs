@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::hub::Outbound;
+use super::outbound::Outbound;
 
 /// Creates an outbox holding at most `capacity` frames.
 pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
