@@ -160,14 +160,15 @@ pub fn send_message_and_wait(
     sender: &User,
     request: SendRequest,
 ) -> Result<Stored, ChatError> {
-    let (answer, answered) = crossbeam_channel::bounded(1);
-    let on_sent: OnSent = Box::new(move |outcome| {
-        let _ = answer.send(outcome);
+    let mut refused = None;
+    let outcome = crate::wait::wait_for(|on_sent| {
+        refused = send_message(app, sender, request, None, on_sent).err();
     });
-    send_message(app, sender, request, None, on_sent)?;
-    answered
-        .recv()
-        .map_err(|_| ChatError::Store(StoreError::Closed))?
+    match (refused, outcome) {
+        (Some(refused), _) => Err(refused),
+        (None, Some(outcome)) => outcome,
+        (None, None) => Err(ChatError::Store(StoreError::Closed)),
+    }
 }
 
 /// The rules a send must pass before it is stored.

@@ -33,6 +33,7 @@
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
 //! - [`app`]: the context shared by all threads.
+//! - [`wait`]: waiting for an answer that comes through a callback.
 
 pub mod app;
 pub mod auth;
@@ -46,6 +47,7 @@ pub mod models;
 pub mod origin;
 pub mod repo;
 pub mod server;
+pub mod wait;
 pub mod ws;
 
 pub use config::Config;

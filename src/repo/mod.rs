@@ -71,14 +71,8 @@ pub fn insert_message_and_wait(
     store: &dyn Store,
     message: NewMessage,
 ) -> Result<Stored, StoreError> {
-    let (answer, answered) = crossbeam_channel::bounded(1);
-    store.insert_message(
-        message,
-        Box::new(move |outcome| {
-            let _ = answer.send(outcome);
-        }),
-    );
-    answered.recv().map_err(|_| StoreError::Closed)?
+    crate::wait::wait_for(|done| store.insert_message(message, done))
+        .unwrap_or(Err(StoreError::Closed))
 }
 
 /// A user and their stored password hash, for checking a login.

@@ -180,11 +180,7 @@ impl Writer {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (answer, answered) = crossbeam_channel::bounded(1);
-        self.submit(work, move |outcome| {
-            let _ = answer.send(outcome);
-        });
-        answered.recv().map_err(|_| StoreError::Closed)?
+        crate::wait::wait_for(|done| self.submit(work, done)).unwrap_or(Err(StoreError::Closed))
     }
 }
 
