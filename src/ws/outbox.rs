@@ -80,6 +80,19 @@ struct State {
 }
 
 impl Shared {
+    /// Sleeps on `condvar` for at most `left`, or until notified.
+    fn wait<'a>(
+        &self,
+        condvar: &Condvar,
+        state: MutexGuard<'a, State>,
+        left: std::time::Duration,
+    ) -> MutexGuard<'a, State> {
+        condvar
+            .wait_timeout(state, left)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code runs user logic under this lock, so a poisoned lock holds
         // a consistent queue.
@@ -141,12 +154,7 @@ impl Outbox {
                 return Err(PushError::Full);
             };
             state.sender_waiting = true;
-            state = self
-                .0
-                .space
-                .wait_timeout(state, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            state = self.0.wait(&self.0.space, state, left);
         }
         self.enqueue(state, item);
         Ok(())
@@ -189,12 +197,7 @@ impl OutboxReceiver {
                 return Waited::Timeout;
             };
             state.writer_asleep = true;
-            state = self
-                .0
-                .wake
-                .wait_timeout(state, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            state = self.0.wait(&self.0.wake, state, left);
             state.writer_asleep = false;
         }
     }
