@@ -8,7 +8,7 @@
 //!
 //! Follow one message from the sender's socket to the recipient's:
 //!
-//! 1. [`ws::client`] — the sender's reader thread parses the frame
+//! 1. [`ws::reader`] — the sender's reader thread parses the frame
 //!    ([`ws::events`]) and calls
 //! 2. [`chat::send_message`] — the single send path (REST uses it too):
 //!    validates, then stores through
@@ -17,7 +17,7 @@
 //! 4. [`ws::hub`] — the hub thread, which queues it in the [`ws::outbox`]
 //!    of every connection of the recipient and answers the sender; each
 //!    connection's
-//! 5. writer thread ([`ws::client`]) writes it to the socket
+//! 5. writer thread ([`ws::writer`]) writes it to the socket
 //!    ([`ws::frame_writer`]).
 //!
 //! The rest:

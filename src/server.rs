@@ -15,9 +15,9 @@ use crate::fd_limit;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::repo::{SqliteStore, StoreError};
-use crate::ws::client::WRITE_WAIT;
 use crate::ws::hub::{self, HubEvent, HubHandle};
 use crate::ws::listener::WsListener;
+use crate::ws::writer::WRITE_WAIT;
 
 /// How long shutdown waits for connections to finish their last writes.
 /// A writer gives up on a stuck client after [`WRITE_WAIT`]; a little more

@@ -1,7 +1,8 @@
 //! Real-time chat over WebSocket.
 //!
 //! - [`listener`]: accepts sockets and checks the handshake (cookie, Origin).
-//! - [`client`]: one connection = one reader thread + one writer thread.
+//! - [`client`]: one connection = one reader thread + one writer thread:
+//!   [`reader`] and [`writer`], with [`exactly_once`] for sync.
 //! - [`reader_socket`]: the reader's side of the socket (handshake deadline).
 //! - [`frame_writer`]: how the writer thread puts frames on the socket.
 //! - [`hub`]: one thread that routes frames between connections.
@@ -12,10 +13,13 @@
 
 pub mod client;
 pub mod events;
+pub mod exactly_once;
 pub mod frame_writer;
 pub mod hub;
 pub mod listener;
 pub mod outbound;
 pub mod outbox;
 pub mod presence;
+pub mod reader;
 pub mod reader_socket;
+pub mod writer;

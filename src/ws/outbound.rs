@@ -1,7 +1,7 @@
 //! What a connection's writer thread is asked to do, and how the hub and a
 //! connection's threads tell each other that it is ending: the vocabulary
-//! shared by the hub (`ws::hub`), the reader and writer (`ws::client`) and
-//! the queue between them (`ws::outbox`).
+//! shared by the hub (`ws::hub`), the reader and writer (`ws::reader`,
+//! `ws::writer`) and the queue between them (`ws::outbox`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -90,7 +90,7 @@ pub enum Outbound {
     /// arrive in id order; the writer uses them to keep sync exactly-once.
     Message { id: MessageId, frame: Utf8Bytes },
     /// A `history` answer. Like sync pages, at most one is queued at a time
-    /// per connection (see `ws::client`).
+    /// per connection (see `ws::reader`).
     HistoryPage(Utf8Bytes),
     /// A page of `sync` results, filtered by the writer against what it has
     /// already sent live.
