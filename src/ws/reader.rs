@@ -21,6 +21,8 @@ use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
 use crate::models::{Page, User, UserId};
 
+/// A connection's reader: whose connection it is, the server's context,
+/// and where its answers go.
 pub(super) struct Reader {
     pub(super) id: ConnId,
     pub(super) user: User,
