@@ -9,7 +9,7 @@
 //! Follow one message from the sender's socket to the recipient's:
 //!
 //! 1. [`ws::reader`] — the sender's reader thread parses the frame
-//!    ([`ws::events`]) and calls
+//!    ([`ws::events`]) and its command (`ws/commands/send.rs`) calls
 //! 2. [`chat::send_message`] — the single send path (REST uses it too):
 //!    validates, then stores through
 //! 3. [`repo`] — the [`repo::Store`] trait and its SQLite implementation;

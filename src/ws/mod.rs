@@ -3,6 +3,7 @@
 //! - [`listener`]: accepts sockets and checks the handshake (cookie, Origin).
 //! - [`client`]: one connection = one reader thread + one writer thread:
 //!   [`reader`] and [`writer`], with [`exactly_once`] for sync.
+//! - `commands`: what each kind of client frame does, a file each.
 //! - [`reader_socket`]: the reader's side of the socket (handshake deadline).
 //! - [`frame_writer`]: how the writer thread puts frames on the socket.
 //! - [`hub`]: one thread that routes frames between connections.
@@ -12,6 +13,7 @@
 //! - [`presence`]: who is online, encoded once for every client.
 
 pub mod client;
+mod commands;
 pub mod events;
 pub mod exactly_once;
 pub mod frame_writer;

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
-use tungstenite::{Message, Utf8Bytes, WebSocket};
+use tungstenite::{Message, WebSocket};
 
+use super::commands;
 use super::events::{ClientEvent, ServerEvent};
 use super::hub::ConnId;
 use super::outbound::{CloseReason, CloseSignal, Outbound};
@@ -17,17 +18,17 @@ use super::outbox::{Outbox, PushError};
 use super::reader_socket::ReaderSocket;
 use super::writer::WRITE_WAIT;
 use crate::app::App;
-use crate::chat::{self, SendRequest};
+use crate::chat;
 use crate::metrics::Metrics;
-use crate::models::{Page, User, UserId};
+use crate::models::User;
 
 /// A connection's reader: whose connection it is, the server's context,
 /// and where its answers go.
 pub(super) struct Reader {
-    pub(super) id: ConnId,
-    pub(super) user: User,
-    pub(super) app: App,
-    pub(super) replies: Arc<Replies>,
+    pub(in crate::ws) id: ConnId,
+    pub(in crate::ws) user: User,
+    pub(in crate::ws) app: App,
+    pub(in crate::ws) replies: Arc<Replies>,
     /// Capacity 1: taken for each page queued, given back by the writer
     /// once it has written it.
     pub(super) page_slot: Sender<()>,
@@ -109,95 +110,27 @@ impl Reader {
             Ok(event) => event,
             Err(error) => return self.reply(&ServerEvent::Error { error: &error }),
         };
+        // One file per kind of frame (`ws::commands`): a new kind is a new
+        // file and one arm here.
         match event {
             ClientEvent::PrivateMessage {
                 to_user_id,
                 content,
                 client_id,
-            } => {
-                let request = SendRequest {
-                    to_user_id,
-                    content,
-                    client_id: client_id.clone(),
-                };
-                // Returns at once: the next frame is read while this one is
-                // stored. The hub answers a stored message with
-                // message_delivered / message_failed; the database writer a
-                // failed commit (through `on_sent`, which must not wait);
-                // and a send refused by the rules is answered here.
-                let replies = self.replies.clone();
-                let failed_client_id = client_id.clone();
-                let on_sent: chat::OnSent = Box::new(move |outcome| {
-                    if let Err(refused) = outcome {
-                        if let chat::ChatError::Store(store_error) = &refused {
-                            log::error!(
-                                "connection {}: storing a message: {store_error}",
-                                replies.id
-                            );
-                        }
-                        let frame = refused_send(to_user_id, failed_client_id.as_deref(), &refused);
-                        replies.queue(Outbound::Frame(frame));
-                    }
-                });
-                match chat::send_message(&self.app, &self.user, request, Some(self.id), on_sent) {
-                    Ok(()) => true,
-                    Err(refused) => {
-                        if let chat::ChatError::RateLimited(_) = refused {
-                            log::warn!(
-                                "audit: refused: message rate, user {} on connection {}",
-                                self.user.id,
-                                self.id
-                            );
-                        }
-                        self.queue(Outbound::Frame(refused_send(
-                            to_user_id,
-                            client_id.as_deref(),
-                            &refused,
-                        )))
-                    }
-                }
-            }
-            ClientEvent::Sync { after_id, limit } => {
-                match chat::sync(&self.app, self.user.id, Some(after_id), limit) {
-                    // Through the writer, which drops what it sent live.
-                    Ok((messages, has_more)) => self.queue_page(Outbound::SyncPage {
-                        after_id,
-                        messages,
-                        has_more,
-                    }),
-                    Err(e) => self.reply_error(&e, "syncing"),
-                }
-            }
+            } => commands::send::apply(self, to_user_id, content, client_id),
+            ClientEvent::Sync { after_id, limit } => commands::sync::apply(self, after_id, limit),
             ClientEvent::LoadHistory {
                 to_user_id,
                 offset,
                 before_id,
                 limit,
-            } => {
-                let page = match Page::from_request(limit, offset, before_id) {
-                    Ok(page) => page,
-                    Err(error) => return self.reply(&ServerEvent::Error { error }),
-                };
-                match chat::history(&self.app, self.user.id, to_user_id, page) {
-                    Ok(messages) => {
-                        let frame = ServerEvent::History {
-                            to_user_id,
-                            offset: offset.unwrap_or(0),
-                            before_id,
-                            messages: &messages,
-                        }
-                        .to_frame();
-                        self.queue_page(Outbound::HistoryPage(frame))
-                    }
-                    Err(e) => self.reply_error(&e, "loading history"),
-                }
-            }
+            } => commands::history::apply(self, to_user_id, offset, before_id, limit),
         }
     }
 
     /// Answers a failed request with an `error` frame; logs storage faults
     /// (the client's mistakes are not worth a log line).
-    fn reply_error(&self, error: &chat::ChatError, doing: &str) -> bool {
+    pub(in crate::ws) fn reply_error(&self, error: &chat::ChatError, doing: &str) -> bool {
         if let chat::ChatError::Store(store_error) = error {
             log::error!("connection {}: {doing}: {store_error}", self.id);
         }
@@ -210,44 +143,21 @@ impl Reader {
     /// Pages can be megabytes; without this a client that asks and never
     /// reads could park `--outbox-capacity` of them in memory. Waiting here
     /// only stalls this client's own reader.
-    fn queue_page(&self, page: Outbound) -> bool {
+    pub(in crate::ws) fn queue_page(&self, page: Outbound) -> bool {
         // Fails only when the writer has gone: the connection is over.
         self.page_slot.send(()).is_ok() && self.queue(page)
     }
 
-    fn reply(&self, event: &ServerEvent<'_>) -> bool {
+    pub(in crate::ws) fn reply(&self, event: &ServerEvent<'_>) -> bool {
         self.queue(Outbound::Frame(event.to_frame()))
     }
 
     /// Queues an answer to this client's own request, waiting while its
     /// answers fill its share of the outbox: a client that sends faster
     /// than it reads is simply read more slowly.
-    fn queue(&self, item: Outbound) -> bool {
+    pub(in crate::ws) fn queue(&self, item: Outbound) -> bool {
         self.replies.queue_own(item)
     }
-}
-
-/// The `message_failed` answer to a send that was refused before or while
-/// storing it.
-fn refused_send(
-    to_user_id: UserId,
-    client_id: Option<&str>,
-    refused: &chat::ChatError,
-) -> Utf8Bytes {
-    let retry_after_ms = match refused {
-        chat::ChatError::RateLimited(wait) => {
-            Some(wait.as_millis().try_into().unwrap_or(u64::MAX).max(1))
-        }
-        _ => None,
-    };
-    ServerEvent::MessageFailed {
-        message_id: None,
-        to_user_id,
-        client_id,
-        error: refused.code(),
-        retry_after_ms,
-    }
-    .to_frame()
 }
 
 /// The reader's way to its own connection's outbox: for its replies, and for
@@ -265,7 +175,7 @@ impl Replies {
     /// Queues a frame for the writer without waiting (from the database
     /// writer, which must not wait). A full queue means the client is not
     /// reading: close it rather than buffer without bound.
-    fn queue(&self, item: Outbound) -> bool {
+    pub(in crate::ws) fn queue(&self, item: Outbound) -> bool {
         self.outcome(self.outbox.push(item))
     }
 

@@ -1,0 +1,81 @@
+//! `private_message`: store a message and deliver it, through the one send
+//! path that REST shares ([`chat::send_message`]).
+
+use tungstenite::Utf8Bytes;
+
+use crate::chat::{self, SendRequest};
+use crate::models::UserId;
+use crate::ws::events::ServerEvent;
+use crate::ws::outbound::Outbound;
+use crate::ws::reader::Reader;
+
+/// Returns at once: the next frame is read while this one is stored. The
+/// hub answers a stored message with `message_delivered` / `message_failed`;
+/// the database writer a failed commit (through `on_sent`, which must not
+/// wait); and a send refused by the rules is answered here.
+pub(in crate::ws) fn apply(
+    reader: &Reader,
+    to_user_id: UserId,
+    content: String,
+    client_id: Option<String>,
+) -> bool {
+    let request = SendRequest {
+        to_user_id,
+        content,
+        client_id: client_id.clone(),
+    };
+    let replies = reader.replies.clone();
+    let failed_client_id = client_id.clone();
+    let on_sent: chat::OnSent = Box::new(move |outcome| {
+        if let Err(refused) = outcome {
+            if let chat::ChatError::Store(store_error) = &refused {
+                log::error!(
+                    "connection {}: storing a message: {store_error}",
+                    replies.id
+                );
+            }
+            let frame = refused_send(to_user_id, failed_client_id.as_deref(), &refused);
+            replies.queue(Outbound::Frame(frame));
+        }
+    });
+    match chat::send_message(&reader.app, &reader.user, request, Some(reader.id), on_sent) {
+        Ok(()) => true,
+        Err(refused) => {
+            if let chat::ChatError::RateLimited(_) = refused {
+                log::warn!(
+                    "audit: refused: message rate, user {} on connection {}",
+                    reader.user.id,
+                    reader.id
+                );
+            }
+            reader.queue(Outbound::Frame(refused_send(
+                to_user_id,
+                client_id.as_deref(),
+                &refused,
+            )))
+        }
+    }
+}
+
+/// The `message_failed` answer to a send that was refused before or while
+/// storing it.
+fn refused_send(
+    to_user_id: UserId,
+    client_id: Option<&str>,
+    refused: &chat::ChatError,
+) -> Utf8Bytes {
+    let retry_after_ms = match refused {
+        chat::ChatError::RateLimited(wait) => {
+            Some(wait.as_millis().try_into().unwrap_or(u64::MAX).max(1))
+        }
+        _ => None,
+    };
+    ServerEvent::MessageFailed {
+        message_id: None,
+        to_user_id,
+        client_id,
+        error: refused.code(),
+        retry_after_ms,
+    }
+    .to_frame()
+}
