@@ -176,8 +176,7 @@ impl LoginKey<'_> {
             LoginKey::StrangersToAccount(id) => format!("account:{id}"),
             LoginKey::StrangersToUnknownName(name) => {
                 let digest = crate::auth::hash_token(&name.to_lowercase());
-                let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-                format!("name:{hex}")
+                format!("name:{}", crate::auth::to_hex(&digest[..16]))
             }
         }
     }

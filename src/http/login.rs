@@ -87,11 +87,7 @@ const DEVICE_COOKIE_MAX_AGE_SECS: u64 = 365 * 24 * 3600;
 
 /// The device cookie goes only to the login endpoint: nothing else reads it.
 fn device_cookie_header(app: &App, value: &str) -> String {
-    let secure = if app.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = secure_attribute(app);
     format!(
         "{}={value}; HttpOnly; SameSite=Strict; Path=/api/login; Max-Age={DEVICE_COOKIE_MAX_AGE_SECS}{secure}",
         auth::DEVICE_COOKIE
@@ -99,12 +95,18 @@ fn device_cookie_header(app: &App, value: &str) -> String {
 }
 
 pub(super) fn session_cookie(app: &App, token: &str, max_age_secs: u64) -> String {
-    let secure = if app.config.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = secure_attribute(app);
     format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
     )
+}
+
+/// `; Secure` with `--secure-cookies` (served over HTTPS), for every cookie
+/// a login sets.
+fn secure_attribute(app: &App) -> &'static str {
+    if app.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    }
 }
