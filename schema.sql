@@ -1,4 +1,4 @@
--- Schema of the chat server, version 3.
+-- Schema of the chat server, version 4.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
 -- `repo::sqlite::schema::migrate`. This file always describes a fresh
@@ -78,4 +78,21 @@ CREATE TABLE conversations (
     PRIMARY KEY (user_id, partner_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 3;
+-- The stream of committed changes (src/changes.rs): one row per change a
+-- client must learn about, in commit order. `seq` is assigned inside the
+-- transaction that commits the change; the single writer makes it strictly
+-- increasing in commit order. AUTOINCREMENT: a seq is never handed out
+-- twice, even once old changes are pruned. A client that was away reads
+-- the rows after the last seq it saw in which it is `user_id` or
+-- `partner_id` (both sides of a 1:1 conversation see every change of it).
+CREATE TABLE changes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind       INTEGER NOT NULL, -- 1: message stored, 2: conversation read
+    user_id    INTEGER NOT NULL REFERENCES users (id), -- who made it: sender, reader
+    partner_id INTEGER NOT NULL REFERENCES users (id), -- the other side
+    message_id INTEGER NOT NULL  -- the message stored; read up to this id
+);
+CREATE INDEX changes_by_user ON changes (user_id, seq);
+CREATE INDEX changes_by_partner ON changes (partner_id, seq);
+
+PRAGMA user_version = 4;

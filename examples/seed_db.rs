@@ -136,7 +136,14 @@ fn main() {
 fn seed(args: &Args) {
     let started = Instant::now();
     // The store creates the schema; then we load with plain SQL.
-    drop(SqliteStore::open(&args.db, Durability::Normal).expect("create"));
+    drop(
+        SqliteStore::open(
+            &args.db,
+            Durability::Normal,
+            chat_server::changes::nowhere(),
+        )
+        .expect("create"),
+    );
     let mut conn = rusqlite::Connection::open(&args.db).expect("open");
     conn.execute_batch(
         "PRAGMA synchronous = OFF;
@@ -252,7 +259,12 @@ fn time(queries: usize, mut query: impl FnMut(usize)) -> String {
 }
 
 fn bench(args: &Args) {
-    let store = SqliteStore::open(&args.db, Durability::Normal).expect("open");
+    let store = SqliteStore::open(
+        &args.db,
+        Durability::Normal,
+        chat_server::changes::nowhere(),
+    )
+    .expect("open");
     let conversations = store.conversations(1).expect("conversations");
     let target = match &args.http {
         Some(base) => {

@@ -14,6 +14,7 @@
 
 use std::time::Instant;
 
+use chat_server::changes::{Origin, Written};
 use chat_server::config::Durability;
 use chat_server::models::NewMessage;
 use chat_server::repo::{SqliteStore, Store, tune_writer};
@@ -124,14 +125,15 @@ fn raw_inserts(args: &Args, durability: Durability) -> f64 {
 fn store_inserts(args: &Args, durability: Durability) -> f64 {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("store.db");
-    let store = SqliteStore::open(&path, durability).expect("open");
+    // The hub's side of the store: every committed change arrives here.
+    let (sink, committed) = crossbeam_channel::unbounded();
+    let store = SqliteStore::open(&path, durability, sink).expect("open");
     users(
         &rusqlite::Connection::open(&path).expect("open"),
         args.users,
     );
-    // Like the server's WebSocket readers: queue without waiting, hear each
-    // outcome on the writer thread.
-    let (done, outcomes) = crossbeam_channel::unbounded();
+    // Like the server's WebSocket readers: queue without waiting; each
+    // outcome reaches the change sink, as it reaches the hub.
     let start = Instant::now();
     for i in 0..args.messages {
         let (from, to) = pair(i, args.users);
@@ -141,16 +143,19 @@ fn store_inserts(args: &Args, durability: Durability) -> f64 {
             content: "123456789".into(),
             created_at: chrono::Utc::now(),
             client_id: None,
+            sender_nickname: String::new(),
         };
-        let done = done.clone();
-        store.insert_message(
-            new,
-            Box::new(move |outcome| {
-                let _ = done.send(outcome.is_ok());
-            }),
-        );
+        let origin = Origin::Connection {
+            conn: 1,
+            client_id: None,
+        };
+        store.insert_message(new, origin, None);
     }
-    let stored = outcomes.iter().take(args.messages).filter(|ok| *ok).count();
+    let stored = committed
+        .iter()
+        .take(args.messages)
+        .filter(|written| matches!(written, Written::Committed(_)))
+        .count();
     assert_eq!(stored, args.messages, "every message stored");
     args.messages as f64 / start.elapsed().as_secs_f64()
 }

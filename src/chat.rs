@@ -5,14 +5,12 @@
 //! same whichever way a message comes in. Reading history and catching up
 //! after a reconnect have single entry points too: [`history`], [`sync`].
 
-use std::sync::atomic::Ordering;
-
 use chrono::Utc;
 
 use crate::app::App;
-use crate::models::{Message, NewMessage, Page, User, UserId};
-use crate::repo::{OnStored, StoreError, Stored};
-use crate::ws::hub::{AckTo, ConnId, HubEvent};
+use crate::changes::{Change, Origin, Seq};
+use crate::models::{Message, MessageId, NewMessage, Page, User, UserId};
+use crate::repo::{ReadMark, Reply, Store, StoreError, Stored, wait_for_reply};
 
 /// Longest message, in characters (Unicode scalar values, not bytes).
 pub const MAX_CONTENT_CHARS: usize = 4000;
@@ -47,6 +45,15 @@ pub enum ChatError {
 }
 
 impl ChatError {
+    /// A storage failure in the words of a send: an unknown recipient is the
+    /// client's mistake, anything else the server's.
+    pub fn from_store(error: StoreError) -> ChatError {
+        match error {
+            StoreError::UnknownUser => ChatError::UnknownUser,
+            other => ChatError::Store(other),
+        }
+    }
+
     /// The machine-readable code of a WebSocket `message_failed` frame.
     pub fn code(&self) -> &'static str {
         match self {
@@ -69,87 +76,37 @@ pub struct SendRequest {
     pub client_id: Option<String>,
 }
 
-/// Hears how a send ended: the stored message, or why it was refused.
-/// Called exactly once: right away for a refused request, otherwise on the
-/// database writer thread after the commit, once the hub has the message.
-/// It must not block.
-pub type OnSent = Box<dyn FnOnce(Result<Stored, ChatError>) + Send>;
-
-/// Validates a message, queues it for storage, and returns without waiting;
-/// once it is committed it goes to the hub for live delivery, then
-/// `on_sent` hears the outcome. A message refused by the rules (empty, too
-/// long, over the rate...) is refused here, as an `Err`, on the caller's
-/// thread, and `on_sent` is not called.
+/// Validates a message and queues it for storage; returns without waiting.
+/// A message refused by the rules (empty, too long, over the rate...) is
+/// refused here, as an `Err`, on the caller's thread, and nothing is queued.
 ///
-/// `origin` is the WebSocket connection that sent it, if any: the hub sends
-/// that connection its `message_delivered` / `message_failed` answer and
-/// skips it when echoing to the sender's other connections.
-///
-/// The hand-off to the hub happens on the database writer thread right
-/// after the commit, so the hub sees messages in id order, and before
-/// `on_sent` runs: a caller that acknowledges the message never
-/// acknowledges one that could still be lost. A repeated `client_id` stores
-/// nothing and returns the original message (`Stored::created` = false);
-/// the hub then only answers the sender.
+/// Once it is committed, the database writer hands the change to the hub
+/// (`changes::Written`), which delivers it live and answers `origin` when
+/// that is a WebSocket connection (`message_delivered` / `message_failed`),
+/// in commit order: the order in which every connection receives messages.
+/// Then `reply`, if given, gets the outcome. A repeated `client_id` stores
+/// nothing and returns the original message (`Stored::seq` = `None`); the
+/// hub then only answers the sender.
 pub fn send_message(
     app: &App,
     sender: &User,
     request: SendRequest,
-    origin: Option<ConnId>,
-    on_sent: OnSent,
+    origin: Origin,
+    reply: Option<Reply<Stored>>,
 ) -> Result<(), ChatError> {
-    let metrics = app.metrics.clone();
-    let on_sent: OnSent = Box::new(move |result| {
-        match &result {
-            Ok(stored) if stored.created => {
-                metrics.messages_stored.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(_) => {}
-            Err(e) => metrics.count_failure(e.code()),
-        }
-        on_sent(result);
-    });
     if let Err(refused) = check(app, sender, &request) {
         app.metrics.count_failure(refused.code());
         return Err(refused);
     }
-
-    let hub = app.hub.clone();
-    let sender_nickname = sender.nickname.clone();
-    let ack = origin.map(|conn| AckTo {
-        conn,
-        client_id: request.client_id.clone(),
-    });
-    let deliver: OnStored = Box::new(move |outcome| {
-        let stored = match outcome {
-            Ok(stored) => stored,
-            Err(StoreError::UnknownUser) => return on_sent(Err(ChatError::UnknownUser)),
-            Err(other) => return on_sent(Err(ChatError::Store(other))),
-        };
-        let queued = hub.send(HubEvent::Deliver {
-            message: stored.message.clone(),
-            sender_nickname,
-            ack,
-            fan_out: stored.created,
-        });
-        if !queued {
-            // Only during shutdown. The message is stored; clients get it
-            // through sync when they reconnect.
-            log::debug!(
-                "message {} stored while the hub was stopping",
-                stored.message.id
-            );
-        }
-        on_sent(Ok(stored));
-    });
     let new = NewMessage {
         sender_id: sender.id,
         receiver_id: request.to_user_id,
         content: request.content,
         created_at: Utc::now(),
         client_id: request.client_id,
+        sender_nickname: sender.nickname.clone(),
     };
-    app.store.insert_message(new, deliver);
+    app.store.insert_message(new, origin, reply);
     Ok(())
 }
 
@@ -161,14 +118,17 @@ pub fn send_message_and_wait(
     request: SendRequest,
 ) -> Result<Stored, ChatError> {
     let mut refused = None;
-    let outcome = crate::wait::wait_for(|on_sent| {
-        refused = send_message(app, sender, request, None, on_sent).err();
+    let outcome = wait_for_reply(|reply| {
+        refused = send_message(app, sender, request, Origin::Request, Some(reply)).err();
     });
-    match (refused, outcome) {
-        (Some(refused), _) => Err(refused),
-        (None, Some(outcome)) => outcome,
-        (None, None) => Err(ChatError::Store(StoreError::Closed)),
+    if let Some(refused) = refused {
+        return Err(refused); // counted by send_message
     }
+    let outcome = outcome.map_err(ChatError::from_store);
+    if let Err(e) = &outcome {
+        app.metrics.count_failure(e.code());
+    }
+    outcome
 }
 
 /// The rules a send must pass before it is stored.
@@ -212,14 +172,14 @@ fn is_visible(c: char) -> bool {
 /// An unknown partner is an error rather than an empty page, so a typo in a
 /// user id does not look like an empty conversation.
 pub fn history(
-    app: &App,
+    store: &dyn Store,
     me: UserId,
     partner: UserId,
     page: Page,
 ) -> Result<Vec<Message>, ChatError> {
-    let messages = app.store.history(me, partner, page)?;
+    let messages = store.history(me, partner, page)?;
     // Only an empty page needs the extra lookup.
-    if messages.is_empty() && app.store.user(partner)?.is_none() {
+    if messages.is_empty() && store.user(partner)?.is_none() {
         return Err(ChatError::UnknownUser);
     }
     Ok(messages)
@@ -229,7 +189,7 @@ pub fn history(
 /// page at a time; and whether more remain. A client that remembers the
 /// last id it saw catches up with this after a reconnect.
 pub fn sync(
-    app: &App,
+    store: &dyn Store,
     me: UserId,
     after_id: Option<i64>,
     limit: Option<i64>,
@@ -243,12 +203,50 @@ pub fn sync(
         }
         None => return Err(ChatError::BadParameter("after_id is required")),
     };
-    let limit = match limit {
-        None => SYNC_DEFAULT_LIMIT,
-        Some(l) if (1..=i64::from(SYNC_MAX_LIMIT)).contains(&l) => l as u32,
-        Some(_) => return Err(ChatError::BadParameter("limit must be between 1 and 500")),
+    let limit = sync_limit(limit)?;
+    Ok(store.sync(me, after_id, limit)?)
+}
+
+/// Every change visible to `me` with a `seq` above `since`, in `seq` order,
+/// one page at a time; and whether more remain. A client that remembers the
+/// last `seq` it saw catches up with this on every kind of change.
+pub fn changes_since(
+    store: &dyn Store,
+    me: UserId,
+    since: Option<i64>,
+    limit: Option<i64>,
+) -> Result<(Vec<(Seq, Change)>, bool), ChatError> {
+    let since = match since {
+        Some(seq) if seq >= 0 => seq,
+        Some(_) => return Err(ChatError::BadParameter("since must be 0 or a seq")),
+        None => return Err(ChatError::BadParameter("since is required")),
     };
-    Ok(app.store.sync(me, after_id, limit)?)
+    let limit = sync_limit(limit)?;
+    Ok(store.changes_since(me, since, limit)?)
+}
+
+/// Marks the messages of `partner` to `me` read up to `up_to` (default: the
+/// newest). The change reaches every connection of both users through the
+/// hub before this returns.
+pub fn mark_read(
+    app: &App,
+    me: UserId,
+    partner: UserId,
+    up_to: Option<MessageId>,
+    origin: Origin,
+) -> Result<ReadMark, ChatError> {
+    if up_to.is_some_and(|id| id < 1) {
+        return Err(ChatError::BadParameter("up_to_id must be a message id"));
+    }
+    Ok(app.store.mark_read(me, partner, up_to, origin)?)
+}
+
+fn sync_limit(limit: Option<i64>) -> Result<u32, ChatError> {
+    match limit {
+        None => Ok(SYNC_DEFAULT_LIMIT),
+        Some(l) if (1..=i64::from(SYNC_MAX_LIMIT)).contains(&l) => Ok(l as u32),
+        Some(_) => Err(ChatError::BadParameter("limit must be between 1 and 500")),
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,15 @@ pub struct Config {
     /// Threads serving HTTP requests.
     #[arg(long, env = "CHAT_HTTP_THREADS", default_value_t = 8)]
     pub http_threads: usize,
+
+    /// Threads answering WebSocket history and sync requests.
+    #[arg(long, env = "CHAT_QUERY_THREADS", default_value_t = 4)]
+    pub query_threads: usize,
+
+    /// WebSocket history and sync requests that may wait for a query
+    /// thread; beyond that a client is told to retry (`retry_after_ms`).
+    #[arg(long, env = "CHAT_QUERY_QUEUE", default_value_t = 256)]
+    pub query_queue: usize,
 }
 
 /// SQLite's `synchronous` setting, in the words of `--durability`.
@@ -191,8 +200,19 @@ impl Config {
         if self.ping_period().is_zero() {
             return Err("--ping-interval must be above zero".into());
         }
-        if self.outbox_capacity == 0 || self.http_threads == 0 {
-            return Err("--outbox-capacity and --http-threads must be at least 1".into());
+        if [
+            self.outbox_capacity,
+            self.http_threads,
+            self.query_threads,
+            self.query_queue,
+        ]
+        .contains(&0)
+        {
+            return Err(
+                "--outbox-capacity, --http-threads, --query-threads and --query-queue \
+                        must be at least 1"
+                    .into(),
+            );
         }
         let rates = [self.message_rate, self.login_rate, self.register_rate];
         if rates.iter().any(|r| !r.is_finite() || *r < 0.0) {

@@ -12,8 +12,10 @@
 //!    ([`ws::events`]) and its command (`ws/commands/send.rs`) calls
 //! 2. [`chat::send_message`] — the single send path (REST uses it too):
 //!    validates, then stores through
-//! 3. [`repo`] — the [`repo::Store`] trait and its SQLite implementation;
-//!    once committed, the message goes to
+//! 3. [`repo`] — the [`repo::Store`] trait and its SQLite implementation:
+//!    the database writer stores it and gives the change its `seq`; once
+//!    committed, the change ([`changes`]) goes on the hub's
+//!    private-message channel to
 //! 4. [`ws::hub`] — the hub thread, which queues it in the [`ws::outbox`]
 //!    of every connection of the recipient and answers the sender; each
 //!    connection's
@@ -25,6 +27,7 @@
 //! - [`server`]: [`Server::start`] wires everything; [`ServerHandle`] stops it.
 //! - [`http`]: REST endpoints on tiny_http, and the web client (`src/web/`).
 //! - [`ws::listener`]: the WebSocket handshake (session cookie, Origin).
+//! - [`ws::queries`]: the threads that answer history and sync requests.
 //! - [`auth`]: password hashing, session tokens, input rules.
 //! - [`origin`]: which browser origins may call us (CSRF, CSWSH).
 //! - [`limits`]: rate limits, login back-off, connection caps.
@@ -33,10 +36,10 @@
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
 //! - [`app`]: the context shared by all threads.
-//! - [`wait`]: waiting for an answer that comes through a callback.
 
 pub mod app;
 pub mod auth;
+pub mod changes;
 pub mod chat;
 pub mod config;
 pub mod fd_limit;
@@ -47,7 +50,6 @@ pub mod models;
 pub mod origin;
 pub mod repo;
 pub mod server;
-pub mod wait;
 pub mod ws;
 
 pub use config::Config;

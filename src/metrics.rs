@@ -102,6 +102,8 @@ pub struct Metrics {
     pub send_failures: Vec<AtomicU64>,
     /// Connections closed because their outbound queue was full.
     pub outbox_drops: AtomicU64,
+    /// History and sync requests refused because the query pool was full.
+    pub queries_refused: AtomicU64,
     /// Time the hub spends on one event.
     pub hub_event_seconds: Histogram,
 }
@@ -115,6 +117,7 @@ impl Default for Metrics {
             messages_delivered: AtomicU64::new(0),
             send_failures: FAILURE_REASONS.iter().map(|_| AtomicU64::new(0)).collect(),
             outbox_drops: AtomicU64::new(0),
+            queries_refused: AtomicU64::new(0),
             hub_event_seconds: Histogram::new(SECONDS_BUCKETS),
         }
     }
@@ -171,6 +174,12 @@ impl Metrics {
             "chat_outbox_drops_total",
             "Connections closed because they did not read (outbound queue full).",
             load(&self.outbox_drops),
+        );
+        render_counter(
+            out,
+            "chat_queries_refused_total",
+            "WebSocket history and sync requests refused (query pool full; told to retry).",
+            load(&self.queries_refused),
         );
         render_gauge(
             out,

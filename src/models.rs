@@ -53,6 +53,9 @@ pub struct NewMessage {
     pub created_at: DateTime<Utc>,
     /// The sender's tag for this send; a repeat of it stores nothing new.
     pub client_id: Option<String>,
+    /// The sender's nickname, for the change's frame (not stored with the
+    /// message: it is the user's).
+    pub sender_nickname: String,
 }
 
 /// One row of `GET /api/conversations`, before the hub adds `online`.

@@ -14,9 +14,10 @@ use crate::config::Config;
 use crate::fd_limit;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
-use crate::repo::{SqliteStore, StoreError};
-use crate::ws::hub::{self, HubEvent, HubHandle};
+use crate::repo::{SqliteStore, Store, StoreError};
+use crate::ws::hub::{self, Control, HubHandle};
 use crate::ws::listener::WsListener;
+use crate::ws::queries::QueryPool;
 use crate::ws::writer::WRITE_WAIT;
 
 /// How long shutdown waits for connections to finish their last writes.
@@ -72,8 +73,7 @@ impl Server {
                 config.max_http_connections
             );
         }
-        let store = Arc::new(SqliteStore::open(&config.db, config.durability)?);
-
+        let core = Core::start(&config)?;
         let bind_error = |reason: String| StartError::Bind {
             addr: config.addr.clone(),
             reason,
@@ -93,8 +93,12 @@ impl Server {
         })?;
         let ws_addr = ws_socket.local_addr()?;
 
-        let metrics = Arc::new(Metrics::default());
-        let (hub, hub_thread) = hub::spawn(metrics.clone())?;
+        let Core {
+            store,
+            hub,
+            hub_thread,
+            metrics,
+        } = core;
         let device_key = DeviceKey::generate().map_err(|e| StartError::Random(e.to_string()))?;
         let (app, all_done) = App::new(
             config,
@@ -121,6 +125,43 @@ impl Server {
                 hub_thread,
                 all_done,
             }),
+        })
+    }
+}
+
+/// The server's core, wired: the store, the hub with its query pool, and
+/// the numbers they keep. What a server needs before it opens sockets (and
+/// what a harness needs that drives the handlers without any).
+pub struct Core {
+    pub store: Arc<dyn Store>,
+    pub hub: HubHandle,
+    pub hub_thread: JoinHandle<()>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Core {
+    pub fn start(config: &Config) -> Result<Core, StartError> {
+        // The hub's channels first: the store emits committed changes on
+        // one of them.
+        let (hub, change_sink, hub_inbox) = hub::channels();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+            &config.db,
+            config.durability,
+            change_sink,
+        )?);
+        let metrics = Arc::new(Metrics::default());
+        let queries = QueryPool::spawn(
+            store.clone(),
+            metrics.clone(),
+            config.query_threads,
+            config.query_queue,
+        )?;
+        let hub_thread = hub::spawn(hub_inbox, queries, metrics.clone())?;
+        Ok(Core {
+            store,
+            hub,
+            hub_thread,
+            metrics,
         })
     }
 }
@@ -197,7 +238,7 @@ impl ServerHandle {
         };
         running.http.stop();
         running.ws_listener.stop();
-        running.hub.send(HubEvent::Shutdown);
+        running.hub.control(Control::Shutdown);
         let _ = running.hub_thread.join();
         // Every connection thread holds a clone of `alive`; the channel
         // disconnects when the last one ends.

@@ -14,7 +14,12 @@ const DAVE: i64 = 4;
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("p.db"), Durability::Normal).expect("open");
+    let store = SqliteStore::open(
+        &dir.path().join("p.db"),
+        Durability::Normal,
+        chat_server::changes::nowhere(),
+    )
+    .expect("open");
     for name in ["alice", "bob", "carol", "dave"] {
         store
             .create_user(name, &format!("{name}@x"), "hash")
@@ -31,6 +36,7 @@ fn send(store: &SqliteStore, from: i64, to: i64) -> i64 {
         // Equal timestamps on purpose: order must come from ids alone.
         created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("time"),
         client_id: None,
+        sender_nickname: String::new(),
     };
     insert_message_and_wait(store, new)
         .expect("insert")

@@ -6,17 +6,21 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, Ws, handshake_status, pm};
+use common::{TestServer, TwoOnline, Ws, handshake_status, pm};
 use serde_json::{Value, json};
 use tungstenite::Message;
 
 #[test]
 fn two_users_chat_live_with_delivery_answers() {
     let server = TestServer::start();
-    let (alice, alice_id) = server.user("alice");
-    let (bob, bob_id) = server.user("bob");
-    let (mut alice_ws, _) = Ws::connect(&server, &alice);
-    let (mut bob_ws, _) = Ws::connect(&server, &bob);
+    let TwoOnline {
+        alice,
+        alice_id,
+        mut alice_ws,
+        bob_id,
+        mut bob_ws,
+        ..
+    } = TwoOnline::new(&server);
 
     alice_ws.send_json(&pm(bob_id, "hello bob", "c-1"));
     let received = bob_ws.recv_type("private_message");
@@ -60,11 +64,12 @@ fn two_users_chat_live_with_delivery_answers() {
 #[test]
 fn messages_arrive_in_order_and_every_send_is_answered() {
     let server = TestServer::start();
-    let (alice, _) = server.user("alice");
-    let (bob, bob_id) = server.user("bob");
-    let (mut alice_ws, _) = Ws::connect(&server, &alice);
-    let (mut bob_ws, _) = Ws::connect(&server, &bob);
-    alice_ws.await_presence(&[bob_id], true);
+    let TwoOnline {
+        mut alice_ws,
+        bob_id,
+        mut bob_ws,
+        ..
+    } = TwoOnline::new(&server);
     const N: usize = 200;
     for i in 0..N {
         alice_ws.send_json(&pm(bob_id, &format!("m{i}"), &format!("c{i}")));
@@ -352,11 +357,12 @@ fn history_over_websocket_uses_the_rest_paging_rules() {
 #[test]
 fn bad_frames_get_error_frames_and_the_connection_stays_open() {
     let server = TestServer::start();
-    let (alice, _) = server.user("alice");
-    let (bob, bob_id) = server.user("bob");
-    let (mut ws, _) = Ws::connect(&server, &alice);
-    let (mut bob_ws, _) = Ws::connect(&server, &bob);
-    ws.await_presence(&[bob_id], true);
+    let TwoOnline {
+        alice_ws: mut ws,
+        bob_id,
+        mut bob_ws,
+        ..
+    } = TwoOnline::new(&server);
     let bad_frames = [
         "not json at all".to_string(),
         "{}".to_string(),

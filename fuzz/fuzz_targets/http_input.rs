@@ -4,14 +4,12 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use chat_server::app::App;
 use chat_server::config::Config;
 use chat_server::http::{HttpRequest, HttpResponse, route};
-use chat_server::metrics::Metrics;
-use chat_server::repo::SqliteStore;
-use chat_server::ws::hub;
+use chat_server::server::Core;
 use tiny_http::Method;
 
 pub struct Fixture {
@@ -32,9 +30,12 @@ pub fn fixture() -> &'static Fixture {
         config.login_rate = 0.0;
         config.register_rate = 0.0;
         config.login_free_failures = u32::MAX;
-        let store = Arc::new(SqliteStore::open(&config.db, config.durability).expect("store"));
-        let metrics = Arc::new(Metrics::default());
-        let (hub, _thread) = hub::spawn(metrics.clone()).expect("hub");
+        let Core {
+            store,
+            hub,
+            metrics,
+            ..
+        } = Core::start(&config).expect("core");
         let addr: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
         let device_key = chat_server::auth::DeviceKey::generate().expect("rng");
         let (app, _all_done) = App::new(config, store, hub, metrics, addr, addr, device_key);

@@ -14,10 +14,11 @@ use super::{
 };
 use crate::app::App;
 use crate::auth;
+use crate::changes::Origin;
 use crate::chat::{self, ChatError, SendRequest};
 use crate::models::{Message, Page, UserId};
 use crate::repo::StoreError;
-use crate::ws::hub::HubEvent;
+use crate::ws::hub::Control;
 
 type Handler = fn(&App, &HttpRequest) -> Result<Reply, ApiError>;
 
@@ -279,7 +280,7 @@ fn logout(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     // Wait (briefly) until the hub has closed the session's sockets: after
     // this answer, none of them acts on another frame.
     let (closed, all_closed) = crossbeam_channel::bounded(1);
-    if app.hub.send(HubEvent::CloseSession {
+    if app.hub.control(Control::CloseSession {
         session: session_id,
         closed,
     }) && all_closed.recv_timeout(LOGOUT_CLOSE_WAIT).is_err()
@@ -328,7 +329,7 @@ fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let stored = chat::send_message_and_wait(app, &user, send).map_err(chat_error)?;
     // 201 for a new message; 200 for a repeated client_id, which stored
     // nothing and returns the original.
-    let status = if stored.created { 201 } else { 200 };
+    let status = if stored.created() { 201 } else { 200 };
     Ok(Reply::with_status(
         status,
         json!({ "message": stored.message }),
@@ -355,35 +356,65 @@ fn history(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         query_i64(query, "before_id")?,
     )
     .map_err(ApiError::bad_request)?;
-    let messages = chat::history(app, user.id, partner, page).map_err(chat_error)?;
+    let messages = chat::history(&*app.store, user.id, partner, page).map_err(chat_error)?;
     Ok(Reply::ok(json!({ "messages": messages })))
 }
 
+/// `since` (a seq): every change after it. `after_id`, the older form:
+/// every message after it. Exactly one of the two.
 fn sync(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let query = request.query.as_str();
-    let (messages, has_more) = chat::sync(
-        app,
-        user.id,
-        query_i64(query, "after_id")?,
-        query_i64(query, "limit")?,
-    )
-    .map_err(chat_error)?;
-    Ok(Reply::ok(
-        json!({ "messages": messages, "has_more": has_more }),
-    ))
+    let limit = query_i64(query, "limit")?;
+    match (query_i64(query, "after_id")?, query_i64(query, "since")?) {
+        (after_id @ Some(_), None) => {
+            let (messages, has_more) =
+                chat::sync(&*app.store, user.id, after_id, limit).map_err(chat_error)?;
+            Ok(Reply::ok(
+                json!({ "messages": messages, "has_more": has_more }),
+            ))
+        }
+        (None, since @ Some(_)) => {
+            let (changes, has_more) =
+                chat::changes_since(&*app.store, user.id, since, limit).map_err(chat_error)?;
+            let next_since = changes.last().map_or(since, |(seq, _)| Some(*seq));
+            let changes: Vec<_> = changes
+                .iter()
+                .map(|(seq, change)| change.frame(*seq))
+                .collect();
+            Ok(Reply::ok(json!({
+                "changes": changes,
+                "has_more": has_more,
+                "next_since": next_since,
+            })))
+        }
+        _ => Err(ApiError::bad_request(
+            "give either since (a seq) or after_id (a message id)",
+        )),
+    }
 }
 
 #[derive(Deserialize)]
 struct MarkReadBody {
     user_id: i64,
+    #[serde(default)]
+    up_to_id: Option<i64>,
 }
 
+/// Same path as the WebSocket's `mark_read`: the change reaches every
+/// connection of both users before this answers.
 fn mark_read(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let body: MarkReadBody = read_json(request)?;
-    let marked = app.store.mark_read(user.id, body.user_id)?;
-    Ok(Reply::ok(json!({ "marked": marked })))
+    let mark = chat::mark_read(app, user.id, body.user_id, body.up_to_id, Origin::Request)
+        .map_err(chat_error)?;
+    Ok(Reply::ok(json!({
+        "marked": mark.marked,
+        "reader_id": user.id,
+        "partner_id": body.user_id,
+        "up_to_id": mark.up_to_id,
+        "seq": mark.seq,
+    })))
 }
 
 fn unread_count(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {

@@ -9,8 +9,12 @@
 //! the answer (an HTTP worker or a WebSocket reader), never from the hub, so
 //! a slow query delays one request and nobody else. Writes return only after
 //! their transaction has committed. The exception is the hot path,
-//! [`Store::insert_message`]: it queues the message and calls back once it
-//! is committed, so a WebSocket reader can read its next frame meanwhile.
+//! [`Store::insert_message`]: it queues the message and returns, so a
+//! WebSocket reader can read its next frame meanwhile.
+//!
+//! Every write a client must learn about is a change ([`crate::changes`]):
+//! once committed, the store emits it on the change sink it was opened
+//! with (the hub's private-message channel), in commit order.
 
 mod sqlite;
 
@@ -18,7 +22,10 @@ pub use sqlite::{SqliteStore, tune_writer};
 
 use chrono::{DateTime, Utc};
 
-use crate::models::{Conversation, Message, NewMessage, Page, Session, SessionId, User, UserId};
+use crate::changes::{Change, Origin, Seq};
+use crate::models::{
+    Conversation, Message, MessageId, NewMessage, Page, Session, SessionId, User, UserId,
+};
 
 /// What can go wrong in storage, in the words callers branch on.
 #[derive(Debug, thiserror::Error)]
@@ -53,26 +60,53 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub message: Message,
-    /// `false` when the sender had already used this `client_id`: `message`
-    /// is the one stored the first time, and nothing new was stored.
-    pub created: bool,
+    /// The change that stored it; `None` when the sender had already used
+    /// this `client_id`: `message` is then the one stored the first time,
+    /// and nothing new was stored.
+    pub seq: Option<Seq>,
 }
 
-/// Receives the outcome of [`Store::insert_message`] once its transaction
-/// has committed (or failed), in commit (= id) order. The chat path hands
-/// the message to the hub here, so every connection receives messages in id
-/// order. It must not block: later commits wait for it.
-pub type OnStored = Box<dyn FnOnce(Result<Stored, StoreError>) + Send>;
+impl Stored {
+    /// Whether this write stored the message (not a repeated `client_id`).
+    pub fn created(&self) -> bool {
+        self.seq.is_some()
+    }
+}
+
+/// Where a caller that waits for a write gets its outcome: a channel, so
+/// that the answer crosses threads as a value.
+pub type Reply<T> = crossbeam_channel::Sender<Result<T, StoreError>>;
+
+/// The outcome of marking a conversation read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadMark {
+    /// The conversation is now read up to this message id (0: no message).
+    pub up_to_id: MessageId,
+    /// How many of the partner's messages became read.
+    pub marked: usize,
+    /// The change that moved the watermark; `None` when nothing moved (it
+    /// never moves backwards).
+    pub seq: Option<Seq>,
+}
+
+/// Calls `start` with a [`Reply`] and waits for the answer sent on it: the
+/// one way a caller with nothing to do meanwhile (a REST handler, a tool)
+/// waits for a write. [`StoreError::Closed`] when the reply was dropped
+/// unanswered (the store is shutting down).
+pub fn wait_for_reply<T>(start: impl FnOnce(Reply<T>)) -> Result<T, StoreError> {
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    start(reply);
+    answer.recv().unwrap_or(Err(StoreError::Closed))
+}
 
 /// Stores a message and waits until it is committed: for callers with
-/// nothing to do meanwhile and nobody to tell (tools, tests). The chat path
-/// uses [`Store::insert_message`] directly.
+/// nothing to do meanwhile (REST, tools, tests). Live delivery is the
+/// change sink's business, as for every write.
 pub fn insert_message_and_wait(
     store: &dyn Store,
     message: NewMessage,
 ) -> Result<Stored, StoreError> {
-    crate::wait::wait_for(|done| store.insert_message(message, done))
-        .unwrap_or(Err(StoreError::Closed))
+    wait_for_reply(|reply| store.insert_message(message, Origin::Request, Some(reply)))
 }
 
 /// A user and their stored password hash, for checking a login.
@@ -114,11 +148,12 @@ pub trait Store: Send + Sync {
     -> Result<Option<Session>, StoreError>;
     fn delete_session(&self, id: SessionId) -> Result<(), StoreError>;
 
-    /// Queues a message to be stored, with both sides' conversation rows, in
-    /// one transaction, unless the sender already used its `client_id`; and
-    /// returns. `done` gets the outcome once the transaction has committed.
-    /// Waits only while the store's queue is full (back-pressure).
-    fn insert_message(&self, message: NewMessage, done: OnStored);
+    /// Queues a message to be stored, with both sides' conversation rows and
+    /// its change, in one transaction, unless the sender already used its
+    /// `client_id`; and returns. Once the transaction has committed, the
+    /// change sink hears of it ([`Written`]), then `reply`, if any, gets the
+    /// outcome. Waits only while the store's queue is full (back-pressure).
+    fn insert_message(&self, message: NewMessage, origin: Origin, reply: Option<Reply<Stored>>);
     /// One page of the conversation between `me` and `partner`, oldest first.
     fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError>;
     /// Messages sent or received by `me` with an id above `after_id`, in id
@@ -129,9 +164,25 @@ pub trait Store: Send + Sync {
         after_id: i64,
         limit: u32,
     ) -> Result<(Vec<Message>, bool), StoreError>;
-    /// Marks every message from `partner` to `me` as read; returns how many
-    /// changed.
-    fn mark_read(&self, me: UserId, partner: UserId) -> Result<usize, StoreError>;
+    /// The changes `me` may see with a `seq` above `since`, in `seq` order,
+    /// at most `limit`; and whether more remain.
+    fn changes_since(
+        &self,
+        me: UserId,
+        since: Seq,
+        limit: u32,
+    ) -> Result<(Vec<(Seq, Change)>, bool), StoreError>;
+    /// Marks the messages from `partner` to `me` read up to `up_to` (the
+    /// newest message when `None`, or when `up_to` is beyond it), never
+    /// backwards. Waits for the commit; a watermark that moved is a change,
+    /// which the change sink hears of first.
+    fn mark_read(
+        &self,
+        me: UserId,
+        partner: UserId,
+        up_to: Option<MessageId>,
+        origin: Origin,
+    ) -> Result<ReadMark, StoreError>;
     /// Unread messages to `me` over all conversations.
     fn unread_count(&self, me: UserId) -> Result<i64, StoreError>;
     /// One row per partner of `me`, newest conversation first.

@@ -3,9 +3,9 @@
 //!
 //! ```text
 //!   socket ──► reader ──► chat::send_message ──► store ──► hub ──┐
-//!                 │                                             │
-//!                 └── own replies (errors, history) ──┐         │
-//!                                                     ▼         ▼
+//!                 │ └── history, sync ──► hub ──► query pool ──┐ │
+//!                 └── own replies (errors) ──────────┐         │ │
+//!                                                    ▼         ▼ ▼
 //!   socket ◄────────────────────────────── writer ◄── outbox (bounded)
 //! ```
 //!
@@ -24,15 +24,15 @@ use tungstenite::WebSocket;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::frame_writer::FrameWriter;
-use super::hub::{ConnHandle, ConnId, HubEvent};
-use super::outbound::CloseSignal;
+use super::hub::{ConnHandle, ConnId};
+use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox;
 use super::presence::PresenceForm;
 use super::reader::{Reader, Replies};
 use super::reader_socket::ReaderSocket;
 use super::writer::{WRITE_WAIT, WriterQueues, WriterSettings, write_loop};
 use crate::app::App;
-use crate::models::Session;
+use crate::models::{Session, SessionId};
 
 /// Largest text frame or message a client may send. Chat messages are at
 /// most 4,000 characters (16 KiB of UTF-8 plus JSON escaping); 64 KiB leaves
@@ -69,6 +69,7 @@ pub fn reader_config() -> WebSocketConfig {
 pub fn serve(
     mut ws: WebSocket<ReaderSocket>,
     session: Session,
+    token_hash: [u8; 32],
     presence_form: PresenceForm,
     app: App,
 ) {
@@ -124,14 +125,17 @@ pub fn serve(
         return;
     }
 
-    let registered = app.hub.send(HubEvent::Register(ConnHandle {
+    // Tests pause here to log out between the handshake's session check
+    // and the registration (tests/logout_race.rs).
+    fail::fail_point!("ws::before_register");
+    let registered = app.hub.register(ConnHandle {
         id,
         user_id: user.id,
         nickname: user.nickname.clone(),
         session_id,
         outbox: outbox.clone(),
         close_signal: close_signal.clone(),
-    }));
+    });
     if !registered {
         return; // the server is shutting down
     }
@@ -141,6 +145,17 @@ pub fn serve(
         id,
         hub: app.hub.clone(),
     };
+    // The session was checked before registering; a logout may have come
+    // in between, and its close went to the hub before this connection
+    // was there to be closed. Checked again now that it is registered: a
+    // logout after this point finds it in the hub (the register channel
+    // goes first), one before it is seen here.
+    if !session_still_valid(&app, session_id, &token_hash) {
+        log::debug!("connection {id}: session ended during the handshake");
+        close_signal.close(CloseReason::LoggedOut);
+        let _ = outbox.push(Outbound::Close(CloseReason::LoggedOut));
+        return;
+    }
     log::debug!("connection {id}: user {} connected", user.id);
 
     let replies = Arc::new(Replies {
@@ -162,6 +177,19 @@ pub fn serve(
     log::debug!("connection {id}: closed");
 }
 
+/// Whether the session this connection was opened with still exists. A
+/// database error counts as valid: the connection then ends with its
+/// session or at the next logout, as before the check.
+fn session_still_valid(app: &App, session: SessionId, token_hash: &[u8; 32]) -> bool {
+    match app.store.session(token_hash, chrono::Utc::now()) {
+        Ok(found) => found.is_some_and(|s| s.id == session),
+        Err(e) => {
+            log::error!("websocket: checking the session again: {e}");
+            true
+        }
+    }
+}
+
 /// A connection's membership in the hub, ended on drop.
 struct Registration {
     id: ConnId,
@@ -170,7 +198,7 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.hub.send(HubEvent::Unregister(self.id));
+        self.hub.unregister(self.id);
     }
 }
 

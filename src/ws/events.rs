@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use tungstenite::Utf8Bytes;
 
-use crate::models::{Message, MessageId, UserId, format_timestamp};
+use crate::changes::{ChangeFrame, Seq};
+use crate::models::{Message, MessageId, UserId};
 
 /// A frame from a client.
 #[derive(Debug, Deserialize, PartialEq)]
@@ -19,12 +20,23 @@ pub enum ClientEvent {
         #[serde(default)]
         client_id: Option<String>,
     },
-    /// Everything to or by me after message `after_id` (catch-up after a
-    /// reconnect).
+    /// Catch-up after a reconnect: every change visible to me after `since`
+    /// (a `seq`), or, the older form, every message to or by me after
+    /// message `after_id`. Exactly one of the two.
     Sync {
-        after_id: i64,
+        #[serde(default)]
+        after_id: Option<i64>,
+        #[serde(default)]
+        since: Option<i64>,
         #[serde(default)]
         limit: Option<i64>,
+    },
+    /// I have read the conversation with `user_id` up to `up_to_id`
+    /// (default: its newest message).
+    MarkRead {
+        user_id: UserId,
+        #[serde(default)]
+        up_to_id: Option<MessageId>,
     },
     /// A page of the conversation with `to_user_id`.
     LoadHistory {
@@ -83,22 +95,17 @@ pub enum ServerEvent<'a> {
         from_user_id: UserId,
         nickname: &'a str,
     },
-    /// A stored message, to the recipient and the sender's other connections.
-    PrivateMessage {
-        message_id: MessageId,
-        from_user_id: UserId,
-        to_user_id: UserId,
-        /// The sender's nickname.
-        nickname: &'a str,
-        content: &'a str,
-        timestamp: String,
-    },
+    // A stored message (`private_message`) and the other changes are
+    // `crate::changes::ChangeFrame`s: the same bytes live and in sync pages.
     /// Answer to a send that reached at least one recipient connection.
     MessageDelivered {
         message_id: MessageId,
         to_user_id: UserId,
         client_id: Option<&'a str>,
         timestamp: String,
+        /// The change that stored it; absent for a repeated `client_id`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
     },
     /// Answer to a send that reached no recipient connection (`message_id`
     /// set: stored, recipient offline) or was rejected (no `message_id`).
@@ -111,6 +118,10 @@ pub enum ServerEvent<'a> {
         /// With `rate_limited`: when a retry would be accepted.
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// With `message_id`: the change that stored it (absent for a
+        /// repeated `client_id`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
     },
     /// Answer to `load_history`.
     History {
@@ -129,33 +140,72 @@ pub enum ServerEvent<'a> {
         has_more: bool,
     },
     /// A frame the server could not act on; the connection stays open.
-    Error { error: &'a str },
+    Error {
+        error: &'a str,
+        /// When the server was too busy to act on it: ask again after this.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
 }
 
 impl ServerEvent<'_> {
-    /// The live form of a stored message.
-    pub fn private_message<'a>(message: &'a Message, sender_nickname: &'a str) -> ServerEvent<'a> {
-        ServerEvent::PrivateMessage {
-            message_id: message.id,
-            from_user_id: message.sender_id,
-            to_user_id: message.receiver_id,
-            nickname: sender_nickname,
-            content: &message.content,
-            timestamp: format_timestamp(&message.created_at),
+    /// An `error` frame about a client's frame.
+    pub fn error(error: &str) -> ServerEvent<'_> {
+        ServerEvent::Error {
+            error,
+            retry_after_ms: None,
         }
     }
 
     /// Serializes the frame once; the result is cheap to clone, so a frame
     /// fanned out to many connections is encoded a single time.
     pub fn to_frame(&self) -> Utf8Bytes {
-        // Serializing these plain structs cannot fail (string keys, no maps
-        // with non-string keys, no failing Serialize impls).
-        match serde_json::to_string(self) {
-            Ok(json) => json.into(),
-            Err(e) => {
-                log::error!("could not serialize a server event: {e}");
-                r#"{"type":"error","error":"internal error"}"#.into()
-            }
+        to_frame(self)
+    }
+}
+
+impl ChangeFrame<'_> {
+    pub fn to_frame(&self) -> Utf8Bytes {
+        to_frame(self)
+    }
+}
+
+/// The answer to `sync` with `since`, around change frames that are already
+/// encoded (the same bytes as live): `{"type":"sync","since":…,"changes":
+/// […],"has_more":…,"next_since":…}`. A test holds it equal to serde's.
+pub fn sync_changes_frame(
+    since: Seq,
+    changes: &[Utf8Bytes],
+    has_more: bool,
+    next_since: Seq,
+) -> Utf8Bytes {
+    let body: usize = changes.iter().map(|c| c.len() + 1).sum();
+    let mut frame = String::with_capacity(body + 96);
+    frame.push_str(r#"{"type":"sync","since":"#);
+    frame.push_str(&since.to_string());
+    frame.push_str(r#","changes":["#);
+    for (i, change) in changes.iter().enumerate() {
+        if i > 0 {
+            frame.push(',');
+        }
+        frame.push_str(change.as_str());
+    }
+    frame.push_str(r#"],"has_more":"#);
+    frame.push_str(if has_more { "true" } else { "false" });
+    frame.push_str(r#","next_since":"#);
+    frame.push_str(&next_since.to_string());
+    frame.push('}');
+    frame.into()
+}
+
+fn to_frame(event: &impl Serialize) -> Utf8Bytes {
+    // Serializing these plain structs cannot fail (string keys, no maps
+    // with non-string keys, no failing Serialize impls).
+    match serde_json::to_string(event) {
+        Ok(json) => json.into(),
+        Err(e) => {
+            log::error!("could not serialize a server event: {e}");
+            r#"{"type":"error","error":"internal error"}"#.into()
         }
     }
 }
@@ -189,11 +239,33 @@ mod tests {
             client_id: Some("c1"),
             error: "too_long",
             retry_after_ms: None,
+            seq: None,
         }
         .to_frame();
         assert_eq!(
             frame.as_str(),
             r#"{"type":"message_failed","to_user_id":3,"client_id":"c1","error":"too_long"}"#
         );
+    }
+
+    #[test]
+    fn the_sync_changes_frame_is_valid_json_of_the_published_shape() {
+        let changes: Vec<Utf8Bytes> = vec![
+            r#"{"type":"messages_read","reader_id":1,"partner_id":2,"up_to_id":5,"seq":7}"#.into(),
+            r#"{"type":"messages_read","reader_id":2,"partner_id":1,"up_to_id":6,"seq":9}"#.into(),
+        ];
+        for page in [&changes[..], &[]] {
+            let frame = sync_changes_frame(3, page, true, 9);
+            let parsed: serde_json::Value = serde_json::from_str(frame.as_str()).expect("json");
+            let listed: Vec<serde_json::Value> = page
+                .iter()
+                .map(|c| serde_json::from_str(c.as_str()).expect("change"))
+                .collect();
+            assert_eq!(
+                parsed,
+                serde_json::json!({"type": "sync", "since": 3, "changes": listed,
+                                   "has_more": true, "next_since": 9})
+            );
+        }
     }
 }

@@ -2,16 +2,32 @@
 //! between them.
 //!
 //! All state about who is connected lives here and only here, so it needs no
-//! locks. Everything else talks to the hub by sending a [`HubEvent`] through
-//! one channel. One channel, not one per kind of event: `select!` over several
-//! channels picks a ready one at random, so a connection's `Unregister` could
-//! overtake its own `Register` and leave a ghost online forever. A single
-//! FIFO keeps every sender's events in the order it sent them.
+//! locks. The rest of the server reaches it through five channels, one per
+//! kind of event, and the hub waits on all of them with one
+//! `select_biased!`: when several are ready, the first in this order wins:
 //!
-//! The hub never blocks: it does no I/O and no queries, and it pushes frames
-//! to connections' outboxes without waiting. A connection whose queue is full is too
-//! slow to keep up; the hub drops it (close code 1008) instead of waiting.
-//! Its messages are stored, and the client reloads them when it reconnects.
+//! 1. **register**: a connection finished its handshake;
+//! 2. **unregister**: a connection's reader stopped;
+//! 3. **control**: a session logged out; shutdown;
+//! 4. **private message**: a change the database writer committed
+//!    ([`Written`]), in commit order;
+//! 5. **history**: a history or sync request, handed to the query pool.
+//!
+//! The order is what makes the routing right without a shared queue. A
+//! connection sends its register before anything else, so by the time its
+//! unregister, a change committed after it registered, a logout of its
+//! session or its first request is in a channel, its register is already
+//! in the register channel, and the hub takes that first. (`select!`
+//! would pick a ready channel at random: a connection's unregister could
+//! overtake its own register and leave a ghost online forever.) Within one
+//! channel, events keep the order they were sent in.
+//!
+//! The hub never blocks: it does no I/O and no queries (requests go to the
+//! query pool, `ws::queries`, and a full pool is answered with an `error`
+//! frame at once), and it pushes frames to connections' outboxes without
+//! waiting. A connection whose queue is full is too slow to keep up; the
+//! hub drops it (close code 1008) instead of waiting. Its messages are
+//! stored, and the client catches up with `sync` when it reconnects.
 //!
 //! Presence is coalesced. Telling everyone about every arrival is quadratic:
 //! 10,000 users connecting at once make 100 million (user, other user)
@@ -32,20 +48,23 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, select_biased};
 
 use super::events::{OnlineUser, ServerEvent};
 use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox::{Outbox, PushError};
 use super::presence::{OnlineList, PendingPresence, PresenceChange};
+use super::queries::{QueryJob, QueryPool, QueryRequest};
+use crate::changes::{Change, ChangeSink, Committed, Origin, Written};
+use crate::chat::ChatError;
 use crate::metrics::Metrics;
 use crate::models::{Message, SessionId, UserId};
 
-/// Identifies one WebSocket connection (a user may have several).
-pub type ConnId = u64;
+pub use crate::changes::ConnId;
 
-/// Hub events queued before senders start to wait: enough to absorb a burst
-/// from every connection at once, small enough to bound memory.
+/// Events queued in each channel before senders start to wait: enough to
+/// absorb a burst from every connection at once, small enough to bound
+/// memory.
 pub const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
 /// Presence batches go out at most this often. Each one wakes every
 /// connection's writer, so this bounds that work in a storm to N wake-ups
@@ -53,6 +72,9 @@ pub const HUB_QUEUE_CAPACITY: usize = 16 * 1024;
 /// nothing (the last batch is long past), and in a storm it waits at most
 /// this long: a moment for a person watching an online dot.
 pub const PRESENCE_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// What a client whose request found the query pool full is told to wait
+/// before asking again: a few queries' time.
+pub const QUERY_RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// What the hub needs to know about a connection to route to it.
 pub struct ConnHandle {
@@ -64,35 +86,15 @@ pub struct ConnHandle {
     pub close_signal: Arc<CloseSignal>,
 }
 
-/// Who a send's `message_delivered` / `message_failed` answer goes to.
-pub struct AckTo {
-    pub conn: ConnId,
-    pub client_id: Option<String>,
-}
-
-/// Everything the hub can be asked to do.
-pub enum HubEvent {
-    /// A connection finished its handshake.
-    Register(ConnHandle),
-    /// A connection's reader stopped.
-    Unregister(ConnId),
-    /// A message was stored: fan it out and answer the sender. Sent by the
-    /// database writer in commit order, so in id order.
-    Deliver {
-        message: Message,
-        sender_nickname: String,
-        ack: Option<AckTo>,
-        /// `false` for a repeated `client_id`: the message went out when it
-        /// was first stored; only the sender's answer is owed.
-        fan_out: bool,
-    },
+/// The control channel's events.
+pub enum Control {
     /// The session logged out: close its connections, then say so on
     /// `closed` (a fresh channel with room for the answer: the hub never
     /// waits on it), so that logout answers only once none of them acts on
     /// another frame.
     CloseSession {
         session: SessionId,
-        closed: crossbeam_channel::Sender<()>,
+        closed: Sender<()>,
     },
     /// Close every connection with 1001 and stop the hub.
     Shutdown,
@@ -104,23 +106,45 @@ pub type Presence = Arc<RwLock<HashSet<UserId>>>;
 
 /// The hub's address: how the rest of the server reaches it. This is the
 /// seam for multi-node delivery: a broker-backed hub keeps this interface.
+/// Every method waits while its channel is full: that wait is the
+/// back-pressure that keeps a flood of senders from growing memory. Each
+/// returns `false` once the hub has stopped.
 #[derive(Clone)]
 pub struct HubHandle {
-    events: Sender<HubEvent>,
+    register: Sender<ConnHandle>,
+    unregister: Sender<ConnId>,
+    control: Sender<Control>,
+    history: Sender<QueryRequest>,
+    /// Only to report the private-message channel's depth.
+    private: ChangeSink,
     presence: Presence,
 }
 
 impl HubHandle {
-    /// Queues an event, waiting while the hub's queue is full: that wait is
-    /// the back-pressure that keeps a flood of senders from growing memory.
-    /// Returns `false` once the hub has stopped.
-    pub fn send(&self, event: HubEvent) -> bool {
-        self.events.send(event).is_ok()
+    pub fn register(&self, conn: ConnHandle) -> bool {
+        self.register.send(conn).is_ok()
     }
 
-    /// Events waiting for the hub (for `/metrics`).
+    pub fn unregister(&self, conn: ConnId) -> bool {
+        self.unregister.send(conn).is_ok()
+    }
+
+    pub fn control(&self, event: Control) -> bool {
+        self.control.send(event).is_ok()
+    }
+
+    /// Asks for a history or sync page, answered in the connection's outbox.
+    pub fn request(&self, request: QueryRequest) -> bool {
+        self.history.send(request).is_ok()
+    }
+
+    /// Events waiting for the hub, over all channels (for `/metrics`).
     pub fn queue_depth(&self) -> usize {
-        self.events.len()
+        self.register.len()
+            + self.unregister.len()
+            + self.control.len()
+            + self.private.len()
+            + self.history.len()
     }
 
     /// Whether `user` has at least one open WebSocket.
@@ -132,25 +156,67 @@ impl HubHandle {
     }
 }
 
-/// Starts the hub thread.
-pub fn spawn(metrics: Arc<Metrics>) -> std::io::Result<(HubHandle, JoinHandle<()>)> {
-    let (events, inbox) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
+/// The receiving ends of the hub's channels, until the hub thread starts.
+pub struct HubInbox {
+    register: Receiver<ConnHandle>,
+    unregister: Receiver<ConnId>,
+    control: Receiver<Control>,
+    private: Receiver<Written>,
+    history: Receiver<QueryRequest>,
+    presence: Presence,
+}
+
+/// Makes the hub's channels. The store gets the [`ChangeSink`] (the
+/// private-message channel), the rest of the server the [`HubHandle`], and
+/// [`spawn`] the inbox. They exist before the hub thread does, so that the
+/// store can be opened first.
+pub fn channels() -> (HubHandle, ChangeSink, HubInbox) {
+    let (register, register_rx) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
+    let (unregister, unregister_rx) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
+    let (control, control_rx) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
+    let (private, private_rx) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
+    let (history, history_rx) = crossbeam_channel::bounded(HUB_QUEUE_CAPACITY);
     let presence = Presence::default();
+    let handle = HubHandle {
+        register,
+        unregister,
+        control,
+        history,
+        private: private.clone(),
+        presence: presence.clone(),
+    };
+    let inbox = HubInbox {
+        register: register_rx,
+        unregister: unregister_rx,
+        control: control_rx,
+        private: private_rx,
+        history: history_rx,
+        presence,
+    };
+    (handle, private, inbox)
+}
+
+/// Starts the hub thread; `queries` answers history and sync requests.
+pub fn spawn(
+    inbox: HubInbox,
+    queries: QueryPool,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<JoinHandle<()>> {
     let hub = Hub {
         conns: HashMap::new(),
         online: HashMap::new(),
         online_list: OnlineList::default(),
-        presence: presence.clone(),
+        presence: inbox.presence.clone(),
         doomed: Vec::new(),
         pending_presence: PendingPresence::default(),
         registered_at: HashMap::new(),
-        seq: 0,
+        tick: 0,
+        queries,
         metrics,
     };
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("hub".into())
-        .spawn(move || hub.run(inbox))?;
-    Ok((HubHandle { events, presence }, thread))
+        .spawn(move || hub.run(inbox))
 }
 
 struct OnlineUserEntry {
@@ -165,64 +231,77 @@ struct Hub {
     online_list: OnlineList,
     presence: Presence,
     /// Connections found dead or too slow while handling an event; removed
-    /// after it, so a removal never happens in the middle of a fan-out.
-    /// Connections to drop after a round, with the close frame to send
-    /// (`None`: their writer or reader has already gone).
+    /// after it, so a removal never happens in the middle of a fan-out,
+    /// with the close frame to send (`None`: their writer or reader has
+    /// already gone).
     doomed: Vec<(ConnId, Option<CloseReason>)>,
     /// Presence changes not yet handed out, oldest first.
     pending_presence: PendingPresence,
-    /// When each connection registered, in `seq` terms.
+    /// When each connection registered, in `tick` terms.
     registered_at: HashMap<ConnId, u64>,
-    /// Counts changes and registrations (see [`PresenceChange`]).
-    seq: u64,
+    /// Counts presence changes and registrations (see [`PresenceChange`]).
+    tick: u64,
+    queries: QueryPool,
     metrics: Arc<Metrics>,
 }
 
+/// One event from any of the channels.
+enum Event {
+    Register(ConnHandle),
+    Unregister(ConnId),
+    Control(Control),
+    Written(Written),
+    Request(QueryRequest),
+    /// The presence batch is due.
+    FlushPresence,
+    /// Every [`HubHandle`] is gone: nobody can register or shut down.
+    Orphaned,
+}
+
 impl Hub {
-    fn run(mut self, inbox: Receiver<HubEvent>) {
+    fn run(mut self, inbox: HubInbox) {
         // When the last presence batch went out (none yet).
         let mut last_flush: Option<Instant> = None;
+        // Replaced by `never()` once its writer (the store) is gone, so
+        // that a closed channel does not win every select.
+        let mut private = inbox.private.clone();
         loop {
             // Presence pending: it is due one interval after the last batch.
-            let presence_due = (!self.pending_presence.is_empty())
-                .then(|| last_flush.map_or_else(Instant::now, |t| t + PRESENCE_FLUSH_INTERVAL));
-            if presence_due.is_some_and(|due| Instant::now() >= due) {
-                self.flush_presence();
-                last_flush = Some(Instant::now());
-                continue;
-            }
-            let received = match presence_due {
-                None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(due) => inbox.recv_deadline(due),
+            let presence_timer = if self.pending_presence.is_empty() {
+                crossbeam_channel::never()
+            } else {
+                let due = last_flush.map_or_else(Instant::now, |t| t + PRESENCE_FLUSH_INTERVAL);
+                crossbeam_channel::at(due)
             };
-            let event = match received {
-                Ok(event) => event,
-                Err(RecvTimeoutError::Timeout) => continue, // presence is due
-                Err(RecvTimeoutError::Disconnected) => break,
+            let event = select_biased! {
+                recv(inbox.register) -> conn => conn.map_or(Event::Orphaned, Event::Register),
+                recv(inbox.unregister) -> id => id.map_or(Event::Orphaned, Event::Unregister),
+                recv(inbox.control) -> control => control.map_or(Event::Orphaned, Event::Control),
+                recv(private) -> written => match written {
+                    Ok(written) => Event::Written(written),
+                    Err(_) => {
+                        private = crossbeam_channel::never();
+                        continue;
+                    }
+                },
+                recv(inbox.history) -> request => request.map_or(Event::Orphaned, Event::Request),
+                recv(presence_timer) -> _ => Event::FlushPresence,
             };
             let started = Instant::now();
             match event {
-                HubEvent::Register(conn) => self.register(conn),
-                HubEvent::Unregister(id) => self.remove(id, None),
-                HubEvent::Deliver {
-                    message,
-                    sender_nickname,
-                    ack,
-                    fan_out,
-                } => self.deliver(&message, &sender_nickname, ack, fan_out),
-                HubEvent::CloseSession { session, closed } => {
-                    let ids: Vec<ConnId> = self
-                        .conns
-                        .values()
-                        .filter(|c| c.session_id == session)
-                        .map(|c| c.id)
-                        .collect();
-                    for id in ids {
-                        self.remove(id, Some(CloseReason::LoggedOut));
-                    }
+                Event::Register(conn) => self.register(conn),
+                Event::Unregister(id) => self.remove(id, None),
+                Event::Control(Control::CloseSession { session, closed }) => {
+                    self.close_session(session);
                     let _ = closed.try_send(());
                 }
-                HubEvent::Shutdown => break,
+                Event::Control(Control::Shutdown) | Event::Orphaned => break,
+                Event::Written(written) => self.route(written),
+                Event::Request(request) => self.hand_to_pool(request),
+                Event::FlushPresence => {
+                    self.flush_presence();
+                    last_flush = Some(Instant::now());
+                }
             }
             self.reap();
             self.metrics
@@ -257,8 +336,8 @@ impl Hub {
         let (id, user_id) = (conn.id, conn.user_id);
         let nickname = conn.nickname.clone();
         self.conns.insert(id, conn);
-        self.seq += 1;
-        self.registered_at.insert(id, self.seq);
+        self.tick += 1;
+        self.registered_at.insert(id, self.tick);
         let entry = self
             .online
             .entry(user_id)
@@ -279,62 +358,160 @@ impl Hub {
         }
     }
 
-    fn deliver(
+    fn close_session(&mut self, session: SessionId) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.session_id == session)
+            .map(|c| c.id)
+            .collect();
+        for id in ids {
+            self.remove(id, Some(CloseReason::LoggedOut));
+        }
+    }
+
+    /// What the database writer reports, in commit order.
+    fn route(&mut self, written: Written) {
+        match written {
+            Written::Committed(committed) => self.deliver(committed),
+            Written::Repeated { message, origin } => {
+                // The recipient got it the first time, if online.
+                let delivered = self.online.contains_key(&message.receiver_id);
+                self.acknowledge(&message, None, &origin, delivered);
+            }
+            Written::Failed {
+                to_user_id,
+                origin,
+                error,
+            } => {
+                let Origin::Connection { conn, client_id } = origin else {
+                    return;
+                };
+                let refused = ChatError::from_store(error);
+                if let ChatError::Store(error) = &refused {
+                    log::error!("connection {conn}: storing a message: {error}");
+                }
+                self.metrics.count_failure(refused.code());
+                let frame = ServerEvent::MessageFailed {
+                    message_id: None,
+                    to_user_id,
+                    client_id: client_id.as_deref(),
+                    error: refused.code(),
+                    retry_after_ms: None,
+                    seq: None,
+                }
+                .to_frame();
+                self.push(conn, Outbound::Frame(frame));
+            }
+        }
+    }
+
+    /// Hands a committed change to every connection of its audience (but
+    /// the one that made it, when that one gets an answer instead).
+    fn deliver(&mut self, committed: Committed) {
+        let Committed {
+            seq,
+            change,
+            origin,
+        } = committed;
+        let frame = change.frame(seq).to_frame();
+        match &change {
+            Change::MessageStored { message, .. } => {
+                self.metrics.messages_stored.fetch_add(1, Ordering::Relaxed);
+                let item = || Outbound::change(seq, Some(message.id), &frame);
+                let mut delivered = false;
+                for id in self.conns_of(message.receiver_id) {
+                    if self.push(id, item()) {
+                        delivered = true;
+                        self.metrics
+                            .messages_delivered
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let answered = origin.conn();
+                for id in self.conns_of(message.sender_id) {
+                    if Some(id) != answered {
+                        self.push(id, item());
+                    }
+                }
+                self.acknowledge(message, Some(seq), &origin, delivered);
+            }
+            Change::ConversationRead { .. } => {
+                for user in change.audience() {
+                    for id in self.conns_of(user) {
+                        self.push(id, Outbound::change(seq, None, &frame));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers the connection that sent `message`, if one did:
+    /// `message_delivered` when a recipient connection got it, otherwise
+    /// `message_failed` with `recipient_offline`. `seq`: the change that
+    /// stored it, `None` for a repeated `client_id`.
+    fn acknowledge(
         &mut self,
         message: &Message,
-        sender_nickname: &str,
-        ack: Option<AckTo>,
-        fan_out: bool,
+        seq: Option<crate::changes::Seq>,
+        origin: &Origin,
+        delivered: bool,
     ) {
-        let delivered = if fan_out {
-            let frame = ServerEvent::private_message(message, sender_nickname).to_frame();
-            let mut delivered = false;
-            for id in self.conns_of(message.receiver_id) {
-                if self.push(id, Outbound::message(message.id, &frame)) {
-                    delivered = true;
-                    self.metrics
-                        .messages_delivered
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            let acked_conn = ack.as_ref().map(|a| a.conn);
-            for id in self.conns_of(message.sender_id) {
-                if Some(id) != acked_conn {
-                    self.push(id, Outbound::message(message.id, &frame));
-                }
-            }
-            delivered
-        } else {
-            // A repeat: the recipient got it the first time, if online.
-            self.online.contains_key(&message.receiver_id)
+        let Origin::Connection { conn, client_id } = origin else {
+            return;
         };
-        if let Some(ack) = ack {
-            let answer = if delivered {
-                ServerEvent::MessageDelivered {
-                    message_id: message.id,
-                    to_user_id: message.receiver_id,
-                    client_id: ack.client_id.as_deref(),
-                    timestamp: crate::models::format_timestamp(&message.created_at),
-                }
-            } else {
-                self.metrics.count_failure("recipient_offline");
-                ServerEvent::MessageFailed {
-                    message_id: Some(message.id),
-                    to_user_id: message.receiver_id,
-                    client_id: ack.client_id.as_deref(),
-                    error: "recipient_offline",
-                    retry_after_ms: None,
-                }
-            };
-            let frame = answer.to_frame();
-            // The answer to a fresh send is this connection's delivery of the
-            // message; a repeat's answer is about an old one.
-            let item = if fan_out {
-                Outbound::message(message.id, &frame)
-            } else {
-                Outbound::Frame(frame)
-            };
-            self.push(ack.conn, item);
+        let answer = if delivered {
+            ServerEvent::MessageDelivered {
+                message_id: message.id,
+                to_user_id: message.receiver_id,
+                client_id: client_id.as_deref(),
+                timestamp: crate::models::format_timestamp(&message.created_at),
+                seq,
+            }
+        } else {
+            self.metrics.count_failure("recipient_offline");
+            ServerEvent::MessageFailed {
+                message_id: Some(message.id),
+                to_user_id: message.receiver_id,
+                client_id: client_id.as_deref(),
+                error: "recipient_offline",
+                retry_after_ms: None,
+                seq,
+            }
+        };
+        let frame = answer.to_frame();
+        // The answer to a fresh send is this connection's delivery of the
+        // change; a repeat's answer is about an old one.
+        let item = match seq {
+            Some(seq) => Outbound::change(seq, Some(message.id), &frame),
+            None => Outbound::Frame(frame),
+        };
+        self.push(*conn, item);
+    }
+
+    /// Gives a history or sync request to the query pool, which answers in
+    /// the connection's outbox; a full pool is answered at once with an
+    /// `error` frame saying when to retry.
+    fn hand_to_pool(&mut self, request: QueryRequest) {
+        let Some(conn) = self.conns.get(&request.conn) else {
+            return; // the connection is gone: nobody to answer
+        };
+        let job = QueryJob {
+            request,
+            outbox: conn.outbox.clone(),
+            close_signal: conn.close_signal.clone(),
+        };
+        if let Err(job) = self.queries.try_submit(job) {
+            self.metrics.queries_refused.fetch_add(1, Ordering::Relaxed);
+            let frame = ServerEvent::Error {
+                error: "the server is busy answering other requests; retry later",
+                retry_after_ms: Some(
+                    u64::try_from(QUERY_RETRY_AFTER.as_millis()).unwrap_or(u64::MAX),
+                ),
+            }
+            .to_frame();
+            // A page's answer: it frees the connection's page slot.
+            self.push(job.request.conn, Outbound::Page(frame));
         }
     }
 
@@ -349,14 +526,14 @@ impl Hub {
     /// docs: it goes out with the next flush), and keeps the encoded
     /// `online_users` list in step with it.
     fn announce(&mut self, id: UserId, nickname: &str, online: bool) {
-        self.seq += 1;
+        self.tick += 1;
         let user = OnlineUser { id, nickname };
         if online {
             self.online_list.came_online(user.clone());
         } else {
             self.online_list.someone_left();
         }
-        self.pending_presence.push(user, online, self.seq);
+        self.pending_presence.push(user, online, self.tick);
     }
 
     /// Hands the pending presence changes to every connection: one shared
@@ -371,7 +548,7 @@ impl Hub {
 
     fn flush_presence_once(&mut self) {
         let changes: Arc<[PresenceChange]> = self.pending_presence.take();
-        let Some(first_seq) = changes.first().map(|c| c.seq) else {
+        let Some(first_tick) = changes.first().map(|c| c.tick) else {
             return;
         };
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -382,10 +559,10 @@ impl Hub {
                 continue;
             };
             let own_user = conn.user_id;
-            let from = if registered < first_seq {
+            let from = if registered < first_tick {
                 0
             } else {
-                changes.partition_point(|c| c.seq <= registered)
+                changes.partition_point(|c| c.tick <= registered)
             };
             if changes[from..].iter().all(|c| c.user == own_user) {
                 continue;
@@ -432,10 +609,9 @@ impl Hub {
         }
     }
 
-    /// Forgets a connection, tells its writer to close, and announces
-    /// their user offline when it was their last one.
     /// Forgets connection `id`, telling its writer to send `reason` (`None`:
-    /// nothing to send, the connection is already ending).
+    /// nothing to send, the connection is already ending), and announces
+    /// their user offline when it was their last one.
     fn remove(&mut self, id: ConnId, reason: Option<CloseReason>) {
         let Some(conn) = self.conns.remove(&id) else {
             return; // already gone: e.g. dropped as too slow, then unregistered
@@ -477,5 +653,133 @@ impl Hub {
         } else {
             set.remove(&user);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The hub's order, with every channel full before it starts: the
+    //! worst case for a select that picked ready channels at random.
+
+    use std::collections::VecDeque;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::changes::Committed;
+    use crate::config::Durability;
+    use crate::repo::SqliteStore;
+    use crate::ws::outbox::{OutboxReceiver, Waited, outbox};
+
+    fn conn(id: ConnId, user_id: UserId) -> (ConnHandle, OutboxReceiver) {
+        let (outbox, receiver) = outbox(64);
+        let handle = ConnHandle {
+            id,
+            user_id,
+            nickname: format!("user{user_id}"),
+            session_id: id as SessionId,
+            outbox,
+            close_signal: Arc::new(CloseSignal::default()),
+        };
+        (handle, receiver)
+    }
+
+    /// Starts a hub on the given channels, with a query pool on a real
+    /// (empty) store.
+    fn start(inbox: HubInbox) -> (tempfile::TempDir, JoinHandle<()>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(
+            &dir.path().join("hub.db"),
+            Durability::Normal,
+            crate::changes::nowhere(),
+        )
+        .expect("store");
+        let metrics = Arc::new(Metrics::default());
+        let queries = QueryPool::spawn(Arc::new(store), metrics.clone(), 1, 8).expect("pool");
+        (dir, spawn(inbox, queries, metrics).expect("hub"))
+    }
+
+    /// Returns once the hub has handled everything queued in the register
+    /// and unregister channels (the control channel comes after them).
+    fn barrier(hub: &HubHandle) {
+        let (closed, all_closed) = crossbeam_channel::bounded(1);
+        assert!(hub.control(Control::CloseSession {
+            session: SessionId::MAX,
+            closed,
+        }));
+        all_closed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the hub answers");
+    }
+
+    fn next_items(receiver: &OutboxReceiver, count: usize) -> Vec<Outbound> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut items = VecDeque::new();
+        while items.len() < count {
+            assert_eq!(receiver.wait(deadline, &mut items), Waited::Frames);
+        }
+        items.into()
+    }
+
+    #[test]
+    fn a_connections_unregister_is_never_handled_before_its_register() {
+        let (hub, _sink, inbox) = channels();
+        let mut receivers = Vec::new();
+        // Unregister right behind register, for many connections, all
+        // queued before the hub runs.
+        for id in 1..=2_000 {
+            let (handle, receiver) = conn(id, id as UserId);
+            assert!(hub.register(handle));
+            assert!(hub.unregister(id));
+            receivers.push(receiver);
+        }
+        let (_dir, thread) = start(inbox);
+        // Every connection got its online_users: every register is done.
+        for receiver in &receivers {
+            next_items(receiver, 1);
+        }
+        barrier(&hub);
+        let ghosts: Vec<UserId> = (1..=2_000).filter(|user| hub.is_online(*user)).collect();
+        assert!(ghosts.is_empty(), "still online: {ghosts:?}");
+        hub.control(Control::Shutdown);
+        thread.join().expect("hub thread");
+    }
+
+    #[test]
+    fn a_connection_registered_before_a_commit_gets_it_live() {
+        let (hub, sink, inbox) = channels();
+        // The change is queued first; the registration, sent before the
+        // writer would have emitted it, is handled before it all the same.
+        let message = Message {
+            id: 1,
+            sender_id: 1,
+            receiver_id: 2,
+            content: "hi".into(),
+            created_at: chrono::Utc::now(),
+            is_read: false,
+        };
+        sink.send(Written::Committed(Committed {
+            seq: 1,
+            change: Change::MessageStored {
+                message,
+                sender_nickname: "user1".into(),
+            },
+            origin: Origin::Request,
+        }))
+        .expect("queued");
+        let (handle, receiver) = conn(7, 2);
+        assert!(hub.register(handle));
+        let (_dir, thread) = start(inbox);
+        let items = next_items(&receiver, 2);
+        assert!(
+            matches!(&items[0], Outbound::Frame(f) if f.as_str().contains("online_users")),
+            "{items:?}"
+        );
+        assert!(
+            matches!(&items[1], Outbound::Change { seq: 1, message_id: Some(1), frame }
+                if frame.as_str().contains(r#""type":"private_message""#)),
+            "{items:?}"
+        );
+        hub.control(Control::Shutdown);
+        thread.join().expect("hub thread");
     }
 }

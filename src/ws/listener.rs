@@ -160,11 +160,11 @@ fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
         return;
     }
 
-    let mut accepted: Option<(Session, UserSlot, PresenceForm)> = None;
+    let mut accepted: Option<(Session, [u8; 32], UserSlot, PresenceForm)> = None;
     // tungstenite's callback type fixes the (large) error type.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
-        let session = authorize(&app, request).map_err(|(status, error)| {
+        let (session, token_hash) = authorize(&app, request).map_err(|(status, error)| {
             audit(peer, error);
             refuse(status, error)
         })?;
@@ -179,7 +179,7 @@ fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
                 )
             })?;
         let presence_form = PresenceForm::from_query(request.uri().query());
-        accepted = Some((session, slot, presence_form));
+        accepted = Some((session, token_hash, slot, presence_form));
         Ok(response)
     };
     let handshake = tungstenite::accept_hdr_with_config(
@@ -190,8 +190,8 @@ fn handle_connection(stream: TcpStream, app: App, _slot: SocketSlot) {
     // The error holds the callback, and with it a borrow of `accepted`.
     .map_err(|e| e.to_string());
     match (handshake, accepted) {
-        (Ok(ws), Some((session, _user_slot, presence_form))) => {
-            client::serve(ws, session, presence_form, app);
+        (Ok(ws), Some((session, token_hash, _user_slot, presence_form))) => {
+            client::serve(ws, session, token_hash, presence_form, app);
         }
         (Ok(_), None) => log::error!("websocket from {peer:?}: handshake passed without a session"),
         (Err(e), _) => log::debug!("websocket from {peer:?}: handshake refused: {e}"),
@@ -210,8 +210,9 @@ fn audit(peer: Option<SocketAddr>, error: &str) {
 /// Why a handshake was refused: the HTTP status and the error text.
 type Refusal = (http::StatusCode, &'static str);
 
-/// Decides whether a handshake may proceed, and as whom.
-fn authorize(app: &App, request: &Request) -> Result<Session, Refusal> {
+/// Decides whether a handshake may proceed, and as whom (the session, and
+/// the hash of its token to look it up again).
+fn authorize(app: &App, request: &Request) -> Result<(Session, [u8; 32]), Refusal> {
     if request.uri().path() != "/ws" {
         return Err((http::StatusCode::NOT_FOUND, "no such endpoint; use /ws"));
     }
@@ -232,8 +233,9 @@ fn authorize(app: &App, request: &Request) -> Result<Session, Refusal> {
     let Some(token) = auth::session_token_from_cookies(cookies) else {
         return Err((http::StatusCode::UNAUTHORIZED, "login required"));
     };
-    match app.store.session(&auth::hash_token(token), Utc::now()) {
-        Ok(Some(session)) => Ok(session),
+    let token_hash = auth::hash_token(token);
+    match app.store.session(&token_hash, Utc::now()) {
+        Ok(Some(session)) => Ok((session, token_hash)),
         Ok(None) => Err((http::StatusCode::UNAUTHORIZED, "login required")),
         Err(e) => {
             log::error!("websocket handshake: session lookup failed: {e}");

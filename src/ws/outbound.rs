@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::presence::PresenceChange;
+use crate::changes::Seq;
 use crate::models::{Message, MessageId, UserId};
 
 /// Why the server closes a WebSocket: the code and reason text of its close
@@ -82,21 +83,35 @@ impl CloseReason {
 /// What a connection's writer thread is asked to send.
 #[derive(Debug)]
 pub enum Outbound {
-    /// A JSON text frame about no message in particular (presence, errors,
-    /// history pages, answers to repeated sends).
+    /// A JSON text frame about no change in particular (presence, errors,
+    /// answers to repeated sends).
     Frame(Utf8Bytes),
-    /// A live frame that hands this connection stored message `id`: a
-    /// `private_message`, or the answer to this connection's own send. They
-    /// arrive in id order; the writer uses them to keep sync exactly-once.
-    Message { id: MessageId, frame: Utf8Bytes },
-    /// A `history` answer. Like sync pages, at most one is queued at a time
-    /// per connection (see `ws::reader`).
-    HistoryPage(Utf8Bytes),
-    /// A page of `sync` results, filtered by the writer against what it has
-    /// already sent live.
+    /// A live frame that hands this connection committed change `seq`: a
+    /// `private_message` or `messages_read`, or the answer to this
+    /// connection's own send (then `message_id` is the stored message's).
+    /// They arrive in `seq` order; the writer uses them to keep sync
+    /// exactly-once.
+    Change {
+        seq: Seq,
+        message_id: Option<MessageId>,
+        frame: Utf8Bytes,
+    },
+    /// A `history` answer, or the `error` that answers a history or sync
+    /// request. At most one page is queued at a time per connection (see
+    /// `ws::reader`); the writer frees the slot once it is written.
+    Page(Utf8Bytes),
+    /// A page of `sync` results by message id, filtered by the writer
+    /// against what it has already sent live.
     SyncPage {
         after_id: MessageId,
         messages: Vec<Message>,
+        has_more: bool,
+    },
+    /// A page of `sync` results by `seq`: each change with its encoded
+    /// frame, filtered by the writer against what it has already sent live.
+    ChangesPage {
+        since: Seq,
+        changes: Vec<(Seq, Utf8Bytes)>,
         has_more: bool,
     },
     /// A batch of presence changes shared by every connection; the writer
@@ -115,9 +130,10 @@ pub enum Outbound {
 }
 
 impl Outbound {
-    pub(super) fn message(id: MessageId, frame: &Utf8Bytes) -> Outbound {
-        Outbound::Message {
-            id,
+    pub(super) fn change(seq: Seq, message_id: Option<MessageId>, frame: &Utf8Bytes) -> Outbound {
+        Outbound::Change {
+            seq,
+            message_id,
             frame: frame.clone(),
         }
     }

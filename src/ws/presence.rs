@@ -150,7 +150,7 @@ pub struct PresenceChange {
     single: Utf8Bytes,
     /// Orders changes and registrations: a connection needs only the
     /// changes made after it registered (its `online_users` has the rest).
-    pub seq: u64,
+    pub tick: u64,
 }
 
 /// Presence changes waiting for the hub's next flush.
@@ -158,7 +158,7 @@ pub struct PresenceChange {
 pub struct PendingPresence(Vec<PresenceChange>);
 
 impl PendingPresence {
-    pub fn push(&mut self, user: OnlineUser<'_>, online: bool, seq: u64) {
+    pub fn push(&mut self, user: OnlineUser<'_>, online: bool, tick: u64) {
         let (from_user_id, nickname) = (user.id, user.nickname);
         let single = if online {
             ServerEvent::UserCameOnline {
@@ -177,7 +177,7 @@ impl PendingPresence {
                 online,
                 entry,
                 single: single.to_frame(),
-                seq,
+                tick,
             });
         }
     }
@@ -320,7 +320,7 @@ mod tests {
         let changes = pending.take();
         assert!(pending.is_empty());
         let order: Vec<(UserId, bool, u64)> =
-            changes.iter().map(|c| (c.user, c.online, c.seq)).collect();
+            changes.iter().map(|c| (c.user, c.online, c.tick)).collect();
         assert_eq!(order, [(2, true, 2), (1, false, 3), (3, true, 6)]);
 
         let frames = |changes: &[PresenceChange], own| -> Vec<Utf8Bytes> {

@@ -15,6 +15,7 @@ use super::events::{ClientEvent, ServerEvent};
 use super::hub::ConnId;
 use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox::{Outbox, PushError};
+use super::queries::{Query, QueryRequest};
 use super::reader_socket::ReaderSocket;
 use super::writer::WRITE_WAIT;
 use crate::app::App;
@@ -62,9 +63,9 @@ impl Reader {
             }
             let keep_going = match message {
                 Message::Text(text) => self.on_text(text.as_str()),
-                Message::Binary(_) => self.reply(&ServerEvent::Error {
-                    error: "binary frames are not supported; send JSON text frames",
-                }),
+                Message::Binary(_) => self.reply(&ServerEvent::error(
+                    "binary frames are not supported; send JSON text frames",
+                )),
                 Message::Ping(payload) => self.queue(Outbound::Pong(payload)),
                 // Any frame, pongs included, proves the peer is alive; the
                 // read timeout restarts with the next read.
@@ -108,7 +109,7 @@ impl Reader {
     fn on_text(&self, text: &str) -> bool {
         let event = match ClientEvent::parse(text) {
             Ok(event) => event,
-            Err(error) => return self.reply(&ServerEvent::Error { error: &error }),
+            Err(error) => return self.reply(&ServerEvent::error(&error)),
         };
         // One file per kind of frame (`ws::commands`): a new kind is a new
         // file and one arm here.
@@ -118,7 +119,14 @@ impl Reader {
                 content,
                 client_id,
             } => commands::send::apply(self, to_user_id, content, client_id),
-            ClientEvent::Sync { after_id, limit } => commands::sync::apply(self, after_id, limit),
+            ClientEvent::Sync {
+                after_id,
+                since,
+                limit,
+            } => commands::sync::apply(self, after_id, since, limit),
+            ClientEvent::MarkRead { user_id, up_to_id } => {
+                commands::mark_read::apply(self, user_id, up_to_id)
+            }
             ClientEvent::LoadHistory {
                 to_user_id,
                 offset,
@@ -134,18 +142,22 @@ impl Reader {
         if let chat::ChatError::Store(store_error) = error {
             log::error!("connection {}: {doing}: {store_error}", self.id);
         }
-        self.reply(&ServerEvent::Error {
-            error: &error.to_string(),
-        })
+        self.reply(&ServerEvent::error(&error.to_string()))
     }
 
-    /// Queues a history or sync page once the previous one has been written.
-    /// Pages can be megabytes; without this a client that asks and never
-    /// reads could park `--outbox-capacity` of them in memory. Waiting here
-    /// only stalls this client's own reader.
-    pub(in crate::ws) fn queue_page(&self, page: Outbound) -> bool {
+    /// Asks the hub for a history or sync page once the previous page has
+    /// been written; the query pool queues the answer. Pages can be
+    /// megabytes; without this a client that asks and never reads could
+    /// park `--outbox-capacity` of them in memory. Waiting here only stalls
+    /// this client's own reader.
+    pub(in crate::ws) fn request_page(&self, query: Query) -> bool {
         // Fails only when the writer has gone: the connection is over.
-        self.page_slot.send(()).is_ok() && self.queue(page)
+        self.page_slot.send(()).is_ok()
+            && self.app.hub.request(QueryRequest {
+                conn: self.id,
+                user: self.user.id,
+                query,
+            })
     }
 
     pub(in crate::ws) fn reply(&self, event: &ServerEvent<'_>) -> bool {
@@ -160,9 +172,7 @@ impl Reader {
     }
 }
 
-/// The reader's way to its own connection's outbox: for its replies, and for
-/// the answer to a refused send, which may come from the database writer
-/// (each send's completion holds an `Arc` of it: one increment per message).
+/// The reader's way to its own connection's outbox, for its replies.
 pub(super) struct Replies {
     pub(super) id: ConnId,
     pub(super) outbox: Outbox,
@@ -172,13 +182,6 @@ pub(super) struct Replies {
 }
 
 impl Replies {
-    /// Queues a frame for the writer without waiting (from the database
-    /// writer, which must not wait). A full queue means the client is not
-    /// reading: close it rather than buffer without bound.
-    pub(in crate::ws) fn queue(&self, item: Outbound) -> bool {
-        self.outcome(self.outbox.push(item))
-    }
-
     /// Queues a frame from the connection's own reader: while half the
     /// outbox (its share; the rest is the hub's) is ahead of it, waits up
     /// to [`WRITE_WAIT`] for the writer to make room. Only a client that

@@ -1,5 +1,5 @@
 //! A connection's writer thread: the only one that writes to its socket.
-//! It sends what the outbox holds (dropping live messages a sync page
+//! It sends what the outbox holds (dropping live changes a sync page
 //! already sent, see [`super::exactly_once`]), pings on schedule, and
 //! closes when told to, when the session ends, or when the queue ends.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::events::ServerEvent;
+use super::events::{ServerEvent, sync_changes_frame};
 use super::exactly_once::ExactlyOnce;
 use super::frame_writer::FrameWriter;
 use super::hub::ConnId;
@@ -65,7 +65,9 @@ fn write_until_closed(
         session_ends,
         presence_form,
     } = settings;
-    let mut exactly_once = ExactlyOnce::default();
+    // Sync by message id (`after_id`) and by change (`since`).
+    let mut by_message_id = ExactlyOnce::default();
+    let mut by_seq = ExactlyOnce::default();
     let mut next_ping = Instant::now() + ping_interval;
     let mut batch = VecDeque::new();
     loop {
@@ -86,17 +88,39 @@ fn write_until_closed(
             }
             match out {
                 Outbound::Frame(text) => ws.text(text)?,
-                Outbound::Message { id, frame } => {
-                    if exactly_once.live(id) {
+                Outbound::Change {
+                    seq,
+                    message_id,
+                    frame,
+                } => {
+                    // Both remember it (no short circuit).
+                    let new_by_id = message_id.is_none_or(|id| by_message_id.live(id));
+                    if by_seq.live(seq) & new_by_id {
                         ws.text(frame)?;
                     }
+                }
+                Outbound::ChangesPage {
+                    since,
+                    mut changes,
+                    has_more,
+                } => {
+                    let next_since = changes.last().map_or(since, |(seq, _)| *seq);
+                    let reached_live = by_seq.sync(&mut changes, |(seq, _)| *seq);
+                    let frames: Vec<_> = changes.into_iter().map(|(_, frame)| frame).collect();
+                    ws.text(sync_changes_frame(
+                        since,
+                        &frames,
+                        has_more && !reached_live,
+                        next_since,
+                    ))?;
+                    let _ = queues.page_written.try_recv();
                 }
                 Outbound::SyncPage {
                     after_id,
                     mut messages,
                     has_more,
                 } => {
-                    let reached_live = exactly_once.sync(&mut messages);
+                    let reached_live = by_message_id.sync(&mut messages, |m| m.id);
                     let page = ServerEvent::Sync {
                         after_id,
                         messages: &messages,
@@ -105,7 +129,7 @@ fn write_until_closed(
                     ws.text(page.to_frame())?;
                     let _ = queues.page_written.try_recv();
                 }
-                Outbound::HistoryPage(frame) => {
+                Outbound::Page(frame) => {
                     ws.text(frame)?;
                     let _ = queues.page_written.try_recv();
                 }

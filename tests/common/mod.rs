@@ -126,6 +126,35 @@ impl TestServer {
     }
 }
 
+/// Two users, logged in, each with one WebSocket open, each already told
+/// the other is online: the start of most conversation tests.
+pub struct TwoOnline {
+    pub alice: Client,
+    pub alice_id: i64,
+    pub alice_ws: Ws,
+    pub bob: Client,
+    pub bob_id: i64,
+    pub bob_ws: Ws,
+}
+
+impl TwoOnline {
+    pub fn new(server: &TestServer) -> TwoOnline {
+        let (alice, alice_id) = server.user("alice");
+        let (bob, bob_id) = server.user("bob");
+        let (mut alice_ws, _) = Ws::connect(server, &alice);
+        let (bob_ws, _) = Ws::connect(server, &bob);
+        alice_ws.await_presence(&[bob_id], true);
+        TwoOnline {
+            alice,
+            alice_id,
+            alice_ws,
+            bob,
+            bob_id,
+            bob_ws,
+        }
+    }
+}
+
 /// An HTTP client that keeps the session cookie, like a browser.
 #[derive(Clone)]
 pub struct Client {

@@ -23,11 +23,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 
-use super::{Credentials, OnStored, Store, StoreError, Stored};
+use super::{Credentials, ReadMark, Reply, Store, StoreError, Stored};
+use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{
-    Conversation, Cursor, Message, NewMessage, Page, Session, SessionId, User, UserId,
+    Conversation, Cursor, Message, MessageId, NewMessage, Page, Session, SessionId, User, UserId,
 };
 use checkpointer::Checkpointer;
 use writer::Writer;
@@ -45,6 +46,8 @@ const MAX_READERS: usize = 8;
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     writer: Writer,
+    /// Where committed changes go (the hub's private-message channel).
+    changes: ChangeSink,
     readers: ReaderPool,
     checkpointer: Checkpointer,
 }
@@ -126,8 +129,13 @@ impl Drop for PooledReader<'_> {
 
 impl SqliteStore {
     /// Opens (or creates) the database at `path`, brings its schema to
-    /// [`schema::SCHEMA_VERSION`] and starts the writer thread.
-    pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
+    /// [`schema::SCHEMA_VERSION`] and starts the writer thread. Committed
+    /// changes go to `changes`, in commit order.
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        changes: ChangeSink,
+    ) -> Result<SqliteStore, StoreError> {
         private_files::prepare(path).map_err(StoreError::Files)?;
         let mut conn = open_connection(path)?;
         // WAL lets readers run while a write commits; it is a property of the
@@ -149,6 +157,7 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
+            changes,
             readers: ReaderPool::new(path),
             checkpointer: Checkpointer::spawn(path)?,
         })
@@ -274,8 +283,27 @@ fn constraint_code(err: &rusqlite::Error) -> Option<i32> {
     }
 }
 
-/// Stores a message unless its (sender, client_id) is taken, and keeps both
-/// conversation rows in step. Runs inside the writer's transaction.
+/// The `kind` column of `changes`.
+const KIND_MESSAGE: i64 = 1;
+const KIND_READ: i64 = 2;
+
+/// Appends a change to the stream inside the current transaction; returns
+/// its seq. One writer, so seqs grow in commit order.
+fn log_change(
+    conn: &Connection,
+    kind: i64,
+    user_id: UserId,
+    partner_id: UserId,
+    message_id: MessageId,
+) -> Result<Seq, StoreError> {
+    conn.prepare_cached(sql::INSERT_CHANGE)?
+        .execute((kind, user_id, partner_id, message_id))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Stores a message unless its (sender, client_id) is taken, keeps both
+/// conversation rows in step and logs the change. Runs inside the writer's
+/// transaction.
 fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreError> {
     let inserted = conn.prepare_cached(sql::INSERT_MESSAGE)?.execute((
         new.sender_id,
@@ -291,10 +319,7 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
             let message = conn
                 .prepare_cached(sql::MESSAGE_BY_CLIENT_ID)?
                 .query_row((new.sender_id, &new.client_id), |row| message_at(row, 0))?;
-            return Ok(Stored {
-                message,
-                created: false,
-            });
+            return Ok(Stored { message, seq: None });
         }
         Err(e) if constraint_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
             return Err(StoreError::UnknownUser);
@@ -308,6 +333,7 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
     // The receiver's row: newest message, one more unread.
     conn.prepare_cached(sql::UPSERT_RECEIVER_CONVERSATION)?
         .execute((new.receiver_id, new.sender_id, id))?;
+    let seq = log_change(conn, KIND_MESSAGE, new.sender_id, new.receiver_id, id)?;
     Ok(Stored {
         message: Message {
             id,
@@ -319,8 +345,154 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
                 .unwrap_or(new.created_at),
             is_read: false,
         },
-        created: true,
+        seq: Some(seq),
     })
+}
+
+/// Tells of a message write once its transaction is known to have
+/// committed or failed: a change (or a repeat) goes to the change sink, and
+/// the outcome to the caller's reply; a failure goes to whoever waits for
+/// it: the connection that sent the message (through the sink), or the
+/// REST caller. The hub hears first, so that a caller that acknowledges a
+/// message never acknowledges one the hub has not got. Sending fails only
+/// when nobody listens (shutdown, tools).
+fn finish_message_write(
+    outcome: Result<Stored, StoreError>,
+    sent: SentBy,
+    changes: &ChangeSink,
+    reply: Option<Reply<Stored>>,
+) {
+    let SentBy {
+        to_user_id,
+        sender_nickname,
+        origin,
+    } = sent;
+    match outcome {
+        Ok(stored) => {
+            // The message is copied only for a caller that waits for it.
+            let (message, answer) = match reply {
+                Some(reply) => (stored.message.clone(), Some((reply, stored.clone()))),
+                None => (stored.message, None),
+            };
+            let written = match stored.seq {
+                Some(seq) => Written::Committed(Committed {
+                    seq,
+                    change: Change::MessageStored {
+                        message,
+                        sender_nickname,
+                    },
+                    origin,
+                }),
+                None => Written::Repeated { message, origin },
+            };
+            let _ = changes.send(written);
+            if let Some((reply, stored)) = answer {
+                let _ = reply.send(Ok(stored));
+            }
+        }
+        Err(error) if origin.conn().is_some() => {
+            let _ = changes.send(Written::Failed {
+                to_user_id,
+                origin,
+                error,
+            });
+        }
+        Err(error) => {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// What the change of a message write needs besides the stored row.
+struct SentBy {
+    to_user_id: UserId,
+    sender_nickname: String,
+    origin: Origin,
+}
+
+/// Moves `me`'s read watermark for `partner` up to `up_to` (or the newest
+/// message), never backwards, and logs the change. Runs inside the
+/// writer's transaction.
+fn mark_read(
+    conn: &Connection,
+    me: UserId,
+    partner: UserId,
+    up_to: Option<MessageId>,
+) -> Result<ReadMark, StoreError> {
+    let state: Option<(i64, i64, i64)> = conn
+        .prepare_cached(sql::READ_STATE)?
+        .query_row((me, partner), |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    // No conversation yet: nothing to mark.
+    let Some((newest, read_so_far, unread)) = state else {
+        return Ok(ReadMark {
+            up_to_id: 0,
+            marked: 0,
+            seq: None,
+        });
+    };
+    let target = up_to.map_or(newest, |id| id.min(newest));
+    if target <= read_so_far {
+        return Ok(ReadMark {
+            up_to_id: read_so_far,
+            marked: 0,
+            seq: None,
+        });
+    }
+    let still_unread: i64 = if target == newest {
+        0
+    } else {
+        conn.prepare_cached(sql::UNREAD_AFTER)?
+            .query_row((me, partner, target), |row| row.get(0))?
+    };
+    conn.prepare_cached(sql::MARK_CONVERSATION_READ)?.execute((
+        me,
+        partner,
+        target,
+        still_unread,
+    ))?;
+    conn.prepare_cached(sql::MARK_READ_BY_PARTNER)?
+        .execute((me, partner, target))?;
+    let seq = log_change(conn, KIND_READ, me, partner, target)?;
+    Ok(ReadMark {
+        up_to_id: target,
+        marked: usize::try_from(unread - still_unread).unwrap_or(0),
+        seq: Some(seq),
+    })
+}
+
+/// One row of `CHANGES_SINCE` as the change it logged.
+fn change_at(row: &Row<'_>) -> rusqlite::Result<(Seq, Change)> {
+    let seq: Seq = row.get(0)?;
+    let kind: i64 = row.get(1)?;
+    let (user_id, partner_id, message_id): (UserId, UserId, MessageId) =
+        (row.get(2)?, row.get(3)?, row.get(4)?);
+    let change = if kind == KIND_READ {
+        Change::ConversationRead {
+            reader_id: user_id,
+            partner_id,
+            up_to_id: message_id,
+        }
+    } else {
+        Change::MessageStored {
+            sender_nickname: row.get(5)?,
+            message: Message {
+                id: message_id,
+                sender_id: row.get(6)?,
+                receiver_id: row.get(7)?,
+                content: row.get(8)?,
+                created_at: timestamp(row, 9)?,
+                // Frames of stored messages do not carry read state: the
+                // read changes do.
+                is_read: false,
+            },
+        }
+    };
+    Ok((seq, change))
 }
 
 impl Store for SqliteStore {
@@ -443,9 +615,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn insert_message(&self, new: NewMessage, done: OnStored) {
-        self.writer
-            .submit(move |conn| insert_message(conn, new), done);
+    fn insert_message(&self, mut new: NewMessage, origin: Origin, reply: Option<Reply<Stored>>) {
+        let changes = self.changes.clone();
+        let sent = SentBy {
+            to_user_id: new.receiver_id,
+            sender_nickname: std::mem::take(&mut new.sender_nickname),
+            origin,
+        };
+        self.writer.submit(
+            move |conn| insert_message(conn, new),
+            move |outcome| finish_message_write(outcome, sent, &changes, reply),
+        );
     }
 
     fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError> {
@@ -525,21 +705,54 @@ impl Store for SqliteStore {
         Ok((messages, has_more))
     }
 
-    fn mark_read(&self, me: UserId, partner: UserId) -> Result<usize, StoreError> {
-        self.write(move |conn| {
-            let state: Option<(i64, i64)> = conn
-                .prepare_cached(sql::READ_STATE)?
-                .query_row((me, partner), |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?;
-            // No conversation yet: nothing to mark.
-            let Some((newest, unread)) = state else {
-                return Ok(0);
-            };
-            conn.prepare_cached(sql::MARK_CONVERSATION_READ)?
-                .execute((me, partner, newest))?;
-            conn.prepare_cached(sql::MARK_READ_BY_PARTNER)?
-                .execute((me, partner, newest))?;
-            Ok(usize::try_from(unread).unwrap_or(0))
+    fn changes_since(
+        &self,
+        me: UserId,
+        since: Seq,
+        limit: u32,
+    ) -> Result<(Vec<(Seq, Change)>, bool), StoreError> {
+        // One row more than asked tells whether more remain.
+        let mut changes = self.read(|conn| {
+            conn.prepare_cached(sql::CHANGES_SINCE)?
+                .query_map((me, since, limit + 1), change_at)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let has_more = changes.len() > limit as usize;
+        changes.truncate(limit as usize);
+        Ok((changes, has_more))
+    }
+
+    fn mark_read(
+        &self,
+        me: UserId,
+        partner: UserId,
+        up_to: Option<MessageId>,
+        origin: Origin,
+    ) -> Result<ReadMark, StoreError> {
+        let changes = self.changes.clone();
+        super::wait_for_reply(|reply| {
+            self.writer.submit(
+                move |conn| mark_read(conn, me, partner, up_to),
+                move |outcome: Result<ReadMark, StoreError>| {
+                    if let Ok(ReadMark {
+                        up_to_id,
+                        seq: Some(seq),
+                        ..
+                    }) = outcome
+                    {
+                        let _ = changes.send(Written::Committed(Committed {
+                            seq,
+                            change: Change::ConversationRead {
+                                reader_id: me,
+                                partner_id: partner,
+                                up_to_id,
+                            },
+                            origin,
+                        }));
+                    }
+                    let _ = reply.send(outcome);
+                },
+            )
         })
     }
 
@@ -613,7 +826,8 @@ mod tests {
     fn query_plans_use_indexes() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("plans.db");
-        let _store = SqliteStore::open(&path, Durability::Normal).expect("open");
+        let _store =
+            SqliteStore::open(&path, Durability::Normal, crate::changes::nowhere()).expect("open");
         let conn = open_connection(&path).expect("connection");
         for (name, statement) in sql::ALL {
             let mut explain = conn
@@ -635,8 +849,11 @@ mod tests {
                     !step.contains("(rowid<") && !step.contains("(rowid>"),
                     "{name}: {plan:?}"
                 );
-                // The conversation list sorts one row per partner (see sql.rs).
-                let sorts = step.contains("TEMP B-TREE") && *name != "CONVERSATIONS";
+                // The conversation list sorts one row per partner, the
+                // change feed at most `limit` rows per side (see sql.rs).
+                let sorts = step.contains("TEMP B-TREE")
+                    && *name != "CONVERSATIONS"
+                    && *name != "CHANGES_SINCE";
                 assert!(!sorts, "{name} sorts: {plan:?}");
             }
             for (_, index) in EXPECTED_INDEXES.iter().filter(|(n, _)| n == name) {
@@ -660,6 +877,9 @@ mod tests {
         ("CREDENTIALS", "sqlite_autoindex_users"),
         ("MESSAGE_BY_CLIENT_ID", "private_messages_by_client_id"),
         ("SYNC_PARTNERS", "PRIMARY KEY"),
+        ("CHANGES_SINCE", "changes_by_user"),
+        ("CHANGES_SINCE", "changes_by_partner"),
+        ("UNREAD_AFTER", "private_messages_by_conversation"),
         ("SYNC_CONVERSATION_PAGE", "private_messages_by_conversation"),
     ];
 
@@ -670,17 +890,32 @@ mod tests {
             content: "hi".into(),
             created_at: Utc::now(),
             client_id: client_id.map(str::to_owned),
+            // The users of `store_with_two_users`.
+            sender_nickname: if sender_id == 1 { "alice" } else { "bob" }.into(),
         }
     }
 
     fn store_with_two_users(
         durability: Durability,
     ) -> (tempfile::TempDir, std::sync::Arc<SqliteStore>) {
+        let (dir, store, _changes) = store_with_two_users_and_changes(durability);
+        (dir, store)
+    }
+
+    /// Also returns what the store tells the hub.
+    fn store_with_two_users_and_changes(
+        durability: Durability,
+    ) -> (
+        tempfile::TempDir,
+        std::sync::Arc<SqliteStore>,
+        crossbeam_channel::Receiver<Written>,
+    ) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&dir.path().join("t.db"), durability).expect("open");
+        let (sink, changes) = crossbeam_channel::unbounded();
+        let store = SqliteStore::open(&dir.path().join("t.db"), durability, sink).expect("open");
         store.create_user("alice", "a@x", "h").expect("alice");
         store.create_user("bob", "b@x", "h").expect("bob");
-        (dir, std::sync::Arc::new(store))
+        (dir, std::sync::Arc::new(store), changes)
     }
 
     /// Commits only append to the WAL (the writer's own checkpoint starts at
@@ -768,27 +1003,91 @@ mod tests {
     }
 
     #[test]
-    fn completions_run_in_id_order_and_a_repeated_client_id_stores_nothing() {
-        let (_dir, store) = store_with_two_users(Durability::Normal);
-        let (seen, outcomes) = crossbeam_channel::unbounded();
+    fn changes_reach_the_sink_in_seq_order_and_a_repeated_client_id_stores_nothing() {
+        let (_dir, store, changes) = store_with_two_users_and_changes(Durability::Normal);
         // Queued without waiting: the three may share a commit.
         for (from, to) in [(1, 2), (1, 2), (2, 1)] {
-            let seen = seen.clone();
-            store.insert_message(
-                new_message(from, to, Some("c1")),
-                Box::new(move |outcome| {
-                    let _ = seen.send(outcome.expect("stored"));
-                }),
-            );
+            let origin = Origin::Connection {
+                conn: 7,
+                client_id: Some("c1".into()),
+            };
+            store.insert_message(new_message(from, to, Some("c1")), origin, None);
         }
-        let [first, again, other_sender] = [(); 3].map(|()| outcomes.recv().expect("an outcome"));
-        assert!(first.created && !again.created && other_sender.created);
-        assert_eq!(again.message, first.message);
-        assert!(first.message.id < other_sender.message.id);
+        let [first, again, other_sender] = [(); 3].map(|()| changes.recv().expect("an event"));
+        let (Written::Committed(first), Written::Repeated { message, .. }) = (first, again) else {
+            panic!("expected a change, then a repeat");
+        };
+        let Written::Committed(other_sender) = other_sender else {
+            panic!("expected a change");
+        };
+        let Change::MessageStored {
+            message: original, ..
+        } = &first.change
+        else {
+            panic!("a message");
+        };
+        assert_eq!(&message, original);
+        assert!(first.seq < other_sender.seq);
         assert_eq!(store.unread_count(2).expect("unread"), 1);
         let (all, more) = store.sync(1, 0, 10).expect("sync");
         assert_eq!(all.len(), 2);
         assert!(!more);
+        // The stream replays the same changes.
+        let (replayed, more) = store.changes_since(1, 0, 10).expect("changes");
+        let seqs: Vec<Seq> = replayed.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, [first.seq, other_sender.seq]);
+        assert_eq!(replayed[0].1, first.change);
+        assert!(!more);
+    }
+
+    #[test]
+    fn marking_read_is_a_change_and_never_moves_backwards() {
+        let (_dir, store, changes) = store_with_two_users_and_changes(Durability::Normal);
+        let ids: Vec<MessageId> = (0..3)
+            .map(|_| {
+                insert_message_and_wait(&*store, new_message(1, 2, None))
+                    .expect("insert")
+                    .message
+                    .id
+            })
+            .collect();
+        let _ = changes.try_iter().count();
+        let partial = store
+            .mark_read(2, 1, Some(ids[1]), Origin::Request)
+            .expect("mark");
+        assert_eq!((partial.up_to_id, partial.marked), (ids[1], 2));
+        assert_eq!(store.unread_count(2).expect("unread"), 1);
+        let Ok(Written::Committed(change)) = changes.try_recv() else {
+            panic!("the sink heard of it before mark_read returned");
+        };
+        assert_eq!(change.seq, partial.seq.expect("a change"));
+        assert_eq!(
+            change.change,
+            Change::ConversationRead {
+                reader_id: 2,
+                partner_id: 1,
+                up_to_id: ids[1]
+            }
+        );
+        let backwards = store
+            .mark_read(2, 1, Some(ids[0]), Origin::Request)
+            .expect("mark");
+        assert_eq!((backwards.up_to_id, backwards.seq), (ids[1], None));
+        assert!(changes.try_recv().is_err(), "nothing moved, nothing said");
+        // Beyond the newest message: read up to the newest.
+        let all = store
+            .mark_read(2, 1, Some(i64::MAX), Origin::Request)
+            .expect("mark");
+        assert_eq!((all.up_to_id, all.marked), (ids[2], 1));
+        assert_eq!(store.unread_count(2).expect("unread"), 0);
+        // Both users see it in the stream.
+        for user in [1, 2] {
+            let (replayed, _) = store
+                .changes_since(user, change.seq - 1, 10)
+                .expect("since");
+            assert_eq!(replayed.len(), 2, "user {user}: {replayed:?}");
+            assert_eq!(replayed[0], (change.seq, change.change.clone()));
+        }
     }
 
     #[test]
@@ -804,7 +1103,9 @@ mod tests {
     fn schema_version_is_recorded_and_newer_files_are_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("version.db");
-        drop(SqliteStore::open(&path, Durability::Normal).expect("open"));
+        drop(
+            SqliteStore::open(&path, Durability::Normal, crate::changes::nowhere()).expect("open"),
+        );
         let conn = Connection::open(&path).expect("reopen");
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -818,7 +1119,7 @@ mod tests {
             .expect("bump");
         drop(conn);
         assert!(matches!(
-            SqliteStore::open(&path, Durability::Normal),
+            SqliteStore::open(&path, Durability::Normal, crate::changes::nowhere()),
             Err(StoreError::SchemaTooNew { .. })
         ));
     }

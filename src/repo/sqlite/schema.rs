@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -54,6 +54,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
          DROP INDEX private_messages_by_receiver;
          DROP INDEX conversations_by_recency;
          ALTER TABLE private_messages DROP COLUMN is_read;",
+    ),
+    // The stream of committed changes. Every stored message becomes a
+    // change, in id order, so that `sync` from seq 0 replays them all; read
+    // state was not logged before, so only its present state (in
+    // `conversations`) is known.
+    (
+        4,
+        "CREATE TABLE changes (
+             seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+             kind       INTEGER NOT NULL,
+             user_id    INTEGER NOT NULL REFERENCES users (id),
+             partner_id INTEGER NOT NULL REFERENCES users (id),
+             message_id INTEGER NOT NULL
+         );
+         INSERT INTO changes (kind, user_id, partner_id, message_id)
+             SELECT 1, sender_id, receiver_id, id FROM private_messages ORDER BY id;
+         CREATE INDEX changes_by_user ON changes (user_id, seq);
+         CREATE INDEX changes_by_partner ON changes (partner_id, seq);",
     ),
 ];
 
@@ -106,7 +124,13 @@ mod tests {
                 .collect()
             })
             .expect("schema objects");
-        for table in ["users", "sessions", "private_messages", "conversations"] {
+        for table in [
+            "users",
+            "sessions",
+            "private_messages",
+            "conversations",
+            "changes",
+        ] {
             let columns: Vec<String> = conn
                 .prepare(&format!(
                     "SELECT name, type FROM pragma_table_info('{table}') ORDER BY name"
@@ -151,6 +175,15 @@ mod tests {
             .query_row("SELECT content FROM private_messages", [], |r| r.get(0))
             .expect("message");
         assert_eq!(kept, "kept");
+        // Every stored message is a change, so that sync from 0 replays it.
+        let change: (i64, i64, i64, i64) = old
+            .query_row(
+                "SELECT kind, user_id, partner_id, message_id FROM changes",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("change");
+        assert_eq!(change, (1, 1, 2, 1));
     }
 
     #[test]

@@ -51,6 +51,24 @@ pub const UPSERT_RECEIVER_CONVERSATION: &str =
      DO UPDATE SET last_message_id = excluded.last_message_id,
                    unread_count = unread_count + 1";
 
+/// Appends a change to the stream; its seq is the new rowid.
+pub const INSERT_CHANGE: &str =
+    "INSERT INTO changes (kind, user_id, partner_id, message_id) VALUES (?1, ?2, ?3, ?4)";
+/// The changes ?1 may see with a seq above ?2, oldest first, at most ?3:
+/// those ?1 made and those made towards ?1, each an index range, merged.
+/// SQLite sorts each side's (at most ?3) rows before merging them.
+pub const CHANGES_SINCE: &str = "SELECT c.seq, c.kind, c.user_id, c.partner_id, c.message_id,
+            u.nickname, m.sender_id, m.receiver_id, m.content, m.created_at
+     FROM (SELECT seq FROM (SELECT seq FROM changes WHERE user_id = ?1 AND seq > ?2
+                            ORDER BY seq LIMIT ?3)
+           UNION ALL
+           SELECT seq FROM (SELECT seq FROM changes WHERE partner_id = ?1 AND seq > ?2
+                            ORDER BY seq LIMIT ?3)) s
+     JOIN changes c ON c.seq = s.seq
+     JOIN users u ON u.id = c.user_id
+     LEFT JOIN private_messages m ON c.kind = 1 AND m.id = c.message_id
+     ORDER BY c.seq LIMIT ?3";
+
 /// A page of one conversation, newest first (the caller reverses it).
 pub const HISTORY_PAGE: &str = concat!(
     "SELECT ",
@@ -77,14 +95,20 @@ pub const SYNC_CONVERSATION_PAGE: &str = concat!(
 );
 
 /// Marking ?2's messages to ?1 read, step 1: the conversation's newest
-/// message (the new watermark) and how many were unread.
-pub const READ_STATE: &str = "SELECT last_message_id, unread_count FROM conversations
+/// message, the watermark so far and how many were unread.
+pub const READ_STATE: &str = "SELECT last_message_id, last_read_id, unread_count FROM conversations
      WHERE user_id = ?1 AND partner_id = ?2";
-/// Step 2: ?1 has read everything up to ?3 ...
+/// Step 2, when read only part of the way: ?2's messages to ?1 after ?3
+/// (they stay unread).
+pub const UNREAD_AFTER: &str = "SELECT count(*) FROM private_messages m
+     WHERE min(m.sender_id, m.receiver_id) = min(?1, ?2)
+       AND max(m.sender_id, m.receiver_id) = max(?1, ?2)
+       AND m.id > ?3 AND m.sender_id = ?2";
+/// Step 3: ?1 has read everything up to ?3, and ?4 remain unread ...
 pub const MARK_CONVERSATION_READ: &str =
-    "UPDATE conversations SET last_read_id = ?3, unread_count = 0
+    "UPDATE conversations SET last_read_id = ?3, unread_count = ?4
      WHERE user_id = ?1 AND partner_id = ?2";
-/// ... and step 3, the copy of that in ?2's row (`partner_read_id`).
+/// ... and step 4, the copy of that in ?2's row (`partner_read_id`).
 pub const MARK_READ_BY_PARTNER: &str = "UPDATE conversations SET partner_read_id = ?3
      WHERE user_id = ?2 AND partner_id = ?1";
 pub const UNREAD_COUNT: &str =
@@ -118,10 +142,13 @@ pub const ALL: &[(&str, &str)] = &[
     ("MESSAGE_BY_CLIENT_ID", MESSAGE_BY_CLIENT_ID),
     ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
     ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
+    ("INSERT_CHANGE", INSERT_CHANGE),
+    ("CHANGES_SINCE", CHANGES_SINCE),
     ("HISTORY_PAGE", HISTORY_PAGE),
     ("SYNC_PARTNERS", SYNC_PARTNERS),
     ("SYNC_CONVERSATION_PAGE", SYNC_CONVERSATION_PAGE),
     ("READ_STATE", READ_STATE),
+    ("UNREAD_AFTER", UNREAD_AFTER),
     ("MARK_CONVERSATION_READ", MARK_CONVERSATION_READ),
     ("MARK_READ_BY_PARTNER", MARK_READ_BY_PARTNER),
     ("UNREAD_COUNT", UNREAD_COUNT),

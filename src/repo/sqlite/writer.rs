@@ -180,7 +180,11 @@ impl Writer {
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        crate::wait::wait_for(|done| self.submit(work, done)).unwrap_or(Err(StoreError::Closed))
+        crate::repo::wait_for_reply(|reply| {
+            self.submit(work, move |outcome| {
+                let _ = reply.send(outcome);
+            })
+        })
     }
 }
 

@@ -6,5 +6,6 @@
 //! in `Reader::on_text`.
 
 pub(super) mod history;
+pub(super) mod mark_read;
 pub(super) mod send;
 pub(super) mod sync;

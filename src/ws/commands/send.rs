@@ -3,6 +3,7 @@
 
 use tungstenite::Utf8Bytes;
 
+use crate::changes::Origin;
 use crate::chat::{self, SendRequest};
 use crate::models::UserId;
 use crate::ws::events::ServerEvent;
@@ -10,9 +11,9 @@ use crate::ws::outbound::Outbound;
 use crate::ws::reader::Reader;
 
 /// Returns at once: the next frame is read while this one is stored. The
-/// hub answers a stored message with `message_delivered` / `message_failed`;
-/// the database writer a failed commit (through `on_sent`, which must not
-/// wait); and a send refused by the rules is answered here.
+/// hub answers a stored message, or one the database writer could not
+/// store, with `message_delivered` / `message_failed`; a send refused by
+/// the rules is answered here.
 pub(in crate::ws) fn apply(
     reader: &Reader,
     to_user_id: UserId,
@@ -24,21 +25,11 @@ pub(in crate::ws) fn apply(
         content,
         client_id: client_id.clone(),
     };
-    let replies = reader.replies.clone();
-    let failed_client_id = client_id.clone();
-    let on_sent: chat::OnSent = Box::new(move |outcome| {
-        if let Err(refused) = outcome {
-            if let chat::ChatError::Store(store_error) = &refused {
-                log::error!(
-                    "connection {}: storing a message: {store_error}",
-                    replies.id
-                );
-            }
-            let frame = refused_send(to_user_id, failed_client_id.as_deref(), &refused);
-            replies.queue(Outbound::Frame(frame));
-        }
-    });
-    match chat::send_message(&reader.app, &reader.user, request, Some(reader.id), on_sent) {
+    let origin = Origin::Connection {
+        conn: reader.id,
+        client_id: client_id.clone(),
+    };
+    match chat::send_message(&reader.app, &reader.user, request, origin, None) {
         Ok(()) => true,
         Err(refused) => {
             if let chat::ChatError::RateLimited(_) = refused {
@@ -76,6 +67,7 @@ fn refused_send(
         client_id,
         error: refused.code(),
         retry_after_ms,
+        seq: None,
     }
     .to_frame()
 }
