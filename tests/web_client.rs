@@ -169,6 +169,12 @@ fn two_people_chat_in_real_browsers() {
         ),
         "badge cleared",
     );
+    // Alice learns at once that bob has read it.
+    let seen = alice.wait_for(
+        &format!("{}?.textContent", q("#messages .msg.mine .state.seen")),
+        "seen marker",
+    );
+    assert_eq!(seen, "Seen");
     let received = bob.wait_for(
         &format!("{}?.textContent", q("#messages .msg:not(.mine) .bubble")),
         "message shown",
@@ -305,12 +311,13 @@ fn two_people_chat_in_real_browsers() {
         ),
         "message after restart",
     );
+    // Bob has the conversation open: delivered, then read at once.
     alice.wait_for(
         &format!(
-            "{}?.textContent === 'delivered'",
+            "{}?.textContent === 'Seen'",
             q("#messages .msg.mine:last-child .state")
         ),
-        "delivered after restart",
+        "seen after restart",
     );
 
     // ---- phone width: one pane at a time ----

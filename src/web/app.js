@@ -170,7 +170,10 @@ function partnerOf(message) {
 
 function thread(partner) {
   if (!state.threads.has(partner)) {
-    state.threads.set(partner, { messages: new Map(), complete: false, loading: false, loaded: false });
+    // seenUpTo: the partner has read my messages up to this id.
+    state.threads.set(partner, {
+      messages: new Map(), complete: false, loading: false, loaded: false, seenUpTo: 0,
+    });
   }
   return state.threads.get(partner);
 }
@@ -181,6 +184,8 @@ function addMessages(partner, messages) {
   let added = 0;
   for (const m of messages) {
     if (!t.messages.has(m.id)) { t.messages.set(m.id, m); added++; }
+    // A stored message of mine says whether the partner had read it.
+    if (m.sender_id === state.me.id && m.is_read) t.seenUpTo = Math.max(t.seenUpTo, m.id);
   }
   return added;
 }
@@ -252,6 +257,22 @@ async function markRead(partner) {
     /* the badge stays; the next open retries */
   } finally {
     c.marking = false;
+  }
+}
+
+/** Someone read a conversation: if it was me (another tab, or this one),
+ * its badge goes; if it was my partner, my messages up to there are seen. */
+function onMessagesRead(frame) {
+  if (frame.reader_id === state.me.id) {
+    const c = state.conversations.get(frame.partner_id);
+    if (!c) return;
+    if (c.last_message && frame.up_to_id >= c.last_message.id) c.unread_count = 0;
+    else refreshLists(); // read part of the way: the server counts the rest
+    renderSidebar();
+  } else if (frame.partner_id === state.me.id) {
+    const t = thread(frame.reader_id);
+    t.seenUpTo = Math.max(t.seenUpTo, frame.up_to_id);
+    if (frame.reader_id === state.openPartner) renderMessages({});
   }
 }
 
@@ -466,6 +487,9 @@ function onFrame(frame) {
       renderSidebar();
       break;
     }
+    case "messages_read":
+      onMessagesRead(frame);
+      break;
     case "message_delivered":
       seen(frame.message_id);
       settlePending(frame, "delivered");
@@ -559,6 +583,7 @@ const STATE_TEXT = {
   sending: "sending…",
   delivered: "delivered",
   offline: "stored, recipient offline",
+  seen: "Seen",
 };
 
 function messageNode({ mine, content, time, delivery, error, sender }) {
@@ -583,10 +608,15 @@ function renderMessages({ scrollToBottom }) {
   const nodes = [];
   if (!t.complete && t.messages.size > 0) nodes.push(el("div", "loading-older", "Scroll up for older messages"));
   const stored = [...t.messages.values()].sort((a, b) => a.id - b.id);
+  // "Seen" goes under the last of my messages the partner has read.
+  let lastSeen = 0;
+  for (const m of stored) {
+    if (m.sender_id === state.me.id && m.id <= t.seenUpTo) lastSeen = m.id;
+  }
   for (const m of stored) {
     const node = messageNode({
       mine: m.sender_id === state.me.id, content: m.content, time: formatTime(m.created_at),
-      delivery: m.delivery, sender: partnerName,
+      delivery: m.id === lastSeen ? "seen" : m.delivery, sender: partnerName,
     });
     node.dataset.messageId = m.id;
     nodes.push(node);
