@@ -261,9 +261,9 @@ impl Drop for ServerHandle {
 /// Turns Nagle's algorithm off for the sockets this listener accepts (Linux
 /// copies the option from the listening socket). tiny_http writes a
 /// response's head and body separately and has no setting for it: with
-/// Nagle on, the body waited for the client's delayed ACK, and 1–2% of REST
-/// requests took 40 ms more (measured with `seed_db --http`: p50 0.5 ms,
-/// p99 48 ms).
+/// Nagle on, the body waited for the client's delayed ACK, and a few REST
+/// requests in a hundred took 40 ms more (docs/BENCHMARKS.md, "Why the
+/// settings are what they are").
 fn no_delay_for_accepted(listener: &TcpListener) {
     #[cfg(unix)]
     {

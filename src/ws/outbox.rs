@@ -4,9 +4,8 @@
 //! a refused send) and one receiver (the connection's writer thread). Why not
 //! a crossbeam channel like the rest of the server: a crossbeam receiver
 //! spins and calls `sched_yield` several times before it sleeps. With two
-//! threads per connection on a 2-core box that yielding became a quarter of
-//! the server's CPU time under load (measured with `perf`, see
-//! docs/BENCHMARKS.md). This queue sleeps on a condition variable at once,
+//! threads per connection on a 2-core box that yielding became a large share
+//! of the server's CPU time under load (`perf`, docs/BENCHMARKS.md). This queue sleeps on a condition variable at once,
 //! is woken only when the writer is actually asleep, and hands the writer
 //! everything queued in one lock, so a busy connection costs one wake-up per
 //! burst instead of one per frame.

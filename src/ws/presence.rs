@@ -8,7 +8,8 @@
 //!   appends each arrival's, so a new connection costs one copy of the
 //!   text. Encoding the list from the hub's map for every connection cost
 //!   a string copy and a JSON encoding per online user; in a 10,000-user
-//!   storm that was 50 million of each and 60% of the hub's time.
+//!   storm that was 50 million of each, most of the hub's time
+//!   (docs/BENCHMARKS.md).
 //! - [`PresenceChange`]s are collected by the hub and handed out once per
 //!   connection per flush, each changed user once with their latest state,
 //!   in the [`PresenceForm`] the client asked for: the published one (a

@@ -4,28 +4,27 @@
 //! In WAL mode every commit appends pages to the log, and a "checkpoint"
 //! later copies them into the database file (with an fsync). By default
 //! SQLite runs it inside whichever commit crosses the threshold, so one
-//! unlucky batch of messages waits for the copy: measured at 1,000 msg/s,
-//! that made p99 latency 15–22 ms while p50 was 0.5 ms. Here this thread
+//! unlucky batch of messages waits for the copy, which showed as a p99
+//! many times the median. Here this thread
 //! runs a `PASSIVE` checkpoint every [`CHECKPOINT_BUSY`] while messages are
 //! being written (every [`CHECKPOINT_IDLE`] otherwise): it copies what it
 //! can without blocking the writer or any reader.
 //!
-//! Small, frequent rounds matter. Measured at an open-loop 10,000 msg/s: a
-//! round every 200 ms gave p99 25 ms, every 20 ms 5–9 ms. (Why exactly is
-//! not proven: the writer was never caught waiting on the disk; a small
-//! round is a short burst of copying and fsync next to the writer on two
-//! cores.) And a round that copies little can finish between two commits,
+//! Small, frequent rounds matter: they cut the p99 at high load several
+//! times over (why exactly is not proven: a small round is a short burst of
+//! copying and fsync next to the writer on two cores). And a round that copies little can finish between two commits,
 //! which is when SQLite starts the log over instead of growing it.
 //!
 //! A passive checkpoint never waits, so under a write load that never
 //! pauses it may not catch up with the end of the log, and SQLite only
 //! starts the log over once a checkpoint has. The writer's own automatic
 //! checkpoint stays on, with a high threshold, for that case: it blocks
-//! writes while it runs (three fsyncs, 10–30 ms here), which is what lets
-//! the log start over, and it finds most pages already copied. (Measured:
-//! with no writer checkpoint at all and a checkpointer that forced one when
-//! the log grew, throughput fell from 27k to 22k msg/s and p99.9 rose to
-//! 0.9 s.)
+//! writes while it runs (three fsyncs), which is what lets the log start
+//! over, and it finds most pages already copied. (Forcing such checkpoints
+//! from this thread instead cost throughput and the p99.9.)
+//!
+//! The figures behind each of these choices are in docs/BENCHMARKS.md,
+//! "Why the settings are what they are".
 
 use std::path::Path;
 use std::sync::Arc;

@@ -227,13 +227,12 @@ const PREPARED_STATEMENTS: usize = 64;
 /// Under a write load that never pauses, the checkpointer's passive rounds
 /// never reach the end of the log, and a checkpoint that blocks writes is
 /// the only kind that lets the log start over; each one stalls every send
-/// for its fsyncs (10–30 ms here). A high threshold makes that rare: at
-/// 10,000 msg/s the log grows ~140 MB/s, so 64 MiB meant a stall every
-/// 0.5 s (p99 23–49 ms), 1 GiB one every ~8 s (p99 5 ms). Under lighter
-/// load the checkpointer finishes between commits and the log starts over
-/// long before this. The cost: after such a burst the log file keeps its
-/// size until the server stops (a `journal_size_limit` would cut it back,
-/// but the truncate itself stalled the writer for 300 ms).
+/// for its fsyncs. A high threshold makes that rare, which is what the p99
+/// at high load needs (docs/BENCHMARKS.md, "Why the settings are what they
+/// are"). Under lighter load the checkpointer finishes between commits and
+/// the log starts over long before this. The cost: after such a burst the
+/// log file keeps its size until the server stops (a `journal_size_limit`
+/// would cut it back, but the truncate itself stalls the writer).
 const WRITER_CHECKPOINT_PAGES: i64 = 256 * 1024;
 /// Page cache of the write connection, in KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;

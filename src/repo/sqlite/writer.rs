@@ -9,7 +9,7 @@
 //!
 //! One failing job must not undo the others. A savepoint per job would do
 //! it, but costs more than the chat insert itself (SQLite copies each page a
-//! savepoint touches; measured: 19.5k → 32k messages/s without). The writer
+//! savepoint touches; docs/BENCHMARKS.md has the figure). The writer
 //! relies on SQLite's statement atomicity instead: a failed statement leaves
 //! nothing behind, so a job that fails having changed no row (a refused
 //! insert, an unknown user) is simply left out. A job that fails after it
