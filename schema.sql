@@ -75,24 +75,32 @@ CREATE TABLE conversations (
     -- then tells whether each last message was read without a second row.
     partner_read_id INTEGER NOT NULL DEFAULT 0,
     unread_count    INTEGER NOT NULL DEFAULT 0 CHECK (unread_count >= 0),
+    -- The conversation's newest change (see `changes`): sync asks which
+    -- conversations changed after a seq. Both rows of a conversation carry
+    -- it, set by the writes that already update them.
+    last_seq        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, partner_id)
 ) WITHOUT ROWID;
 
 -- The stream of committed changes (src/changes.rs): one row per change a
 -- client must learn about, in commit order. `seq` is assigned inside the
--- transaction that commits the change; the single writer makes it strictly
--- increasing in commit order. AUTOINCREMENT: a seq is never handed out
--- twice, even once old changes are pruned. A client that was away reads
--- the rows after the last seq it saw in which it is `user_id` or
--- `partner_id` (both sides of a 1:1 conversation see every change of it).
+-- transaction that commits the change: the rowid, max + 1, which the single
+-- writer makes strictly increasing in commit order. (Not AUTOINCREMENT: its
+-- counter would cost every message one more write. Old changes will only
+-- ever be pruned from the oldest end, so max + 1 never hands out a seq
+-- twice.) Every change belongs to a conversation and both its users see
+-- it; a client that was away reads, for each partner whose conversation
+-- row has a `last_seq` above the last seq it saw, that conversation's
+-- range of this index: one index per change, like the message index.
 CREATE TABLE changes (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq        INTEGER PRIMARY KEY,
     kind       INTEGER NOT NULL, -- 1: message stored, 2: conversation read
-    user_id    INTEGER NOT NULL REFERENCES users (id), -- who made it: sender, reader
-    partner_id INTEGER NOT NULL REFERENCES users (id), -- the other side
+    user_id    INTEGER NOT NULL, -- who made it: sender, reader
+    partner_id INTEGER NOT NULL, -- the other side
     message_id INTEGER NOT NULL  -- the message stored; read up to this id
 );
-CREATE INDEX changes_by_user ON changes (user_id, seq);
-CREATE INDEX changes_by_partner ON changes (partner_id, seq);
+CREATE INDEX changes_by_conversation ON changes (
+    min(user_id, partner_id), max(user_id, partner_id), seq
+);
 
 PRAGMA user_version = 4;

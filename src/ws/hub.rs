@@ -13,6 +13,8 @@
 //!    ([`Written`]), in commit order;
 //! 5. **history**: a history or sync request, handed to the query pool.
 //!
+//! A presence batch that is due goes before all of them (see below).
+//!
 //! The order is what makes the routing right without a shared queue. A
 //! connection sends its register before anything else, so by the time its
 //! unregister, a change committed after it registered, a logout of its
@@ -245,6 +247,32 @@ struct Hub {
     metrics: Arc<Metrics>,
 }
 
+/// Waits for the next event: from the first ready channel in the order of
+/// the module docs, or the presence batch once `presence_due` has passed.
+fn next_event(
+    inbox: &HubInbox,
+    private: &mut Receiver<Written>,
+    presence_due: Option<Instant>,
+) -> Event {
+    loop {
+        let timer = presence_due.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+        let event = select_biased! {
+            recv(inbox.register) -> conn => Some(conn.map_or(Event::Orphaned, Event::Register)),
+            recv(inbox.unregister) -> id => Some(id.map_or(Event::Orphaned, Event::Unregister)),
+            recv(inbox.control) -> control => Some(control.map_or(Event::Orphaned, Event::Control)),
+            recv(private) -> written => written.ok().map(Event::Written),
+            recv(inbox.history) -> request => Some(request.map_or(Event::Orphaned, Event::Request)),
+            recv(timer) -> _ => Some(Event::FlushPresence),
+        };
+        match event {
+            Some(event) => return event,
+            // The store is gone (shutdown): a closed channel would win
+            // every select from now on.
+            None => *private = crossbeam_channel::never(),
+        }
+    }
+}
+
 /// One event from any of the channels.
 enum Event {
     Register(ConnHandle),
@@ -262,30 +290,19 @@ impl Hub {
     fn run(mut self, inbox: HubInbox) {
         // When the last presence batch went out (none yet).
         let mut last_flush: Option<Instant> = None;
-        // Replaced by `never()` once its writer (the store) is gone, so
-        // that a closed channel does not win every select.
+        // Replaced by `never()` once its writer (the store) is gone.
         let mut private = inbox.private.clone();
         loop {
-            // Presence pending: it is due one interval after the last batch.
-            let presence_timer = if self.pending_presence.is_empty() {
-                crossbeam_channel::never()
+            // Presence pending: it is due one interval after the last batch,
+            // and then it goes first. (As the select's last arm alone it
+            // would wait for every channel to be empty, which in a connect
+            // storm is not until the storm is over.)
+            let presence_due = (!self.pending_presence.is_empty())
+                .then(|| last_flush.map_or_else(Instant::now, |t| t + PRESENCE_FLUSH_INTERVAL));
+            let event = if presence_due.is_some_and(|due| Instant::now() >= due) {
+                Event::FlushPresence
             } else {
-                let due = last_flush.map_or_else(Instant::now, |t| t + PRESENCE_FLUSH_INTERVAL);
-                crossbeam_channel::at(due)
-            };
-            let event = select_biased! {
-                recv(inbox.register) -> conn => conn.map_or(Event::Orphaned, Event::Register),
-                recv(inbox.unregister) -> id => id.map_or(Event::Orphaned, Event::Unregister),
-                recv(inbox.control) -> control => control.map_or(Event::Orphaned, Event::Control),
-                recv(private) -> written => match written {
-                    Ok(written) => Event::Written(written),
-                    Err(_) => {
-                        private = crossbeam_channel::never();
-                        continue;
-                    }
-                },
-                recv(inbox.history) -> request => request.map_or(Event::Orphaned, Event::Request),
-                recv(presence_timer) -> _ => Event::FlushPresence,
+                next_event(&inbox, &mut private, presence_due)
             };
             let started = Instant::now();
             match event {

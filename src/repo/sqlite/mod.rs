@@ -326,13 +326,13 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
         Err(e) => return Err(e.into()),
     }
     let id = conn.last_insert_rowid();
-    // The sender's row: newest message, unread unchanged.
-    conn.prepare_cached(sql::UPSERT_SENDER_CONVERSATION)?
-        .execute((new.sender_id, new.receiver_id, id))?;
-    // The receiver's row: newest message, one more unread.
-    conn.prepare_cached(sql::UPSERT_RECEIVER_CONVERSATION)?
-        .execute((new.receiver_id, new.sender_id, id))?;
     let seq = log_change(conn, KIND_MESSAGE, new.sender_id, new.receiver_id, id)?;
+    // The sender's row: newest message and change, unread unchanged.
+    conn.prepare_cached(sql::UPSERT_SENDER_CONVERSATION)?
+        .execute((new.sender_id, new.receiver_id, id, seq))?;
+    // The receiver's row: newest message and change, one more unread.
+    conn.prepare_cached(sql::UPSERT_RECEIVER_CONVERSATION)?
+        .execute((new.receiver_id, new.sender_id, id, seq))?;
     Ok(Stored {
         message: Message {
             id,
@@ -448,15 +448,16 @@ fn mark_read(
         conn.prepare_cached(sql::UNREAD_AFTER)?
             .query_row((me, partner, target), |row| row.get(0))?
     };
+    let seq = log_change(conn, KIND_READ, me, partner, target)?;
     conn.prepare_cached(sql::MARK_CONVERSATION_READ)?.execute((
         me,
         partner,
         target,
         still_unread,
+        seq,
     ))?;
     conn.prepare_cached(sql::MARK_READ_BY_PARTNER)?
-        .execute((me, partner, target))?;
-    let seq = log_change(conn, KIND_READ, me, partner, target)?;
+        .execute((me, partner, target, seq))?;
     Ok(ReadMark {
         up_to_id: target,
         marked: usize::try_from(unread - still_unread).unwrap_or(0),
@@ -464,7 +465,7 @@ fn mark_read(
     })
 }
 
-/// One row of `CHANGES_SINCE` as the change it logged.
+/// One row of `CONVERSATION_CHANGES` as the change it logged.
 fn change_at(row: &Row<'_>) -> rusqlite::Result<(Seq, Change)> {
     let seq: Seq = row.get(0)?;
     let kind: i64 = row.get(1)?;
@@ -711,10 +712,35 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<(Vec<(Seq, Change)>, bool), StoreError> {
         // One row more than asked tells whether more remain.
+        let wanted = limit + 1;
         let mut changes = self.read(|conn| {
-            conn.prepare_cached(sql::CHANGES_SINCE)?
-                .query_map((me, since, limit + 1), change_at)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            // One snapshot for all the statements below, as in `sync`.
+            let _snapshot = conn.unchecked_transaction()?;
+            let partners = conn
+                .prepare_cached(sql::CHANGED_PARTNERS)?
+                .query_map((me, since), |row| row.get::<_, UserId>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut page = conn.prepare_cached(sql::CONVERSATION_CHANGES)?;
+            let mut changes: Vec<(Seq, Change)> = Vec::new();
+            // As in `sync`: once `wanted` changes are in hand, a later
+            // conversation can only contribute seqs below the newest of them.
+            let mut before = Seq::MAX;
+            for partner in partners {
+                let rows = page.query_map(
+                    (me.min(partner), me.max(partner), since, before, wanted),
+                    change_at,
+                )?;
+                for change in rows {
+                    changes.push(change?);
+                }
+                if changes.len() >= wanted as usize {
+                    changes.sort_unstable_by_key(|(seq, _)| *seq);
+                    changes.truncate(wanted as usize);
+                    before = changes.last().map_or(before, |(seq, _)| *seq);
+                }
+            }
+            changes.sort_unstable_by_key(|(seq, _)| *seq);
+            Ok(changes)
         })?;
         let has_more = changes.len() > limit as usize;
         changes.truncate(limit as usize);
@@ -848,11 +874,8 @@ mod tests {
                     !step.contains("(rowid<") && !step.contains("(rowid>"),
                     "{name}: {plan:?}"
                 );
-                // The conversation list sorts one row per partner, the
-                // change feed at most `limit` rows per side (see sql.rs).
-                let sorts = step.contains("TEMP B-TREE")
-                    && *name != "CONVERSATIONS"
-                    && *name != "CHANGES_SINCE";
+                // The conversation list sorts one row per partner (see sql.rs).
+                let sorts = step.contains("TEMP B-TREE") && *name != "CONVERSATIONS";
                 assert!(!sorts, "{name} sorts: {plan:?}");
             }
             for (_, index) in EXPECTED_INDEXES.iter().filter(|(n, _)| n == name) {
@@ -876,8 +899,8 @@ mod tests {
         ("CREDENTIALS", "sqlite_autoindex_users"),
         ("MESSAGE_BY_CLIENT_ID", "private_messages_by_client_id"),
         ("SYNC_PARTNERS", "PRIMARY KEY"),
-        ("CHANGES_SINCE", "changes_by_user"),
-        ("CHANGES_SINCE", "changes_by_partner"),
+        ("CHANGED_PARTNERS", "PRIMARY KEY"),
+        ("CONVERSATION_CHANGES", "changes_by_conversation"),
         ("UNREAD_AFTER", "private_messages_by_conversation"),
         ("SYNC_CONVERSATION_PAGE", "private_messages_by_conversation"),
     ];

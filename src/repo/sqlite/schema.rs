@@ -62,16 +62,23 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         "CREATE TABLE changes (
-             seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+             seq        INTEGER PRIMARY KEY,
              kind       INTEGER NOT NULL,
-             user_id    INTEGER NOT NULL REFERENCES users (id),
-             partner_id INTEGER NOT NULL REFERENCES users (id),
+             user_id    INTEGER NOT NULL,
+             partner_id INTEGER NOT NULL,
              message_id INTEGER NOT NULL
          );
          INSERT INTO changes (kind, user_id, partner_id, message_id)
              SELECT 1, sender_id, receiver_id, id FROM private_messages ORDER BY id;
-         CREATE INDEX changes_by_user ON changes (user_id, seq);
-         CREATE INDEX changes_by_partner ON changes (partner_id, seq);",
+         CREATE INDEX changes_by_conversation ON changes (
+             min(user_id, partner_id), max(user_id, partner_id), seq
+         );
+         ALTER TABLE conversations ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+         UPDATE conversations SET last_seq = coalesce(
+             (SELECT max(c.seq) FROM changes c
+              WHERE min(c.user_id, c.partner_id) = min(conversations.user_id, conversations.partner_id)
+                AND max(c.user_id, c.partner_id) = max(conversations.user_id, conversations.partner_id)),
+             0);",
     ),
 ];
 

@@ -40,34 +40,36 @@ pub const MESSAGE_BY_CLIENT_ID: &str = concat!(
     " FROM private_messages m WHERE m.sender_id = ?1 AND m.client_id = ?2"
 );
 pub const UPSERT_SENDER_CONVERSATION: &str =
-    "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
-     VALUES (?1, ?2, ?3, 0)
+    "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count, last_seq)
+     VALUES (?1, ?2, ?3, 0, ?4)
      ON CONFLICT (user_id, partner_id)
-     DO UPDATE SET last_message_id = excluded.last_message_id";
+     DO UPDATE SET last_message_id = excluded.last_message_id, last_seq = excluded.last_seq";
 pub const UPSERT_RECEIVER_CONVERSATION: &str =
-    "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count)
-     VALUES (?1, ?2, ?3, 1)
+    "INSERT INTO conversations (user_id, partner_id, last_message_id, unread_count, last_seq)
+     VALUES (?1, ?2, ?3, 1, ?4)
      ON CONFLICT (user_id, partner_id)
      DO UPDATE SET last_message_id = excluded.last_message_id,
-                   unread_count = unread_count + 1";
+                   unread_count = unread_count + 1, last_seq = excluded.last_seq";
 
 /// Appends a change to the stream; its seq is the new rowid.
 pub const INSERT_CHANGE: &str =
     "INSERT INTO changes (kind, user_id, partner_id, message_id) VALUES (?1, ?2, ?3, ?4)";
-/// The changes ?1 may see with a seq above ?2, oldest first, at most ?3:
-/// those ?1 made and those made towards ?1, each an index range, merged.
-/// SQLite sorts each side's (at most ?3) rows before merging them.
-pub const CHANGES_SINCE: &str = "SELECT c.seq, c.kind, c.user_id, c.partner_id, c.message_id,
+/// Changes since ?2, step 1: the partners of ?1 whose conversation changed
+/// after ?2 (a range of the primary key, one row per partner).
+pub const CHANGED_PARTNERS: &str = "SELECT partner_id FROM conversations
+     WHERE user_id = ?1 AND last_seq > ?2";
+/// Step 2, per partner: the changes of conversation (?1, ?2) after seq ?3
+/// and before seq ?4, oldest first, at most ?5 rows, with what their frames
+/// show (the nickname of who made it; a stored message's row).
+pub const CONVERSATION_CHANGES: &str =
+    "SELECT c.seq, c.kind, c.user_id, c.partner_id, c.message_id,
             u.nickname, m.sender_id, m.receiver_id, m.content, m.created_at
-     FROM (SELECT seq FROM (SELECT seq FROM changes WHERE user_id = ?1 AND seq > ?2
-                            ORDER BY seq LIMIT ?3)
-           UNION ALL
-           SELECT seq FROM (SELECT seq FROM changes WHERE partner_id = ?1 AND seq > ?2
-                            ORDER BY seq LIMIT ?3)) s
-     JOIN changes c ON c.seq = s.seq
+     FROM changes c
      JOIN users u ON u.id = c.user_id
      LEFT JOIN private_messages m ON c.kind = 1 AND m.id = c.message_id
-     ORDER BY c.seq LIMIT ?3";
+     WHERE min(c.user_id, c.partner_id) = ?1 AND max(c.user_id, c.partner_id) = ?2
+       AND c.seq > ?3 AND c.seq < ?4
+     ORDER BY c.seq LIMIT ?5";
 
 /// A page of one conversation, newest first (the caller reverses it).
 pub const HISTORY_PAGE: &str = concat!(
@@ -104,12 +106,14 @@ pub const UNREAD_AFTER: &str = "SELECT count(*) FROM private_messages m
      WHERE min(m.sender_id, m.receiver_id) = min(?1, ?2)
        AND max(m.sender_id, m.receiver_id) = max(?1, ?2)
        AND m.id > ?3 AND m.sender_id = ?2";
-/// Step 3: ?1 has read everything up to ?3, and ?4 remain unread ...
+/// Step 3: ?1 has read everything up to ?3, and ?4 remain unread; change
+/// ?5 says so ...
 pub const MARK_CONVERSATION_READ: &str =
-    "UPDATE conversations SET last_read_id = ?3, unread_count = ?4
+    "UPDATE conversations SET last_read_id = ?3, unread_count = ?4, last_seq = ?5
      WHERE user_id = ?1 AND partner_id = ?2";
 /// ... and step 4, the copy of that in ?2's row (`partner_read_id`).
-pub const MARK_READ_BY_PARTNER: &str = "UPDATE conversations SET partner_read_id = ?3
+pub const MARK_READ_BY_PARTNER: &str =
+    "UPDATE conversations SET partner_read_id = ?3, last_seq = ?4
      WHERE user_id = ?2 AND partner_id = ?1";
 pub const UNREAD_COUNT: &str =
     "SELECT COALESCE(SUM(unread_count), 0) FROM conversations WHERE user_id = ?1";
@@ -143,7 +147,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
     ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
     ("INSERT_CHANGE", INSERT_CHANGE),
-    ("CHANGES_SINCE", CHANGES_SINCE),
+    ("CHANGED_PARTNERS", CHANGED_PARTNERS),
+    ("CONVERSATION_CHANGES", CONVERSATION_CHANGES),
     ("HISTORY_PAGE", HISTORY_PAGE),
     ("SYNC_PARTNERS", SYNC_PARTNERS),
     ("SYNC_CONVERSATION_PAGE", SYNC_CONVERSATION_PAGE),
