@@ -4,6 +4,7 @@
 #   examples/bench.sh                 # everything
 #   examples/bench.sh pairs-normal    # one scenario
 #   examples/bench.sh soak            # the 10-minute soak (not in "everything")
+#   SERVER_BIN=/other/chat-server examples/bench.sh pairs-normal   # another build, same run
 # "history" seeds a 10 M-message database once (~2 minutes) and keeps it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,11 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
 OUT=${OUT:-target/bench}
 PORT=${PORT:-18600}
 mkdir -p "$OUT"
-cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup
+# SERVER_CPUS / LOADGEN_CPUS pin the server and the generator to separate
+# cores (`taskset -c`), for the per-core figure.
+pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
+# (For the generator, in the foreground; the server is pinned in run().)
 
 run() { # name, server flags, loadgen arguments...
   local name=$1 flags=$2; shift 2
@@ -28,13 +33,20 @@ run() { # name, server flags, loadgen arguments...
     # written back during this run, they would slow its fsyncs.
     sync
     # shellcheck disable=SC2086
-    target/release/chat-server --addr 127.0.0.1:$PORT --db "${DB_FILE:-$db/chat.db}" --log-level warn \
+    local launcher=()
+    [ -z "${SERVER_CPUS:-}" ] || launcher=(taskset -c "$SERVER_CPUS") # execs the server: $! stays its pid
+    "${launcher[@]}" "${SERVER_BIN:-target/release/chat-server}" --addr 127.0.0.1:$PORT --db "${DB_FILE:-$db/chat.db}" --log-level warn \
       --message-rate 0 --login-rate 0 --register-rate 0 --max-connections 20000 $flags 2>"$OUT/$name.$i.server.log" &
     local pid=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-    target/release/examples/loadgen --server "http://127.0.0.1:$PORT" --server-pid $pid \
-      --sessions "$db/sessions" "$@" \
-      >"$OUT/$name.$i.txt" 2>"$OUT/$name.$i.progress" || echo "run $name.$i failed"
+    # The generator, or with CLIENT another program (given the server's URL).
+    if [ -n "${CLIENT:-}" ]; then
+      # shellcheck disable=SC2086
+      $CLIENT --server "http://127.0.0.1:$PORT" "$@"
+    else
+      pin "${LOADGEN_CPUS:-}" target/release/examples/loadgen --server "http://127.0.0.1:$PORT" \
+        --server-pid $pid --sessions "$db/sessions" "$@"
+    fi >"$OUT/$name.$i.txt" 2>"$OUT/$name.$i.progress" || echo "run $name.$i failed"
     kill $pid; wait $pid 2>/dev/null || true
     echo "== $name run $i"; cat "$OUT/$name.$i.txt"
   done
@@ -63,17 +75,25 @@ sel pairs-full && run pairs-full "--durability full" pairs --users 1000 --second
 sel latency-10k && run latency-10k "" pairs --users 1000 --rate 10000 --seconds "$SECONDS_PER_RUN"
 sel relay-pairs && relay relay-pairs pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
 sel relay-latency-10k && relay relay-latency-10k pairs --users 1000 --rate 10000 --seconds "$SECONDS_PER_RUN"
+for rate in 2000 5000; do
+  sel "relay-latency-$rate" && relay "relay-latency-$rate" pairs --users 1000 --rate $rate --seconds "$SECONDS_PER_RUN"
+done
+# Per core: the server on core 0, the generator on core 1.
+sel percore && SERVER_CPUS=0 LOADGEN_CPUS=1 run percore "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4
+# A client that missed 10,000 changes catches up over the WebSocket.
+sel catchup && RUNS=1 CLIENT=target/release/examples/sync_catchup run catchup "" --changes 10000 --runs 5
 # Throughput against how many sends each user keeps unanswered (4 above).
 for window in 16 64; do
   sel "window-$window" && run "pairs-normal-w$window" "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window $window
   sel "window-$window" && relay "relay-pairs-w$window" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window $window
 done
 sel sqlite-baseline && target/release/examples/sqlite_baseline --messages 200000 | tee "$OUT/sqlite-baseline.txt"
-for rate in 1000 2500 5000 7500; do
+for rate in 1000 2000 2500 5000 7500; do
   sel "latency-$rate" && run "latency-$rate" "" pairs --users 1000 --rate $rate --seconds "$SECONDS_PER_RUN"
 done
 sel idle && DB_KEY=many run idle "" idle --users "${IDLE_USERS:-10000}" --seconds 60
-sel storm && DB_KEY=many run storm "" storm --users "${STORM_USERS:-10000}"
+sel storm && RUNS=${STORM_RUNS:-5} DB_KEY=many run storm "" storm --users "${STORM_USERS:-10000}"
+sel storm-per-user && RUNS=${STORM_RUNS:-5} DB_KEY=many run storm-per-user "" --per-user-presence storm --users "${STORM_USERS:-10000}"
 if sel history; then
   seeded="$OUT/seeded.db"
   [ -f "$seeded" ] || target/release/examples/seed_db --db "$seeded" --queries 0

@@ -278,6 +278,11 @@ fn show_event(frame: &Value, session: &Session) {
             );
         }
         "message_delivered" => println!("  ✓ delivered"),
+        // The partner read my messages (my own reads, from other tabs, are
+        // not news here).
+        "messages_read" if id("partner_id") == session.me => {
+            println!("  ✓✓ seen by {}", session.name(id("reader_id")));
+        }
         "message_failed" if frame["error"] == "recipient_offline" => {
             println!("  ✓ stored; {} is offline", session.name(id("to_user_id")));
         }

@@ -74,6 +74,10 @@ struct Args {
     /// recorded (connections settle, presence floods pass).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
+    /// Ask for presence as one frame per user (the published default form)
+    /// instead of lists (`?presence=batch`, what our own clients ask for).
+    #[arg(long)]
+    per_user_presence: bool,
     #[command(subcommand)]
     scenario: Command,
 }
@@ -209,11 +213,12 @@ fn run_sockets(
         started.elapsed().as_secs_f64()
     );
     let before = server_pid.and_then(proc_status);
+    let cpu_before = server_pid.and_then(proc_cpu_seconds);
 
     let totals = Arc::new(Totals::default());
     let latencies = Arc::new(Mutex::new(new_histogram()));
     let epoch = Instant::now();
-    let plan = Plan::from(scenario, args.threads, users.len(), args.warmup);
+    let plan = Plan::from(scenario, args, users.len());
     let chunks: Vec<Vec<User>> = split(&users, args.threads);
     let workers: Vec<_> = chunks
         .into_iter()
@@ -276,6 +281,16 @@ fn run_sockets(
     report(
         scenario, &plan, &totals, &latencies, &outcomes, before, peak,
     );
+    // The figure that compares fairly across servers and machines: work
+    // done per second of the server's own CPU (connecting included).
+    if let (Some(cpu0), Some(cpu1)) = (cpu_before, server_pid.and_then(proc_cpu_seconds)) {
+        let cpu = cpu1 - cpu0;
+        let stored = totals.stored.load(Ordering::Relaxed) as f64;
+        println!(
+            "server CPU:      {cpu:.2} s ({:.0} stored messages per CPU-second)",
+            stored / cpu.max(f64::MIN_POSITIVE)
+        );
+    }
     report_rss_trend(&rss_samples);
     Ok(())
 }
@@ -294,10 +309,13 @@ struct Plan {
     /// count after this much more.
     warmup: Duration,
     workers: usize,
+    /// The WebSocket URL's query for the server (see `Args`).
+    presence_query: &'static str,
 }
 
 impl Plan {
-    fn from(scenario: &Scenario, threads: usize, users: usize, warmup: u64) -> Plan {
+    fn from(scenario: &Scenario, args: &Args, users: usize) -> Plan {
+        let (threads, warmup) = (args.threads, args.warmup);
         let plan = match scenario {
             Scenario::Pairs {
                 rate,
@@ -312,6 +330,7 @@ impl Plan {
                 expect_online: None,
                 warmup: Duration::ZERO,
                 workers: 1,
+                presence_query: "",
             },
             Scenario::Idle { seconds, .. } => Plan {
                 rate: None,
@@ -321,6 +340,7 @@ impl Plan {
                 expect_online: None,
                 warmup: Duration::ZERO,
                 workers: 1,
+                presence_query: "",
             },
             Scenario::Storm { .. } => Plan {
                 rate: None,
@@ -330,11 +350,17 @@ impl Plan {
                 expect_online: Some(users - 1),
                 warmup: Duration::ZERO,
                 workers: 1,
+                presence_query: "",
             },
         };
         Plan {
             warmup: Duration::from_secs(warmup),
             workers: threads.max(1),
+            presence_query: if args.per_user_presence {
+                ""
+            } else {
+                "?presence=batch"
+            },
             ..plan
         }
     }
@@ -742,7 +768,7 @@ fn drive(
                     let url = if client.user.cookie.is_empty() {
                         format!("{ws_url}?user={}", client.user.id)
                     } else {
-                        format!("{ws_url}?presence=batch")
+                        format!("{ws_url}{}", plan.presence_query)
                     };
                     let mut request = match url.into_client_request() {
                         Ok(r) => r,
@@ -883,10 +909,13 @@ fn on_frame(
 /// where every `"` is escaped. A frame whose entries do not match counts as
 /// an error rather than being half applied.
 fn track_presence(client: &mut Client, text: &str, online: bool, totals: &Totals) {
+    // The per-user form names one user as `"from_user_id":N,`.
+    const SINGLE: &str = r#""from_user_id":"#;
     const ENTRY: &str = r#"{"id":"#;
+    let entry = if text.contains(SINGLE) { SINGLE } else { ENTRY };
     let mut ids = Vec::new();
-    for (at, _) in text.match_indices(ENTRY) {
-        let digits = &text[at + ENTRY.len()..];
+    for (at, _) in text.match_indices(entry) {
+        let digits = &text[at + entry.len()..];
         let end = digits
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(digits.len());
@@ -940,6 +969,17 @@ fn proc_status(pid: u32) -> Option<(u64, u64)> {
             .and_then(|v| v.parse().ok())
     };
     Some((field("VmRSS:")?, field("Threads:")?))
+}
+
+/// User + system CPU time of a process, in seconds (`/proc/PID/stat`).
+fn proc_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
 }
 
 fn find_server_pid() -> Option<u32> {
