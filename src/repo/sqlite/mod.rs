@@ -495,6 +495,56 @@ fn change_at(row: &Row<'_>) -> rusqlite::Result<(Seq, Change)> {
     Ok((seq, change))
 }
 
+/// A page of what is new for `me` after `after` (a message id or a seq),
+/// in `key` order, at most `limit`; and whether more remain. Both kinds of
+/// sync read it the same way: `partners` lists the partners whose
+/// conversation has something newer (one row each), and `page` reads one
+/// conversation's range, oldest first (`?1`, `?2`: the conversation; `?3`
+/// after, `?4` before, `?5` at most). Once `limit + 1` rows are in hand, a
+/// later conversation can only contribute keys below the newest of them, so
+/// the work stays within `limit + 1` rows per partner however long the
+/// backlog.
+fn page_over_conversations<T>(
+    conn: &Connection,
+    (partners, page): (&str, &str),
+    (me, after, limit): (UserId, i64, u32),
+    row_to_item: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+    key: impl Fn(&T) -> i64,
+) -> rusqlite::Result<(Vec<T>, bool)> {
+    // One row more than asked tells whether more remain.
+    let wanted = limit + 1;
+    // One snapshot for all the statements below: a page must hold
+    // everything of its range that had committed when it was read
+    // (docs/GUARANTEES.md, sync). Read-only, so dropping it at the end (a
+    // rollback) is all the cleanup it needs.
+    let _snapshot = conn.unchecked_transaction()?;
+    let partners = conn
+        .prepare_cached(partners)?
+        .query_map((me, after), |row| row.get::<_, UserId>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut page = conn.prepare_cached(page)?;
+    let mut items: Vec<T> = Vec::new();
+    let mut before = i64::MAX;
+    for partner in partners {
+        let rows = page.query_map(
+            (me.min(partner), me.max(partner), after, before, wanted),
+            &row_to_item,
+        )?;
+        for item in rows {
+            items.push(item?);
+        }
+        if items.len() >= wanted as usize {
+            items.sort_unstable_by_key(&key);
+            items.truncate(wanted as usize);
+            before = items.last().map_or(before, &key);
+        }
+    }
+    items.sort_unstable_by_key(&key);
+    let has_more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Ok((items, has_more))
+}
+
 impl Store for SqliteStore {
     fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
@@ -659,50 +709,15 @@ impl Store for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> Result<(Vec<Message>, bool), StoreError> {
-        // One row more than asked tells whether more remain.
-        let wanted = limit + 1;
-        let mut messages = self.read(|conn| {
-            // One snapshot for all the statements below: a page must hold
-            // every message of its id range that had committed when it was
-            // read (docs/GUARANTEES.md, sync). Read-only, so dropping it at
-            // the end (a rollback) is all the cleanup it needs.
-            let _snapshot = conn.unchecked_transaction()?;
-            let partners = conn
-                .prepare_cached(sql::SYNC_PARTNERS)?
-                .query_map((me, after_id), |row| row.get::<_, UserId>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut page = conn.prepare_cached(sql::SYNC_CONVERSATION_PAGE)?;
-            let mut messages: Vec<Message> = Vec::new();
-            // Once `wanted` messages are in hand, a later conversation can
-            // only contribute ids below the newest of them: the work stays
-            // within `wanted` rows per partner however long the backlog.
-            let mut before_id = i64::MAX;
-            for partner in partners {
-                let rows = page.query_map(
-                    (
-                        me.min(partner),
-                        me.max(partner),
-                        after_id,
-                        before_id,
-                        wanted,
-                    ),
-                    |row| message_at(row, 0),
-                )?;
-                for message in rows {
-                    messages.push(message?);
-                }
-                if messages.len() >= wanted as usize {
-                    messages.sort_unstable_by_key(|m| m.id);
-                    messages.truncate(wanted as usize);
-                    before_id = messages.last().map_or(before_id, |m| m.id);
-                }
-            }
-            messages.sort_unstable_by_key(|m| m.id);
-            Ok(messages)
-        })?;
-        let has_more = messages.len() > limit as usize;
-        messages.truncate(limit as usize);
-        Ok((messages, has_more))
+        self.read(|conn| {
+            page_over_conversations(
+                conn,
+                (sql::SYNC_PARTNERS, sql::SYNC_CONVERSATION_PAGE),
+                (me, after_id, limit),
+                |row| message_at(row, 0),
+                |m| m.id,
+            )
+        })
     }
 
     fn changes_since(
@@ -711,40 +726,15 @@ impl Store for SqliteStore {
         since: Seq,
         limit: u32,
     ) -> Result<(Vec<(Seq, Change)>, bool), StoreError> {
-        // One row more than asked tells whether more remain.
-        let wanted = limit + 1;
-        let mut changes = self.read(|conn| {
-            // One snapshot for all the statements below, as in `sync`.
-            let _snapshot = conn.unchecked_transaction()?;
-            let partners = conn
-                .prepare_cached(sql::CHANGED_PARTNERS)?
-                .query_map((me, since), |row| row.get::<_, UserId>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut page = conn.prepare_cached(sql::CONVERSATION_CHANGES)?;
-            let mut changes: Vec<(Seq, Change)> = Vec::new();
-            // As in `sync`: once `wanted` changes are in hand, a later
-            // conversation can only contribute seqs below the newest of them.
-            let mut before = Seq::MAX;
-            for partner in partners {
-                let rows = page.query_map(
-                    (me.min(partner), me.max(partner), since, before, wanted),
-                    change_at,
-                )?;
-                for change in rows {
-                    changes.push(change?);
-                }
-                if changes.len() >= wanted as usize {
-                    changes.sort_unstable_by_key(|(seq, _)| *seq);
-                    changes.truncate(wanted as usize);
-                    before = changes.last().map_or(before, |(seq, _)| *seq);
-                }
-            }
-            changes.sort_unstable_by_key(|(seq, _)| *seq);
-            Ok(changes)
-        })?;
-        let has_more = changes.len() > limit as usize;
-        changes.truncate(limit as usize);
-        Ok((changes, has_more))
+        self.read(|conn| {
+            page_over_conversations(
+                conn,
+                (sql::CHANGED_PARTNERS, sql::CONVERSATION_CHANGES),
+                (me, since, limit),
+                change_at,
+                |(seq, _)| *seq,
+            )
+        })
     }
 
     fn mark_read(
