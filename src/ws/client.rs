@@ -158,13 +158,13 @@ pub fn serve(
     }
     log::debug!("connection {id}: user {} connected", user.id);
 
-    let replies = Arc::new(Replies {
+    let replies = Replies {
         id,
         outbox,
         outbox_capacity: app.config.outbox_capacity,
         close_signal,
         metrics: app.metrics.clone(),
-    });
+    };
     let reader = Reader {
         id,
         user,

@@ -29,7 +29,7 @@ pub(super) struct Reader {
     pub(in crate::ws) id: ConnId,
     pub(in crate::ws) user: User,
     pub(in crate::ws) app: App,
-    pub(in crate::ws) replies: Arc<Replies>,
+    pub(in crate::ws) replies: Replies,
     /// Capacity 1: taken for each page queued, given back by the writer
     /// once it has written it.
     pub(super) page_slot: Sender<()>,
