@@ -1,4 +1,4 @@
--- Schema of the chat server, version 4.
+-- Schema of the chat server, version 5.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
 -- `repo::sqlite::schema::migrate`. This file always describes a fresh
@@ -15,7 +15,10 @@ CREATE TABLE users (
     email         TEXT    NOT NULL UNIQUE COLLATE NOCASE,
     -- Argon2id PHC string: algorithm, parameters, salt and hash in one field.
     password_hash TEXT    NOT NULL,
-    created_at    INTEGER NOT NULL -- milliseconds since the Unix epoch, UTC
+    created_at    INTEGER NOT NULL, -- milliseconds since the Unix epoch, UTC
+    -- 0: the partner does not learn how far this user has read, and this
+    -- user does not learn it of anyone either (PATCH /api/me).
+    send_read_receipts INTEGER NOT NULL DEFAULT 1
 );
 
 CREATE TABLE sessions (
@@ -39,6 +42,14 @@ CREATE TABLE private_messages (
     -- The sender's own tag for this send (optional). A retried send with the
     -- same tag finds the stored message instead of storing a second one.
     client_id   TEXT,
+    -- The message of the same conversation this one answers (optional).
+    reply_to_id INTEGER REFERENCES private_messages (id),
+    -- When the content was last edited (earlier versions: message_versions).
+    edited_at   INTEGER,
+    -- When it was deleted for everyone: content is then '' and every
+    -- earlier version and reaction is gone; the row stays, so that ids,
+    -- paging and sync stay stable.
+    deleted_at  INTEGER,
     CHECK (sender_id <> receiver_id)
 );
 
@@ -94,13 +105,55 @@ CREATE TABLE conversations (
 -- range of this index: one index per change, like the message index.
 CREATE TABLE changes (
     seq        INTEGER PRIMARY KEY,
-    kind       INTEGER NOT NULL, -- 1: message stored, 2: conversation read
-    user_id    INTEGER NOT NULL, -- who made it: sender, reader
+    -- 1: message stored, 2: conversation read, 3: message edited,
+    -- 4: message deleted, 5: reaction
+    kind       INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL, -- who made it: sender, reader, editor...
     partner_id INTEGER NOT NULL, -- the other side
-    message_id INTEGER NOT NULL  -- the message stored; read up to this id
+    message_id INTEGER NOT NULL, -- the message; for a read: read up to it
+    detail     TEXT,             -- a reaction's emoji
+    flag       INTEGER           -- a reaction: on; a deletion: for everyone
 );
 CREATE INDEX changes_by_conversation ON changes (
     min(user_id, partner_id), max(user_id, partner_id), seq
 );
+-- A deletion for everyone erases the message's edits and reactions from
+-- the stream too; only those kinds are indexed, so a send costs nothing.
+CREATE INDEX changes_by_message ON changes (message_id) WHERE kind IN (3, 5);
 
-PRAGMA user_version = 4;
+-- Earlier contents of edited messages, oldest first (version 1 is what was
+-- sent). Erased when the message is deleted for everyone.
+CREATE TABLE message_versions (
+    message_id INTEGER NOT NULL REFERENCES private_messages (id),
+    version    INTEGER NOT NULL,
+    content    TEXT    NOT NULL,
+    written_at INTEGER NOT NULL, -- when this version was sent or edited
+    PRIMARY KEY (message_id, version)
+) WITHOUT ROWID;
+
+-- One row per (message, emoji, user): a message's reactions are one range.
+CREATE TABLE reactions (
+    message_id INTEGER NOT NULL REFERENCES private_messages (id),
+    emoji      TEXT    NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    PRIMARY KEY (message_id, emoji, user_id)
+) WITHOUT ROWID;
+
+-- Messages a user deleted for themselves: hidden from their history,
+-- sync, conversation list and unread counts only.
+CREATE TABLE hidden_messages (
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    message_id INTEGER NOT NULL REFERENCES private_messages (id),
+    PRIMARY KEY (user_id, message_id)
+) WITHOUT ROWID;
+
+-- Who blocked whom. Read into memory at start (the send path and the hub
+-- consult it without a query) and kept in step by every change.
+CREATE TABLE blocks (
+    blocker_id INTEGER NOT NULL REFERENCES users (id),
+    blocked_id INTEGER NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (blocker_id, blocked_id)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 5;

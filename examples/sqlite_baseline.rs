@@ -144,6 +144,7 @@ fn store_inserts(args: &Args, durability: Durability) -> f64 {
             created_at: chrono::Utc::now(),
             client_id: None,
             sender_nickname: String::new(),
+            reply_to_id: None,
         };
         let origin = Origin::Connection {
             conn: 1,

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::origin;
+use crate::privacy::Privacy;
 use crate::repo::Store;
 use crate::ws::hub::HubHandle;
 
@@ -24,6 +25,8 @@ pub struct App {
     pub limits: Arc<Limits>,
     /// Numbers for `GET /metrics`, shared with the hub.
     pub metrics: Arc<Metrics>,
+    /// Who blocked whom, who keeps read state private; shared with the hub.
+    pub privacy: Arc<Privacy>,
     /// Signs the cookies that tell an owner's browsers from strangers at
     /// login (see [`DeviceKey`]).
     pub device_key: Arc<DeviceKey>,
@@ -43,8 +46,8 @@ impl App {
         store: Arc<dyn Store>,
         hub: HubHandle,
         metrics: Arc<Metrics>,
-        http_addr: SocketAddr,
-        ws_addr: SocketAddr,
+        privacy: Arc<Privacy>,
+        (http_addr, ws_addr): (SocketAddr, SocketAddr),
         device_key: DeviceKey,
     ) -> (App, crossbeam_channel::Receiver<()>) {
         let (alive, all_done) = crossbeam_channel::bounded(0);
@@ -54,6 +57,7 @@ impl App {
             allowed_origins: Arc::new(origin::allowed_origins(http_addr, &config.allowed_origins)),
             limits: Arc::new(Limits::from_config(&config)),
             metrics,
+            privacy,
             config: Arc::new(config),
             device_key: Arc::new(device_key),
             ws_addr,

@@ -13,10 +13,11 @@
 //! `docs/ARCHITECTURE.md` says why a client can never skip a change, also
 //! when several transactions commit at once on a future PostgreSQL store.
 
+use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
-use crate::models::{Message, MessageId, UserId, format_timestamp};
+use crate::models::{Message, MessageId, ReplyTo, UserId, format_timestamp};
 use crate::repo::StoreError;
 
 /// Position of a change in the stream: strictly increasing in commit order.
@@ -40,18 +41,65 @@ pub enum Change {
         partner_id: UserId,
         up_to_id: MessageId,
     },
+    /// The sender replaced a message's content.
+    MessageEdited {
+        message_id: MessageId,
+        sender_id: UserId,
+        receiver_id: UserId,
+        content: String,
+        edited_at: DateTime<Utc>,
+    },
+    /// `user_id` deleted a message for everyone (its sender) or for
+    /// themselves only (either side; only their own connections hear it).
+    MessageDeleted {
+        message_id: MessageId,
+        user_id: UserId,
+        partner_id: UserId,
+        for_everyone: bool,
+    },
+    /// `user_id` added (`on`) or took back a reaction to a message of their
+    /// conversation with `partner_id`.
+    Reaction {
+        message_id: MessageId,
+        user_id: UserId,
+        partner_id: UserId,
+        emoji: String,
+        on: bool,
+    },
 }
 
 impl Change {
-    /// The users who see this change: both sides of the conversation.
-    pub fn audience(&self) -> [UserId; 2] {
+    /// The users who see this change: both sides of the conversation, but
+    /// for a deletion for me, only me. (Whether a partner sees a read mark
+    /// also depends on both users' receipt settings: the hub's business.)
+    pub fn audience(&self) -> Vec<UserId> {
         match self {
-            Change::MessageStored { message, .. } => [message.sender_id, message.receiver_id],
+            Change::MessageStored { message, .. } => vec![message.sender_id, message.receiver_id],
             Change::ConversationRead {
                 reader_id,
                 partner_id,
                 ..
-            } => [*reader_id, *partner_id],
+            } => vec![*reader_id, *partner_id],
+            Change::MessageEdited {
+                sender_id,
+                receiver_id,
+                ..
+            } => vec![*sender_id, *receiver_id],
+            Change::MessageDeleted {
+                user_id,
+                for_everyone: false,
+                ..
+            } => vec![*user_id],
+            Change::MessageDeleted {
+                user_id,
+                partner_id,
+                ..
+            }
+            | Change::Reaction {
+                user_id,
+                partner_id,
+                ..
+            } => vec![*user_id, *partner_id],
         }
     }
 
@@ -69,6 +117,9 @@ impl Change {
                 nickname: sender_nickname,
                 content: &message.content,
                 timestamp: format_timestamp(&message.created_at),
+                reply_to: message.reply_to.as_ref(),
+                edited_at: message.edited_at.as_ref().map(format_timestamp),
+                deleted_at: message.deleted_at.as_ref().map(format_timestamp),
                 seq,
             },
             Change::ConversationRead {
@@ -79,6 +130,39 @@ impl Change {
                 reader_id: *reader_id,
                 partner_id: *partner_id,
                 up_to_id: *up_to_id,
+                seq,
+            },
+            Change::MessageEdited {
+                message_id,
+                content,
+                edited_at,
+                ..
+            } => ChangeFrame::MessageEdited {
+                message_id: *message_id,
+                content,
+                edited_at: format_timestamp(edited_at),
+                seq,
+            },
+            Change::MessageDeleted {
+                message_id,
+                for_everyone,
+                ..
+            } => ChangeFrame::MessageDeleted {
+                message_id: *message_id,
+                deleted_for: if *for_everyone { "everyone" } else { "me" },
+                seq,
+            },
+            Change::Reaction {
+                message_id,
+                user_id,
+                emoji,
+                on,
+                ..
+            } => ChangeFrame::Reaction {
+                message_id: *message_id,
+                emoji,
+                user_id: *user_id,
+                on: *on,
                 seq,
             },
         }
@@ -99,12 +183,42 @@ pub enum ChangeFrame<'a> {
         nickname: &'a str,
         content: &'a str,
         timestamp: String,
+        /// The message this one answers.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply_to: Option<&'a ReplyTo>,
+        /// In a sync page, a message edited since: its content is the
+        /// current one (its `message_edited` changes follow).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        edited_at: Option<String>,
+        /// In a sync page, a message deleted for everyone since: no content.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deleted_at: Option<String>,
         seq: Seq,
     },
     MessagesRead {
         reader_id: UserId,
         partner_id: UserId,
         up_to_id: MessageId,
+        seq: Seq,
+    },
+    MessageEdited {
+        message_id: MessageId,
+        content: &'a str,
+        edited_at: String,
+        seq: Seq,
+    },
+    MessageDeleted {
+        message_id: MessageId,
+        /// `"everyone"` or `"me"`.
+        #[serde(rename = "for")]
+        deleted_for: &'static str,
+        seq: Seq,
+    },
+    Reaction {
+        message_id: MessageId,
+        emoji: &'a str,
+        user_id: UserId,
+        on: bool,
         seq: Seq,
     },
 }

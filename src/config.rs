@@ -56,6 +56,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_SESSION_TTL", default_value = "30d", value_parser = parse_duration)]
     pub session_ttl: Duration,
 
+    /// How long after sending a message its sender may edit it or delete it
+    /// for everyone, e.g. `48h`, `15m`; `0`: no limit.
+    #[arg(long, env = "CHAT_EDIT_WINDOW", default_value = "48h", value_parser = parse_duration)]
+    pub edit_window: Duration,
+
     /// A WebSocket from which no complete frame (not even a pong) arrives
     /// for this long is closed. Must be longer than `--ping-interval`.
     #[arg(long, env = "CHAT_PONG_WAIT", default_value = "60s", value_parser = parse_duration)]
@@ -186,6 +191,11 @@ impl Config {
     /// (gorilla/websocket's `pingPeriod = (pongWait * 9) / 10`).
     pub fn ping_period(&self) -> Duration {
         self.ping_interval.unwrap_or(self.pong_wait * 9 / 10)
+    }
+
+    /// The edit window as the rules take it: `None` for no limit (`0`).
+    pub fn edit_window(&self) -> Option<Duration> {
+        (!self.edit_window.is_zero()).then_some(self.edit_window)
     }
 
     /// Checks the combinations a flag parser cannot.

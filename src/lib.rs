@@ -30,6 +30,7 @@
 //! - [`ws::queries`]: the threads that answer history and sync requests.
 //! - [`auth`]: password hashing, session tokens, input rules.
 //! - [`origin`]: which browser origins may call us (CSRF, CSWSH).
+//! - [`privacy`]: blocks and read-receipt settings, kept in memory.
 //! - [`limits`]: rate limits, login back-off, connection caps.
 //! - [`fd_limit`]: the open-file limit, and the caps fitted under it.
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
@@ -48,6 +49,7 @@ pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod origin;
+pub mod privacy;
 pub mod repo;
 pub mod server;
 pub mod ws;

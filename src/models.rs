@@ -41,6 +41,70 @@ pub struct Message {
     #[serde(serialize_with = "serialize_timestamp")]
     pub created_at: DateTime<Utc>,
     pub is_read: bool,
+    /// The message this one answers, if any.
+    pub reply_to: Option<ReplyTo>,
+    /// When the content was last edited; `None`: never.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// When it was deleted for everyone (`content` is then empty).
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Who reacted with what, one entry per emoji.
+    pub reactions: Vec<Reaction>,
+}
+
+impl Message {
+    /// A message as it is when stored: no edits, deletion or reactions yet.
+    pub fn new(
+        id: MessageId,
+        sender_id: UserId,
+        receiver_id: UserId,
+        content: String,
+        created_at: DateTime<Utc>,
+    ) -> Message {
+        Message {
+            id,
+            sender_id,
+            receiver_id,
+            content,
+            created_at,
+            is_read: false,
+            reply_to: None,
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
+        }
+    }
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplyTo {
+    pub id: MessageId,
+    pub sender_id: UserId,
+    /// The first [`REPLY_EXCERPT_CHARS`] characters; `None` once the
+    /// original was deleted for everyone.
+    pub excerpt: Option<String>,
+}
+
+/// Characters of the original a reply shows.
+pub const REPLY_EXCERPT_CHARS: usize = 100;
+
+/// The users who reacted to a message with one emoji, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub user_ids: Vec<UserId>,
+}
+
+/// One version of an edited message's content
+/// (`GET /api/messages/{id}/versions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    pub content: String,
+    /// When this version was sent, or written by an edit.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub written_at: DateTime<Utc>,
 }
 
 /// A message that is about to be stored: what the sender chose, nothing the
@@ -56,6 +120,9 @@ pub struct NewMessage {
     /// The sender's nickname, for the change's frame (not stored with the
     /// message: it is the user's).
     pub sender_nickname: String,
+    /// The message this one answers; the store checks that it belongs to
+    /// the same conversation.
+    pub reply_to_id: Option<MessageId>,
 }
 
 /// One row of `GET /api/conversations`, before the hub adds `online`.
@@ -124,6 +191,16 @@ pub fn format_timestamp(t: &DateTime<Utc>) -> String {
 
 fn serialize_timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_timestamp(t))
+}
+
+fn serialize_optional_timestamp<S: Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format_timestamp(t)),
+        None => s.serialize_none(),
+    }
 }
 
 #[cfg(test)]

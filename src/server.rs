@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::fd_limit;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
+use crate::privacy::Privacy;
 use crate::repo::{SqliteStore, Store, StoreError};
 use crate::ws::hub::{self, Control, HubHandle};
 use crate::ws::listener::WsListener;
@@ -98,6 +99,7 @@ impl Server {
             hub,
             hub_thread,
             metrics,
+            privacy,
         } = core;
         let device_key = DeviceKey::generate().map_err(|e| StartError::Random(e.to_string()))?;
         let (app, all_done) = App::new(
@@ -105,8 +107,8 @@ impl Server {
             store,
             hub.clone(),
             metrics,
-            http_addr,
-            ws_addr,
+            privacy,
+            (http_addr, ws_addr),
             device_key,
         );
         let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
@@ -137,6 +139,8 @@ pub struct Core {
     pub hub: HubHandle,
     pub hub_thread: JoinHandle<()>,
     pub metrics: Arc<Metrics>,
+    /// Blocks and read-receipt settings, shared by the hub and the handlers.
+    pub privacy: Arc<Privacy>,
 }
 
 impl Core {
@@ -150,18 +154,20 @@ impl Core {
             change_sink,
         )?);
         let metrics = Arc::new(Metrics::default());
+        let privacy = Arc::new(Privacy::load(&*store)?);
         let queries = QueryPool::spawn(
             store.clone(),
             metrics.clone(),
             config.query_threads,
             config.query_queue,
         )?;
-        let hub_thread = hub::spawn(hub_inbox, queries, metrics.clone())?;
+        let hub_thread = hub::spawn(hub_inbox, queries, metrics.clone(), privacy.clone())?;
         Ok(Core {
             store,
             hub,
             hub_thread,
             metrics,
+            privacy,
         })
     }
 }

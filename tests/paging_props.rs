@@ -37,6 +37,7 @@ fn send(store: &SqliteStore, from: i64, to: i64) -> i64 {
         created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000).expect("time"),
         client_id: None,
         sender_nickname: String::new(),
+        reply_to_id: None,
     };
     insert_message_and_wait(store, new)
         .expect("insert")

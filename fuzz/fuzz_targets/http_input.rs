@@ -34,11 +34,20 @@ pub fn fixture() -> &'static Fixture {
             store,
             hub,
             metrics,
+            privacy,
             ..
         } = Core::start(&config).expect("core");
         let addr: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
         let device_key = chat_server::auth::DeviceKey::generate().expect("rng");
-        let (app, _all_done) = App::new(config, store, hub, metrics, addr, addr, device_key);
+        let (app, _all_done) = App::new(
+            config,
+            store,
+            hub,
+            metrics,
+            privacy,
+            (addr, addr),
+            device_key,
+        );
         for (nickname, email) in [("fuzzer", "f@x"), ("peer", "p@x")] {
             let body = format!(
                 r#"{{"nickname":"{nickname}","email":"{email}","password":"password123"}}"#

@@ -12,6 +12,7 @@ use super::login::{login, session_cookie};
 use super::{
     ApiError, HttpRequest, HttpResponse, MAX_HEAD_BYTES, Reply, assets, query_i64, read_json,
 };
+use super::{message_actions, people};
 use crate::app::App;
 use crate::auth;
 use crate::changes::Origin;
@@ -26,7 +27,10 @@ type Handler = fn(&App, &HttpRequest) -> Result<Reply, ApiError>;
 /// takes microseconds; the bound only matters if the hub is stuck).
 const LOGOUT_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Every endpoint: method, path, handler.
+/// Every endpoint: method, path, handler. A `{}` segment matches any one
+/// segment, which the handler reads ([`path_segment`]); a path that matches
+/// a route without one is never taken for one with (`/api/messages/read`
+/// is not message "read").
 const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Get, "/healthz", healthz),
     (Method::Get, "/api/config", client_config),
@@ -41,7 +45,57 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Get, "/api/messages/unread", unread_count),
     (Method::Get, "/api/conversations", conversations),
     (Method::Get, "/api/sync", sync),
+    (Method::Patch, "/api/me", people::update_me),
+    (Method::Patch, "/api/messages/{}", message_actions::edit),
+    (Method::Delete, "/api/messages/{}", message_actions::delete),
+    (
+        Method::Get,
+        "/api/messages/{}/versions",
+        message_actions::versions,
+    ),
+    (
+        Method::Put,
+        "/api/messages/{}/reactions/{}",
+        message_actions::react,
+    ),
+    (
+        Method::Delete,
+        "/api/messages/{}/reactions/{}",
+        message_actions::unreact,
+    ),
+    (Method::Get, "/api/blocks", people::blocks),
+    (Method::Put, "/api/blocks/{}", people::block),
+    (Method::Delete, "/api/blocks/{}", people::unblock),
 ];
+
+/// Whether `path` matches `pattern` (see [`ROUTES`]).
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut segments = path.split('/');
+    pattern.split('/').all(|want| {
+        segments
+            .next()
+            .is_some_and(|got| want == "{}" || want == got)
+    }) && segments.next().is_none()
+}
+
+/// Segment `index` of the request's path (0 is the empty one before the
+/// first `/`), percent-decoded; 400 when it is not UTF-8.
+pub fn path_segment(request: &HttpRequest, index: usize) -> Result<String, ApiError> {
+    let raw = request.path.split('/').nth(index).unwrap_or("");
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))
+}
+
+/// A message id from segment `index` of the path; 404 when it is none.
+pub fn path_id(request: &HttpRequest, index: usize) -> Result<i64, ApiError> {
+    path_segment(request, index)?
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found("no such message"))
+}
 
 /// Answers one request. Every outcome, error or not, is a response with
 /// a JSON body (or a web client file).
@@ -92,8 +146,14 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
         return metrics(app, request);
     }
 
-    let on_path: Vec<&(Method, &str, Handler)> =
+    let mut on_path: Vec<&(Method, &str, Handler)> =
         ROUTES.iter().filter(|(_, p, _)| *p == path).collect();
+    if on_path.is_empty() {
+        on_path = ROUTES
+            .iter()
+            .filter(|(_, p, _)| path_matches(p, path))
+            .collect();
+    }
     let result = match on_path.iter().find(|(m, _, _)| m == method) {
         Some(_) if *method != Method::Get && !same_origin(app, request) => {
             audit(app, request, "refused: origin not allowed");
@@ -134,7 +194,11 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
             if error.status == 429 {
                 audit(app, request, &format!("refused: {}", error.message));
             }
-            let response = HttpResponse::json(error.status, &json!({ "error": error.message }));
+            let body = match error.code {
+                Some(code) => json!({ "error": error.message, "code": code }),
+                None => json!({ "error": error.message }),
+            };
+            let response = HttpResponse::json(error.status, &body);
             match error.retry_after {
                 Some(seconds) => response.with_header("Retry-After", seconds.to_string()),
                 None => response,
@@ -296,7 +360,7 @@ fn logout(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
 
 fn me(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
-    Ok(Reply::ok(json!({ "user": user })))
+    Ok(Reply::ok(json!({ "user": people::me_json(app, &user) })))
 }
 
 fn users(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
@@ -316,6 +380,8 @@ struct SendBody {
     content: String,
     #[serde(default)]
     client_id: Option<String>,
+    #[serde(default)]
+    reply_to_id: Option<i64>,
 }
 
 fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
@@ -325,6 +391,7 @@ fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         to_user_id: body.to_user_id,
         content: body.content,
         client_id: body.client_id,
+        reply_to_id: body.reply_to_id,
     };
     let stored = chat::send_message_and_wait(app, &user, send).map_err(chat_error)?;
     // 201 for a new message; 200 for a repeated client_id, which stored
@@ -336,12 +403,12 @@ fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     ))
 }
 
-fn chat_error(e: ChatError) -> ApiError {
+/// A refusal in HTTP words: its status, its text and its code.
+pub fn chat_error(e: ChatError) -> ApiError {
     match e {
-        ChatError::UnknownUser => ApiError::not_found(e.to_string()),
         ChatError::RateLimited(wait) => ApiError::too_many(e.to_string(), wait),
         ChatError::Store(store) => store.into(),
-        invalid => ApiError::bad_request(invalid.to_string()),
+        refused => ApiError::new(refused.status(), refused.to_string()).with_code(refused.code()),
     }
 }
 
@@ -432,6 +499,8 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         online: bool,
         last_message: &'a Message,
         unread_count: i64,
+        /// I blocked this partner.
+        blocked: bool,
     }
     #[derive(Serialize)]
     struct List<'a> {
@@ -447,6 +516,7 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
             online: app.hub.is_online(c.partner_id),
             last_message: &c.last_message,
             unread_count: c.unread_count,
+            blocked: app.privacy.has_blocked(user.id, c.partner_id),
         })
         .collect();
     Ok(Reply::ok(List {

@@ -14,6 +14,8 @@ mod assets;
 mod guards;
 mod handlers;
 mod login;
+mod message_actions;
+mod people;
 
 pub use handlers::route;
 
@@ -277,6 +279,9 @@ pub struct ApiError {
     cause: Option<String>,
     /// Seconds for a `Retry-After` header (429).
     retry_after: Option<u64>,
+    /// A machine-readable reason (`"code"` next to `"error"`), where the
+    /// WebSocket's `message_failed` frame has one for the same refusal.
+    code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -286,6 +291,14 @@ impl ApiError {
             message: message.into(),
             cause: None,
             retry_after: None,
+            code: None,
+        }
+    }
+    /// The same error, with a machine-readable `code`.
+    pub fn with_code(self, code: &'static str) -> ApiError {
+        ApiError {
+            code: Some(code),
+            ..self
         }
     }
     /// 429: over a rate limit; retry after `wait` (rounded up to seconds).
@@ -313,6 +326,7 @@ impl ApiError {
             message: "internal server error".into(),
             cause: Some(cause.to_string()),
             retry_after: None,
+            code: None,
         }
     }
 }

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 
 use crate::changes::{Change, Origin, Seq};
 use crate::models::{
-    Conversation, Message, MessageId, NewMessage, Page, Session, SessionId, User, UserId,
+    Conversation, Message, MessageId, NewMessage, Page, Session, SessionId, User, UserId, Version,
 };
 
 /// What can go wrong in storage, in the words callers branch on.
@@ -54,6 +54,66 @@ pub enum StoreError {
     /// Anything else from the database: disk full, corruption, I/O errors.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The rules refused the write, as found inside its transaction.
+    #[error("{0}")]
+    Refused(Refusal),
+}
+
+/// Why a write about a message was refused: checked inside the writing
+/// transaction, so that two actions racing each other cannot both pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No such message, or not one of the user's conversations, or hidden
+    /// by them: the same answer, so that nothing leaks its existence.
+    #[error("no such message")]
+    NoSuchMessage,
+    /// Only the sender may do this.
+    #[error("only the sender may do this")]
+    NotTheSender,
+    /// Past the edit window.
+    #[error("too late: the edit window has passed")]
+    EditWindowPassed,
+    /// The message was deleted for everyone.
+    #[error("the message was deleted")]
+    Deleted,
+    /// Every message has room for a few distinct emoji only.
+    #[error("at most {} different reactions per message", MAX_REACTIONS)]
+    TooManyReactions,
+    /// `reply_to_id` is not a message of this conversation.
+    #[error("reply_to_id must be a message of this conversation")]
+    InvalidReply,
+}
+
+/// Distinct emoji one message can carry.
+pub const MAX_REACTIONS: i64 = 20;
+
+/// Something a participant does to a stored message.
+#[derive(Debug, Clone)]
+pub enum MessageAction {
+    /// The sender replaces the content (`window`: how long after sending;
+    /// `None`, no limit).
+    Edit {
+        content: String,
+        window: Option<std::time::Duration>,
+    },
+    /// For everyone (the sender, within `window`) or for me (either side).
+    Delete {
+        for_everyone: bool,
+        window: Option<std::time::Duration>,
+    },
+    /// Adds (`on`) or takes back one emoji.
+    React { emoji: String, on: bool },
+}
+
+/// The outcome of a [`MessageAction`].
+#[derive(Debug, Clone)]
+pub struct Acted {
+    /// The message after it, as the acting user sees it (for a deletion for
+    /// me: as it was).
+    pub message: Message,
+    /// The change it made; `None` when it changed nothing (the same
+    /// content, a reaction already there or already gone).
+    pub seq: Option<Seq>,
 }
 
 /// The result of storing a message.
@@ -183,6 +243,28 @@ pub trait Store: Send + Sync {
         up_to: Option<MessageId>,
         origin: Origin,
     ) -> Result<ReadMark, StoreError>;
+    /// Does `action` to message `id` on behalf of `user`, if the rules
+    /// allow (checked inside the transaction); waits for the commit. A
+    /// change goes to the change sink first.
+    fn act_on_message(
+        &self,
+        user: UserId,
+        id: MessageId,
+        action: MessageAction,
+        now: DateTime<Utc>,
+        origin: Origin,
+    ) -> Result<Acted, StoreError>;
+    /// Every version of message `id` that `me` may see, oldest first (the
+    /// current one last); [`Refusal::NoSuchMessage`] as for any action.
+    fn versions(&self, me: UserId, id: MessageId) -> Result<Vec<Version>, StoreError>;
+    /// Every (blocker, blocked) pair, to load at start.
+    fn blocks(&self) -> Result<Vec<(UserId, UserId)>, StoreError>;
+    /// `blocker` blocks (`on`) or unblocks `blocked`.
+    fn set_block(&self, blocker: UserId, blocked: UserId, on: bool) -> Result<(), StoreError>;
+    /// Users who keep how far they have read to themselves, to load at start.
+    fn receipts_off(&self) -> Result<Vec<UserId>, StoreError>;
+    fn set_send_read_receipts(&self, user: UserId, on: bool) -> Result<(), StoreError>;
+
     /// Unread messages to `me` over all conversations.
     fn unread_count(&self, me: UserId) -> Result<i64, StoreError>;
     /// One row per partner of `me`, newest conversation first.

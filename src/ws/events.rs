@@ -19,6 +19,38 @@ pub enum ClientEvent {
         content: String,
         #[serde(default)]
         client_id: Option<String>,
+        /// The message of this conversation that this one answers.
+        #[serde(default)]
+        reply_to_id: Option<MessageId>,
+    },
+    /// I am typing to `to_user_id` (`"start"`), or stopped (`"stop"`).
+    Typing {
+        to_user_id: UserId,
+        state: TypingState,
+    },
+    /// Replace the content of my message `message_id`.
+    EditMessage {
+        message_id: MessageId,
+        content: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// Delete message `message_id` for everyone (default; mine only) or
+    /// for me.
+    DeleteMessage {
+        message_id: MessageId,
+        #[serde(default, rename = "for")]
+        deleted_for: DeleteFor,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// Add (`on`) or take back a reaction.
+    React {
+        message_id: MessageId,
+        emoji: String,
+        on: bool,
+        #[serde(default)]
+        client_id: Option<String>,
     },
     /// Catch-up after a reconnect: every change visible to me after `since`
     /// (a `seq`), or, the older form, every message to or by me after
@@ -48,6 +80,23 @@ pub enum ClientEvent {
         #[serde(default)]
         limit: Option<i64>,
     },
+}
+
+/// The `state` of a `typing` frame.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TypingState {
+    Start,
+    Stop,
+}
+
+/// Whom a deletion is for.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteFor {
+    #[default]
+    Everyone,
+    Me,
 }
 
 impl ClientEvent {
@@ -108,11 +157,16 @@ pub enum ServerEvent<'a> {
         seq: Option<Seq>,
     },
     /// Answer to a send that reached no recipient connection (`message_id`
-    /// set: stored, recipient offline) or was rejected (no `message_id`).
+    /// set: stored, recipient offline) or was rejected (no `message_id`);
+    /// or to an edit, deletion or reaction that was refused (`action` names
+    /// the frame, `message_id` its message, and there is no `to_user_id`).
     MessageFailed {
         #[serde(skip_serializing_if = "Option::is_none")]
         message_id: Option<MessageId>,
-        to_user_id: UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to_user_id: Option<UserId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<&'a str>,
         client_id: Option<&'a str>,
         error: &'a str,
         /// With `rate_limited`: when a retry would be accepted.
@@ -138,6 +192,11 @@ pub enum ServerEvent<'a> {
         after_id: i64,
         messages: &'a [Message],
         has_more: bool,
+    },
+    /// `from_user_id` is typing to this user (`"start"`), or stopped.
+    Typing {
+        from_user_id: UserId,
+        state: &'static str,
     },
     /// A frame the server could not act on; the connection stays open.
     Error {
@@ -221,7 +280,8 @@ mod tests {
             Ok(ClientEvent::PrivateMessage {
                 to_user_id: 2,
                 content: "hi".into(),
-                client_id: None
+                client_id: None,
+                reply_to_id: None,
             })
         );
         assert!(ClientEvent::parse(r#"{"type":"private_message","to_user_id":"2"}"#).is_err());
@@ -235,7 +295,8 @@ mod tests {
     fn failed_without_id_omits_the_field() {
         let frame = ServerEvent::MessageFailed {
             message_id: None,
-            to_user_id: 3,
+            to_user_id: Some(3),
+            action: None,
             client_id: Some("c1"),
             error: "too_long",
             retry_after_ms: None,

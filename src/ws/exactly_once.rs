@@ -50,14 +50,7 @@ mod tests {
 
     fn messages(ids: &[MessageId]) -> Vec<StoredMessage> {
         ids.iter()
-            .map(|&id| StoredMessage {
-                id,
-                sender_id: 1,
-                receiver_id: 2,
-                content: String::new(),
-                created_at: chrono::Utc::now(),
-                is_read: false,
-            })
+            .map(|&id| StoredMessage::new(id, 1, 2, String::new(), chrono::Utc::now()))
             .collect()
     }
 

@@ -8,12 +8,15 @@
 //!
 //! 1. **register**: a connection finished its handshake;
 //! 2. **unregister**: a connection's reader stopped;
-//! 3. **control**: a session logged out; shutdown;
+//! 3. **control**: a session logged out; shutdown; someone is typing (see
+//!    [`super::typing`]: ahead of changes, so that a `start` sent before a
+//!    message is never routed after it);
 //! 4. **private message**: a change the database writer committed
 //!    ([`Written`]), in commit order;
 //! 5. **history**: a history or sync request, handed to the query pool.
 //!
-//! A presence batch that is due goes before all of them (see below).
+//! A presence batch that is due goes before all of them (see below). The
+//! select also wakes for typing deadlines: a held change, a lapsed start.
 //!
 //! The order is what makes the routing right without a shared queue. A
 //! connection sends its register before anything else, so by the time its
@@ -57,10 +60,13 @@ use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox::{Outbox, PushError};
 use super::presence::{OnlineList, PendingPresence, PresenceChange};
 use super::queries::{QueryJob, QueryPool, QueryRequest};
+use super::typing::{Typing, TypingFrame};
 use crate::changes::{Change, ChangeSink, Committed, Origin, Written};
 use crate::chat::ChatError;
 use crate::metrics::Metrics;
 use crate::models::{Message, SessionId, UserId};
+use crate::privacy::Privacy;
+use tungstenite::Utf8Bytes;
 
 pub use crate::changes::ConnId;
 
@@ -100,6 +106,12 @@ pub enum Control {
     },
     /// Close every connection with 1001 and stop the hub.
     Shutdown,
+    /// A client's `typing` frame: `from` is typing to `to`, or stopped.
+    Typing {
+        from: UserId,
+        to: UserId,
+        typing: bool,
+    },
 }
 
 /// Set of users with at least one open connection, written by the hub only,
@@ -133,6 +145,13 @@ impl HubHandle {
 
     pub fn control(&self, event: Control) -> bool {
         self.control.send(event).is_ok()
+    }
+
+    /// Passes on a typing frame, or drops it when the hub is that busy:
+    /// typing is worth less than anything else it carries, and a reader
+    /// never waits for it.
+    pub fn typing(&self, from: UserId, to: UserId, typing: bool) {
+        let _ = self.control.try_send(Control::Typing { from, to, typing });
     }
 
     /// Asks for a history or sync page, answered in the connection's outbox.
@@ -203,6 +222,7 @@ pub fn spawn(
     inbox: HubInbox,
     queries: QueryPool,
     metrics: Arc<Metrics>,
+    privacy: Arc<Privacy>,
 ) -> std::io::Result<JoinHandle<()>> {
     let hub = Hub {
         conns: HashMap::new(),
@@ -215,6 +235,8 @@ pub fn spawn(
         tick: 0,
         queries,
         metrics,
+        privacy,
+        typing: Typing::default(),
     };
     std::thread::Builder::new()
         .name("hub".into())
@@ -245,24 +267,28 @@ struct Hub {
     tick: u64,
     queries: QueryPool,
     metrics: Arc<Metrics>,
+    /// Blocks (typing does not pass) and read-receipt settings.
+    privacy: Arc<Privacy>,
+    /// Who is typing to whom.
+    typing: Typing,
 }
 
 /// Waits for the next event: from the first ready channel in the order of
-/// the module docs, or the presence batch once `presence_due` has passed.
+/// the module docs, or [`Event::Timer`] once `wake_at` has passed.
 fn next_event(
     inbox: &HubInbox,
     private: &mut Receiver<Written>,
-    presence_due: Option<Instant>,
+    wake_at: Option<Instant>,
 ) -> Event {
     loop {
-        let timer = presence_due.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+        let timer = wake_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
         let event = select_biased! {
             recv(inbox.register) -> conn => Some(conn.map_or(Event::Orphaned, Event::Register)),
             recv(inbox.unregister) -> id => Some(id.map_or(Event::Orphaned, Event::Unregister)),
             recv(inbox.control) -> control => Some(control.map_or(Event::Orphaned, Event::Control)),
             recv(private) -> written => written.ok().map(Event::Written),
             recv(inbox.history) -> request => Some(request.map_or(Event::Orphaned, Event::Request)),
-            recv(timer) -> _ => Some(Event::FlushPresence),
+            recv(timer) -> _ => Some(Event::Timer),
         };
         match event {
             Some(event) => return event,
@@ -282,6 +308,8 @@ enum Event {
     Request(QueryRequest),
     /// The presence batch is due.
     FlushPresence,
+    /// A presence batch or a typing deadline is due.
+    Timer,
     /// Every [`HubHandle`] is gone: nobody can register or shut down.
     Orphaned,
 }
@@ -302,7 +330,11 @@ impl Hub {
             let event = if presence_due.is_some_and(|due| Instant::now() >= due) {
                 Event::FlushPresence
             } else {
-                next_event(&inbox, &mut private, presence_due)
+                let wake_at = match (presence_due, self.typing.next_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                next_event(&inbox, &mut private, wake_at)
             };
             let started = Instant::now();
             match event {
@@ -313,6 +345,11 @@ impl Hub {
                     let _ = closed.try_send(());
                 }
                 Event::Control(Control::Shutdown) | Event::Orphaned => break,
+                Event::Control(Control::Typing { from, to, typing }) => {
+                    self.typing_signal(from, to, typing);
+                }
+                // A presence batch that is due goes at the top of the loop.
+                Event::Timer => self.typing_due(),
                 Event::Written(written) => self.route(written),
                 Event::Request(request) => self.hand_to_pool(request),
                 Event::FlushPresence => {
@@ -411,7 +448,8 @@ impl Hub {
                 self.metrics.count_failure(refused.code());
                 let frame = ServerEvent::MessageFailed {
                     message_id: None,
-                    to_user_id,
+                    to_user_id: Some(to_user_id),
+                    action: None,
                     client_id: client_id.as_deref(),
                     error: refused.code(),
                     retry_after_ms: None,
@@ -435,6 +473,10 @@ impl Hub {
         match &change {
             Change::MessageStored { message, .. } => {
                 self.metrics.messages_stored.fetch_add(1, Ordering::Relaxed);
+                // Sending ends typing to that partner.
+                if let Some(stop) = self.typing.stop(message.sender_id, message.receiver_id) {
+                    self.send_typing(stop);
+                }
                 let item = || Outbound::change(seq, Some(message.id), &frame);
                 let mut delivered = false;
                 for id in self.conns_of(message.receiver_id) {
@@ -453,12 +495,29 @@ impl Hub {
                 }
                 self.acknowledge(message, Some(seq), &origin, delivered);
             }
-            Change::ConversationRead { .. } => {
-                for user in change.audience() {
-                    for id in self.conns_of(user) {
-                        self.push(id, Outbound::change(seq, None, &frame));
-                    }
+            Change::ConversationRead {
+                reader_id,
+                partner_id,
+                ..
+            } => {
+                // The partner learns it only while both send receipts.
+                let mut audience = vec![*reader_id];
+                if self.privacy.receipts_between(*reader_id, *partner_id) {
+                    audience.push(*partner_id);
                 }
+                self.fan_out(&audience, seq, &frame);
+            }
+            Change::MessageEdited { .. }
+            | Change::MessageDeleted { .. }
+            | Change::Reaction { .. } => self.fan_out(&change.audience(), seq, &frame),
+        }
+    }
+
+    /// Queues a change's frame on every connection of `users`.
+    fn fan_out(&mut self, users: &[UserId], seq: crate::changes::Seq, frame: &Utf8Bytes) {
+        for user in users {
+            for id in self.conns_of(*user) {
+                self.push(id, Outbound::change(seq, None, frame));
             }
         }
     }
@@ -489,7 +548,8 @@ impl Hub {
             self.metrics.count_failure("recipient_offline");
             ServerEvent::MessageFailed {
                 message_id: Some(message.id),
-                to_user_id: message.receiver_id,
+                to_user_id: Some(message.receiver_id),
+                action: None,
                 client_id: client_id.as_deref(),
                 error: "recipient_offline",
                 retry_after_ms: None,
@@ -529,6 +589,35 @@ impl Hub {
             .to_frame();
             // A page's answer: it frees the connection's page slot.
             self.push(job.request.conn, Outbound::Page(frame));
+        }
+    }
+
+    /// A client's typing frame: passed on (now, later or never: see
+    /// [`super::typing`]) unless either blocked the other.
+    fn typing_signal(&mut self, from: UserId, to: UserId, typing: bool) {
+        if from == to || self.privacy.blocked_between(from, to) {
+            return;
+        }
+        if let Some(frame) = self.typing.signal(from, to, typing, Instant::now()) {
+            self.send_typing(frame);
+        }
+    }
+
+    /// Typing changes held back by the rate, and starts that lapsed.
+    fn typing_due(&mut self) {
+        for frame in self.typing.due(Instant::now()) {
+            self.send_typing(frame);
+        }
+    }
+
+    fn send_typing(&mut self, frame: TypingFrame) {
+        let encoded = ServerEvent::Typing {
+            from_user_id: frame.from,
+            state: if frame.typing { "start" } else { "stop" },
+        }
+        .to_frame();
+        for id in self.conns_of(frame.to) {
+            self.push(id, Outbound::Frame(encoded.clone()));
         }
     }
 
@@ -641,6 +730,9 @@ impl Hub {
         entry.conns.retain(|c| *c != id);
         if entry.conns.is_empty() {
             self.online.remove(&conn.user_id);
+            for stop in self.typing.left(conn.user_id) {
+                self.send_typing(stop);
+            }
             self.set_presence(conn.user_id, false);
             self.announce(conn.user_id, &conn.nickname, false);
         }
@@ -712,7 +804,10 @@ mod tests {
         .expect("store");
         let metrics = Arc::new(Metrics::default());
         let queries = QueryPool::spawn(Arc::new(store), metrics.clone(), 1, 8).expect("pool");
-        (dir, spawn(inbox, queries, metrics).expect("hub"))
+        (
+            dir,
+            spawn(inbox, queries, metrics, Arc::default()).expect("hub"),
+        )
     }
 
     /// Returns once the hub has handled everything queued in the register
@@ -766,14 +861,7 @@ mod tests {
         let (hub, sink, inbox) = channels();
         // The change is queued first; the registration, sent before the
         // writer would have emitted it, is handled before it all the same.
-        let message = Message {
-            id: 1,
-            sender_id: 1,
-            receiver_id: 2,
-            content: "hi".into(),
-            created_at: chrono::Utc::now(),
-            is_read: false,
-        };
+        let message = Message::new(1, 1, 2, "hi".into(), chrono::Utc::now());
         sink.send(Written::Committed(Committed {
             seq: 1,
             change: Change::MessageStored {

@@ -26,4 +26,5 @@ pub mod presence;
 pub mod queries;
 pub mod reader;
 pub mod reader_socket;
+pub mod typing;
 pub mod writer;

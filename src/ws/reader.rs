@@ -118,7 +118,27 @@ impl Reader {
                 to_user_id,
                 content,
                 client_id,
-            } => commands::send::apply(self, to_user_id, content, client_id),
+                reply_to_id,
+            } => commands::send::apply(self, to_user_id, content, client_id, reply_to_id),
+            ClientEvent::Typing { to_user_id, state } => {
+                commands::typing::apply(self, to_user_id, state)
+            }
+            ClientEvent::EditMessage {
+                message_id,
+                content,
+                client_id,
+            } => commands::edit::apply(self, message_id, content, client_id),
+            ClientEvent::DeleteMessage {
+                message_id,
+                deleted_for,
+                client_id,
+            } => commands::delete::apply(self, message_id, deleted_for, client_id),
+            ClientEvent::React {
+                message_id,
+                emoji,
+                on,
+                client_id,
+            } => commands::react::apply(self, message_id, &emoji, on, client_id),
             ClientEvent::Sync {
                 after_id,
                 since,

@@ -210,6 +210,18 @@ impl Client {
         self.request("POST", path, Some(&body.to_string()))
     }
 
+    pub fn patch(&self, path: &str, body: &Value) -> HttpReply {
+        self.request("PATCH", path, Some(&body.to_string()))
+    }
+
+    pub fn put(&self, path: &str) -> HttpReply {
+        self.request("PUT", path, None)
+    }
+
+    pub fn delete(&self, path: &str) -> HttpReply {
+        self.request("DELETE", path, None)
+    }
+
     pub fn register(&self, nickname: &str) -> i64 {
         let reply = self.post(
             "/api/register",

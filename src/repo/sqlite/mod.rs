@@ -9,7 +9,10 @@
 //! - [`sql`]: every statement, by name.
 //! - [`writer`]: the group-commit writer thread.
 //! - [`checkpointer`]: copies the WAL into the database off the writer's path.
+//! - [`actions`]: edits, deletions, reactions, blocks: writes about
+//!   messages and people that are checked inside their transaction.
 
+mod actions;
 pub mod checkpointer;
 mod private_files;
 mod schema;
@@ -23,12 +26,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 
-use super::{Credentials, ReadMark, Reply, Store, StoreError, Stored};
+use super::{Acted, Credentials, MessageAction, ReadMark, Reply, Store, StoreError, Stored};
 use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{
-    Conversation, Cursor, Message, MessageId, NewMessage, Page, Session, SessionId, User, UserId,
+    Conversation, Cursor, Message, MessageId, NewMessage, Page, Reaction, ReplyTo, Session,
+    SessionId, User, UserId, Version,
 };
 use checkpointer::Checkpointer;
 use writer::Writer;
@@ -175,6 +179,34 @@ impl SqliteStore {
         self.writer.write(work)
     }
 
+    /// Runs a write that may log a change, and waits for its commit; the
+    /// change goes to the change sink before the caller hears of it, so
+    /// that the hub has it by the time the caller answers anyone.
+    fn write_change<T: Send + 'static>(
+        &self,
+        origin: Origin,
+        work: impl FnOnce(&Connection) -> Result<(T, Option<(Seq, Change)>), StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, StoreError> {
+        let changes = self.changes.clone();
+        super::wait_for_reply(|reply| {
+            self.writer.submit(work, move |outcome| {
+                let outcome = outcome.map(|(value, change)| {
+                    if let Some((seq, change)) = change {
+                        let _ = changes.send(Written::Committed(Committed {
+                            seq,
+                            change,
+                            origin,
+                        }));
+                    }
+                    value
+                });
+                let _ = reply.send(outcome);
+            })
+        })
+    }
+
     fn read<T>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -201,6 +233,9 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // A deletion for everyone must take the text out of the file, not just
+    // out of sight: freed space is overwritten with zeros.
+    conn.pragma_update(None, "secure_delete", true)?;
     // Every statement of `sql` stays prepared (rusqlite keeps 16 by default,
     // fewer than the writer uses, and re-preparing costs a parse).
     conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
@@ -252,9 +287,17 @@ fn timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     })
 }
 
-/// Reads the six message columns (`id, sender_id, receiver_id, content,
-/// created_at, is_read`) starting at column `at`.
+/// Reads the twelve message columns of `sql::message_columns` starting at
+/// column `at`.
 fn message_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
+    let reply_to = match row.get::<_, Option<MessageId>>(at + 6)? {
+        Some(id) => Some(ReplyTo {
+            id,
+            sender_id: row.get::<_, Option<UserId>>(at + 7)?.unwrap_or(0),
+            excerpt: row.get(at + 8)?,
+        }),
+        None => None,
+    };
     Ok(Message {
         id: row.get(at)?,
         sender_id: row.get(at + 1)?,
@@ -262,7 +305,40 @@ fn message_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
         content: row.get(at + 3)?,
         created_at: timestamp(row, at + 4)?,
         is_read: row.get(at + 5)?,
+        reply_to,
+        edited_at: optional_timestamp(row, at + 9)?,
+        deleted_at: optional_timestamp(row, at + 10)?,
+        reactions: reactions_at(row, at + 11)?,
     })
+}
+
+fn optional_timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get::<_, Option<i64>>(idx)? {
+        Some(_) => timestamp(row, idx).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The reactions column: `[[emoji, user_id], ...]` in (emoji, user) order,
+/// grouped by emoji.
+fn reactions_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<Reaction>> {
+    let Some(json) = row.get::<_, Option<String>>(idx)? else {
+        return Ok(Vec::new());
+    };
+    let pairs: Vec<(String, UserId)> = serde_json::from_str(&json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+    })?;
+    let mut reactions: Vec<Reaction> = Vec::new();
+    for (emoji, user_id) in pairs {
+        match reactions.last_mut() {
+            Some(last) if last.emoji == emoji => last.user_ids.push(user_id),
+            _ => reactions.push(Reaction {
+                emoji,
+                user_ids: vec![user_id],
+            }),
+        }
+    }
+    Ok(reactions)
 }
 
 fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
@@ -285,18 +361,44 @@ fn constraint_code(err: &rusqlite::Error) -> Option<i32> {
 /// The `kind` column of `changes`.
 const KIND_MESSAGE: i64 = 1;
 const KIND_READ: i64 = 2;
+const KIND_EDITED: i64 = 3;
+const KIND_DELETED: i64 = 4;
+const KIND_REACTION: i64 = 5;
 
-/// Appends a change to the stream inside the current transaction; returns
-/// its seq. One writer, so seqs grow in commit order.
-fn log_change(
-    conn: &Connection,
+/// A change as a row of `changes`.
+struct ChangeRow<'a> {
     kind: i64,
     user_id: UserId,
     partner_id: UserId,
     message_id: MessageId,
-) -> Result<Seq, StoreError> {
-    conn.prepare_cached(sql::INSERT_CHANGE)?
-        .execute((kind, user_id, partner_id, message_id))?;
+    detail: Option<&'a str>,
+    flag: Option<bool>,
+}
+
+impl ChangeRow<'_> {
+    fn new(kind: i64, user_id: UserId, partner_id: UserId, message_id: MessageId) -> Self {
+        ChangeRow {
+            kind,
+            user_id,
+            partner_id,
+            message_id,
+            detail: None,
+            flag: None,
+        }
+    }
+}
+
+/// Appends a change to the stream inside the current transaction; returns
+/// its seq. One writer, so seqs grow in commit order.
+fn log_change(conn: &Connection, change: ChangeRow<'_>) -> Result<Seq, StoreError> {
+    conn.prepare_cached(sql::INSERT_CHANGE)?.execute((
+        change.kind,
+        change.user_id,
+        change.partner_id,
+        change.message_id,
+        change.detail,
+        change.flag,
+    ))?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -304,12 +406,22 @@ fn log_change(
 /// conversation rows in step and logs the change. Runs inside the writer's
 /// transaction.
 fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreError> {
+    let reply_to = match new.reply_to_id {
+        Some(id) => Some(actions::reply_target(
+            conn,
+            id,
+            new.sender_id,
+            new.receiver_id,
+        )?),
+        None => None,
+    };
     let inserted = conn.prepare_cached(sql::INSERT_MESSAGE)?.execute((
         new.sender_id,
         new.receiver_id,
         &new.content,
         millis(new.created_at),
         &new.client_id,
+        new.reply_to_id,
     ));
     match inserted {
         Ok(1) => {}
@@ -326,24 +438,23 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
         Err(e) => return Err(e.into()),
     }
     let id = conn.last_insert_rowid();
-    let seq = log_change(conn, KIND_MESSAGE, new.sender_id, new.receiver_id, id)?;
+    let seq = log_change(
+        conn,
+        ChangeRow::new(KIND_MESSAGE, new.sender_id, new.receiver_id, id),
+    )?;
     // The sender's row: newest message and change, unread unchanged.
     conn.prepare_cached(sql::UPSERT_SENDER_CONVERSATION)?
         .execute((new.sender_id, new.receiver_id, id, seq))?;
     // The receiver's row: newest message and change, one more unread.
     conn.prepare_cached(sql::UPSERT_RECEIVER_CONVERSATION)?
         .execute((new.receiver_id, new.sender_id, id, seq))?;
+    // What a later read returns: the stored precision is 1 ms.
+    let created_at =
+        DateTime::from_timestamp_millis(millis(new.created_at)).unwrap_or(new.created_at);
+    let mut message = Message::new(id, new.sender_id, new.receiver_id, new.content, created_at);
+    message.reply_to = reply_to;
     Ok(Stored {
-        message: Message {
-            id,
-            sender_id: new.sender_id,
-            receiver_id: new.receiver_id,
-            content: new.content,
-            // What a later read returns: the stored precision is 1 ms.
-            created_at: DateTime::from_timestamp_millis(millis(new.created_at))
-                .unwrap_or(new.created_at),
-            is_read: false,
-        },
+        message,
         seq: Some(seq),
     })
 }
@@ -448,7 +559,7 @@ fn mark_read(
         conn.prepare_cached(sql::UNREAD_AFTER)?
             .query_row((me, partner, target), |row| row.get(0))?
     };
-    let seq = log_change(conn, KIND_READ, me, partner, target)?;
+    let seq = log_change(conn, ChangeRow::new(KIND_READ, me, partner, target))?;
     conn.prepare_cached(sql::MARK_CONVERSATION_READ)?.execute((
         me,
         partner,
@@ -471,25 +582,47 @@ fn change_at(row: &Row<'_>) -> rusqlite::Result<(Seq, Change)> {
     let kind: i64 = row.get(1)?;
     let (user_id, partner_id, message_id): (UserId, UserId, MessageId) =
         (row.get(2)?, row.get(3)?, row.get(4)?);
-    let change = if kind == KIND_READ {
-        Change::ConversationRead {
+    let flag = row.get::<_, Option<bool>>(6)?.unwrap_or(false);
+    // The message's columns start at 8 (for a stored or edited message).
+    let change = match kind {
+        KIND_READ => Change::ConversationRead {
             reader_id: user_id,
             partner_id,
             up_to_id: message_id,
+        },
+        KIND_EDITED => {
+            let message = message_at(row, 8)?;
+            Change::MessageEdited {
+                message_id,
+                sender_id: message.sender_id,
+                receiver_id: message.receiver_id,
+                edited_at: message.edited_at.unwrap_or(message.created_at),
+                content: message.content,
+            }
         }
-    } else {
-        Change::MessageStored {
-            sender_nickname: row.get(5)?,
-            message: Message {
-                id: message_id,
-                sender_id: row.get(6)?,
-                receiver_id: row.get(7)?,
-                content: row.get(8)?,
-                created_at: timestamp(row, 9)?,
-                // Frames of stored messages do not carry read state: the
-                // read changes do.
-                is_read: false,
-            },
+        KIND_DELETED => Change::MessageDeleted {
+            message_id,
+            user_id,
+            partner_id,
+            for_everyone: flag,
+        },
+        KIND_REACTION => Change::Reaction {
+            message_id,
+            user_id,
+            partner_id,
+            emoji: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            on: flag,
+        },
+        _ => {
+            let mut message = message_at(row, 8)?;
+            // Frames of stored messages do not carry read state (the read
+            // changes do), nor reactions (the reaction changes do).
+            message.is_read = false;
+            message.reactions.clear();
+            Change::MessageStored {
+                sender_nickname: row.get(7)?,
+                message,
+            }
         }
     };
     Ok((seq, change))
@@ -527,7 +660,7 @@ fn page_over_conversations<T>(
     let mut before = i64::MAX;
     for partner in partners {
         let rows = page.query_map(
-            (me.min(partner), me.max(partner), after, before, wanted),
+            (me.min(partner), me.max(partner), after, before, wanted, me),
             &row_to_item,
         )?;
         for item in rows {
@@ -692,6 +825,7 @@ impl Store for SqliteStore {
                         before_id,
                         page.limit,
                         offset,
+                        me,
                     ),
                     |row| message_at(row, 0),
                 )?
@@ -744,30 +878,73 @@ impl Store for SqliteStore {
         up_to: Option<MessageId>,
         origin: Origin,
     ) -> Result<ReadMark, StoreError> {
-        let changes = self.changes.clone();
-        super::wait_for_reply(|reply| {
-            self.writer.submit(
-                move |conn| mark_read(conn, me, partner, up_to),
-                move |outcome: Result<ReadMark, StoreError>| {
-                    if let Ok(ReadMark {
-                        up_to_id,
-                        seq: Some(seq),
-                        ..
-                    }) = outcome
-                    {
-                        let _ = changes.send(Written::Committed(Committed {
-                            seq,
-                            change: Change::ConversationRead {
-                                reader_id: me,
-                                partner_id: partner,
-                                up_to_id,
-                            },
-                            origin,
-                        }));
-                    }
-                    let _ = reply.send(outcome);
-                },
-            )
+        self.write_change(origin, move |conn| {
+            let mark = mark_read(conn, me, partner, up_to)?;
+            let change = mark.seq.map(|seq| {
+                let change = Change::ConversationRead {
+                    reader_id: me,
+                    partner_id: partner,
+                    up_to_id: mark.up_to_id,
+                };
+                (seq, change)
+            });
+            Ok((mark, change))
+        })
+    }
+
+    fn act_on_message(
+        &self,
+        user: UserId,
+        id: MessageId,
+        action: MessageAction,
+        now: DateTime<Utc>,
+        origin: Origin,
+    ) -> Result<Acted, StoreError> {
+        self.write_change(origin, move |conn| {
+            actions::act(conn, user, id, action, now)
+        })
+    }
+
+    fn versions(&self, me: UserId, id: MessageId) -> Result<Vec<Version>, StoreError> {
+        let reader = self.readers.get()?;
+        let conn = reader.conn.as_ref().ok_or(StoreError::Closed)?;
+        actions::versions(conn, me, id)
+    }
+
+    fn blocks(&self) -> Result<Vec<(UserId, UserId)>, StoreError> {
+        self.read(|conn| {
+            conn.prepare(sql::ALL_BLOCKS)?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+    }
+
+    fn set_block(&self, blocker: UserId, blocked: UserId, on: bool) -> Result<(), StoreError> {
+        self.write(
+            move |conn| match actions::set_block(conn, blocker, blocked, on) {
+                Err(StoreError::Database(e))
+                    if constraint_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
+                {
+                    Err(StoreError::UnknownUser)
+                }
+                other => other,
+            },
+        )
+    }
+
+    fn receipts_off(&self) -> Result<Vec<UserId>, StoreError> {
+        self.read(|conn| {
+            conn.prepare(sql::RECEIPTS_OFF)?
+                .query_map([], |row| row.get(0))?
+                .collect()
+        })
+    }
+
+    fn set_send_read_receipts(&self, user: UserId, on: bool) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(sql::SET_READ_RECEIPTS)?
+                .execute((user, on))?;
+            Ok(())
         })
     }
 
@@ -904,6 +1081,7 @@ mod tests {
             client_id: client_id.map(str::to_owned),
             // The users of `store_with_two_users`.
             sender_nickname: if sender_id == 1 { "alice" } else { "bob" }.into(),
+            reply_to_id: None,
         }
     }
 

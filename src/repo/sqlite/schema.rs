@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -80,6 +80,42 @@ const MIGRATIONS: &[(i64, &str)] = &[
                 AND max(c.user_id, c.partner_id) = max(conversations.user_id, conversations.partner_id)),
              0);",
     ),
+    // Replies, edits, deletions, reactions, blocking and the read-receipt
+    // setting: new columns and tables only, so every existing row stays.
+    (
+        5,
+        "ALTER TABLE users ADD COLUMN send_read_receipts INTEGER NOT NULL DEFAULT 1;
+         ALTER TABLE private_messages ADD COLUMN reply_to_id INTEGER REFERENCES private_messages (id);
+         ALTER TABLE private_messages ADD COLUMN edited_at INTEGER;
+         ALTER TABLE private_messages ADD COLUMN deleted_at INTEGER;
+         ALTER TABLE changes ADD COLUMN detail TEXT;
+         ALTER TABLE changes ADD COLUMN flag INTEGER;
+         CREATE INDEX changes_by_message ON changes (message_id) WHERE kind IN (3, 5);
+         CREATE TABLE message_versions (
+             message_id INTEGER NOT NULL REFERENCES private_messages (id),
+             version    INTEGER NOT NULL,
+             content    TEXT    NOT NULL,
+             written_at INTEGER NOT NULL,
+             PRIMARY KEY (message_id, version)
+         ) WITHOUT ROWID;
+         CREATE TABLE reactions (
+             message_id INTEGER NOT NULL REFERENCES private_messages (id),
+             emoji      TEXT    NOT NULL,
+             user_id    INTEGER NOT NULL REFERENCES users (id),
+             PRIMARY KEY (message_id, emoji, user_id)
+         ) WITHOUT ROWID;
+         CREATE TABLE hidden_messages (
+             user_id    INTEGER NOT NULL REFERENCES users (id),
+             message_id INTEGER NOT NULL REFERENCES private_messages (id),
+             PRIMARY KEY (user_id, message_id)
+         ) WITHOUT ROWID;
+         CREATE TABLE blocks (
+             blocker_id INTEGER NOT NULL REFERENCES users (id),
+             blocked_id INTEGER NOT NULL REFERENCES users (id),
+             created_at INTEGER NOT NULL,
+             PRIMARY KEY (blocker_id, blocked_id)
+         ) WITHOUT ROWID;",
+    ),
 ];
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a newer one.
@@ -137,6 +173,10 @@ mod tests {
             "private_messages",
             "conversations",
             "changes",
+            "message_versions",
+            "reactions",
+            "hidden_messages",
+            "blocks",
         ] {
             let columns: Vec<String> = conn
                 .prepare(&format!(
@@ -216,7 +256,7 @@ mod tests {
         let flags = |a: i64, b: i64| -> Vec<(i64, bool)> {
             old.prepare(super::super::sql::HISTORY_PAGE)
                 .and_then(|mut s| {
-                    s.query_map((a.min(b), a.max(b), i64::MAX, 100, 0), |r| {
+                    s.query_map((a.min(b), a.max(b), i64::MAX, 100, 0, a), |r| {
                         Ok((r.get(0)?, r.get(5)?))
                     })?
                     .collect()

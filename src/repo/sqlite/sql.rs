@@ -1,14 +1,47 @@
 //! Every statement the store runs, by name. Kept together so that the
 //! query-plan test checks exactly what runs in production.
 
-/// The columns of a message `m`, in the order `message_at` reads them. A
-/// message is read when its id is within the receiver's read watermark for
-/// this conversation (a primary-key lookup per row).
+/// The columns of a message `m` as the user in parameter `$viewer` sees
+/// them, in the order `message_at` reads them. A message is read when its
+/// id is within the receiver's read watermark for this conversation (a
+/// primary-key lookup per row); the sender learns it only while both users
+/// send read receipts. (The conversation list gives its own expression for
+/// this, from its row: `@read`.) A reply's original and the reactions are
+/// one lookup each (its primary key; the reactions' range).
 macro_rules! message_columns {
+    ($viewer:literal) => {
+        message_columns!(@read concat!(
+            "m.id <= coalesce((SELECT r.last_read_id FROM conversations r
+                               WHERE r.user_id = m.receiver_id AND r.partner_id = m.sender_id), 0)
+             AND (m.receiver_id = ", $viewer, " OR ", receipts_shared!(), ")"
+        ))
+    };
+    (@read $($is_read:tt)+) => {
+        concat!(
+            "m.id, m.sender_id, m.receiver_id, m.content, m.created_at, ",
+            $($is_read)+,
+            ", m.reply_to_id,
+             (SELECT o.sender_id FROM private_messages o WHERE o.id = m.reply_to_id),
+             (SELECT CASE WHEN o.deleted_at IS NULL THEN substr(o.content, 1, 100) END
+              FROM private_messages o WHERE o.id = m.reply_to_id),
+             m.edited_at, m.deleted_at,
+             (SELECT json_group_array(json_array(x.emoji, x.user_id))
+              FROM reactions x WHERE x.message_id = m.id)"
+        )
+    };
+}
+
+/// Whether both sides of message `m` send read receipts.
+macro_rules! receipts_shared {
     () => {
-        "m.id, m.sender_id, m.receiver_id, m.content, m.created_at,
-         m.id <= coalesce((SELECT r.last_read_id FROM conversations r
-                           WHERE r.user_id = m.receiver_id AND r.partner_id = m.sender_id), 0)"
+        "(SELECT min(p.send_read_receipts) FROM users p WHERE p.id IN (m.sender_id, m.receiver_id)) = 1"
+    };
+}
+
+/// Whether message `m` is hidden from user ?6 (deleted for them only).
+macro_rules! hidden_from_me {
+    () => {
+        "EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?6 AND h.message_id = m.id)"
     };
 }
 
@@ -30,13 +63,26 @@ pub const SESSION_BY_TOKEN: &str = "SELECT s.id, u.id, u.nickname, u.email, s.ex
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = ?1";
 
 /// Stores nothing when this sender already used this client_id.
-pub const INSERT_MESSAGE: &str =
-    "INSERT INTO private_messages (sender_id, receiver_id, content, created_at, client_id)
-     VALUES (?1, ?2, ?3, ?4, ?5)
+pub const INSERT_MESSAGE: &str = "INSERT INTO private_messages
+         (sender_id, receiver_id, content, created_at, client_id, reply_to_id)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
      ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING";
+/// Message ?1 as user ?2 sees it.
+pub const MESSAGE_BY_ID: &str = concat!(
+    "SELECT ",
+    message_columns!("?2"),
+    " FROM private_messages m WHERE m.id = ?1"
+);
+/// What an action on message ?1 by user ?2 must know: its two sides, when
+/// it was sent and deleted, whether ?2 has hidden it, and what a reply to
+/// it shows.
+pub const MESSAGE_FACTS: &str = "SELECT m.sender_id, m.receiver_id, m.created_at, m.deleted_at,
+            EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?2 AND h.message_id = m.id),
+            substr(m.content, 1, 100)
+     FROM private_messages m WHERE m.id = ?1";
 pub const MESSAGE_BY_CLIENT_ID: &str = concat!(
     "SELECT ",
-    message_columns!(),
+    message_columns!("?1"),
     " FROM private_messages m WHERE m.sender_id = ?1 AND m.client_id = ?2"
 );
 pub const UPSERT_SENDER_CONVERSATION: &str =
@@ -53,32 +99,118 @@ pub const UPSERT_RECEIVER_CONVERSATION: &str =
 
 /// Appends a change to the stream; its seq is the new rowid.
 pub const INSERT_CHANGE: &str =
-    "INSERT INTO changes (kind, user_id, partner_id, message_id) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO changes (kind, user_id, partner_id, message_id, detail, flag)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// A change in conversation (?1, ?2), seq ?3: both rows say so.
+pub const TOUCH_CONVERSATION: &str = "UPDATE conversations SET last_seq = ?3
+     WHERE (user_id = ?1 AND partner_id = ?2) OR (user_id = ?2 AND partner_id = ?1)";
+/// A change only ?1 sees (a deletion for ?1): only ?1's row says so.
+pub const TOUCH_MY_CONVERSATION: &str =
+    "UPDATE conversations SET last_seq = ?3 WHERE user_id = ?1 AND partner_id = ?2";
+
+/// Edits, step 1: the current content becomes the next earlier version.
+pub const SAVE_VERSION: &str = "INSERT INTO message_versions (message_id, version, content, written_at)
+     SELECT m.id,
+            coalesce((SELECT max(v.version) FROM message_versions v WHERE v.message_id = m.id), 0) + 1,
+            m.content, coalesce(m.edited_at, m.created_at)
+     FROM private_messages m WHERE m.id = ?1";
+/// Step 2: the new content.
+pub const EDIT_MESSAGE: &str =
+    "UPDATE private_messages SET content = ?2, edited_at = ?3 WHERE id = ?1";
+/// The earlier versions of message ?1, oldest first (the current one is
+/// the message's row).
+pub const EARLIER_VERSIONS: &str = "SELECT content, written_at FROM message_versions
+     WHERE message_id = ?1 ORDER BY version";
+
+/// Deletion for everyone: the content goes (secure_delete zeroes its bytes
+/// in the file), with every earlier version and reaction ...
+pub const ERASE_MESSAGE: &str =
+    "UPDATE private_messages SET content = '', deleted_at = ?2 WHERE id = ?1";
+pub const ERASE_VERSIONS: &str = "DELETE FROM message_versions WHERE message_id = ?1";
+pub const ERASE_REACTIONS: &str = "DELETE FROM reactions WHERE message_id = ?1";
+/// ... and the edits and reactions in the stream, which named them.
+pub const ERASE_MESSAGE_CHANGES: &str =
+    "DELETE FROM changes WHERE message_id = ?1 AND kind IN (3, 5)";
+/// Whether message ?1 counts as unread for its receiver ?2: beyond their
+/// watermark, not deleted, not hidden by them.
+pub const COUNTS_AS_UNREAD: &str = "SELECT m.id > coalesce(
+         (SELECT c.last_read_id FROM conversations c
+          WHERE c.user_id = ?2 AND c.partner_id = m.sender_id), 0)
+       AND m.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?2 AND h.message_id = m.id)
+     FROM private_messages m WHERE m.id = ?1";
+/// One unread message fewer for ?1 in the conversation with ?2.
+pub const ONE_LESS_UNREAD: &str = "UPDATE conversations SET unread_count = max(unread_count - 1, 0)
+     WHERE user_id = ?1 AND partner_id = ?2";
+/// Deletion for me.
+pub const HIDE_MESSAGE: &str =
+    "INSERT OR IGNORE INTO hidden_messages (user_id, message_id) VALUES (?1, ?2)";
+/// ?1's conversation row with ?2 points at its newest message, unless ?1
+/// hid it: then at the newest message ?1 still sees (the list hides the
+/// conversation when there is none).
+pub const LAST_VISIBLE_MESSAGE: &str = "SELECT m.id FROM private_messages m
+     WHERE min(m.sender_id, m.receiver_id) = min(?1, ?2)
+       AND max(m.sender_id, m.receiver_id) = max(?1, ?2)
+       AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?1 AND h.message_id = m.id)
+     ORDER BY m.id DESC LIMIT 1";
+pub const SET_LAST_MESSAGE: &str =
+    "UPDATE conversations SET last_message_id = ?3 WHERE user_id = ?1 AND partner_id = ?2";
+
+/// Reactions: the distinct emoji on message ?1, and whether ?2 is one.
+pub const REACTION_STATE: &str = "SELECT count(DISTINCT emoji),
+            EXISTS (SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2),
+            EXISTS (SELECT 1 FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3)
+     FROM reactions WHERE message_id = ?1";
+pub const ADD_REACTION: &str =
+    "INSERT INTO reactions (message_id, emoji, user_id) VALUES (?1, ?2, ?3)";
+pub const REMOVE_REACTION: &str =
+    "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3";
+
+/// Blocks and the read-receipt setting, all of them, read once at start.
+pub const ALL_BLOCKS: &str = "SELECT blocker_id, blocked_id FROM blocks";
+pub const ADD_BLOCK: &str =
+    "INSERT OR IGNORE INTO blocks (blocker_id, blocked_id, created_at) VALUES (?1, ?2, ?3)";
+pub const REMOVE_BLOCK: &str = "DELETE FROM blocks WHERE blocker_id = ?1 AND blocked_id = ?2";
+pub const RECEIPTS_OFF: &str = "SELECT id FROM users WHERE send_read_receipts = 0";
+pub const SET_READ_RECEIPTS: &str = "UPDATE users SET send_read_receipts = ?2 WHERE id = ?1";
 /// Changes since ?2, step 1: the partners of ?1 whose conversation changed
 /// after ?2 (a range of the primary key, one row per partner).
 pub const CHANGED_PARTNERS: &str = "SELECT partner_id FROM conversations
      WHERE user_id = ?1 AND last_seq > ?2";
 /// Step 2, per partner: the changes of conversation (?1, ?2) after seq ?3
-/// and before seq ?4, oldest first, at most ?5 rows, with what their frames
-/// show (the nickname of who made it; a stored message's row).
-pub const CONVERSATION_CHANGES: &str =
-    "SELECT c.seq, c.kind, c.user_id, c.partner_id, c.message_id,
-            u.nickname, m.sender_id, m.receiver_id, m.content, m.created_at
-     FROM changes c
+/// and before seq ?4, oldest first, at most ?5 rows, that ?6 may see, with
+/// what their frames show (the nickname of who made it; the message's row
+/// for a stored or edited message). ?6 does not see another's deletions
+/// for themselves, the partner's read marks when either of the two keeps
+/// them private, nor anything of a message ?6 has hidden but the hiding.
+pub const CONVERSATION_CHANGES: &str = concat!(
+    "SELECT c.seq, c.kind, c.user_id, c.partner_id, c.message_id, c.detail, c.flag,
+            u.nickname, ",
+    message_columns!("?6"),
+    " FROM changes c
      JOIN users u ON u.id = c.user_id
-     LEFT JOIN private_messages m ON c.kind = 1 AND m.id = c.message_id
+     LEFT JOIN private_messages m ON c.kind IN (1, 3) AND m.id = c.message_id
      WHERE min(c.user_id, c.partner_id) = ?1 AND max(c.user_id, c.partner_id) = ?2
        AND c.seq > ?3 AND c.seq < ?4
-     ORDER BY c.seq LIMIT ?5";
+       AND (c.kind <> 4 OR c.flag = 1 OR c.user_id = ?6)
+       AND (c.kind <> 2 OR c.user_id = ?6
+            OR (SELECT min(p.send_read_receipts) FROM users p
+                WHERE p.id IN (c.user_id, c.partner_id)) = 1)
+       AND (c.kind IN (2, 4) OR NOT EXISTS (SELECT 1 FROM hidden_messages h
+                                             WHERE h.user_id = ?6 AND h.message_id = c.message_id))
+     ORDER BY c.seq LIMIT ?5"
+);
 
-/// A page of one conversation, newest first (the caller reverses it).
+/// A page of one conversation as ?6 sees it, newest first (the caller
+/// reverses it).
 pub const HISTORY_PAGE: &str = concat!(
     "SELECT ",
-    message_columns!(),
+    message_columns!("?6"),
     " FROM private_messages m
      WHERE min(m.sender_id, m.receiver_id) = ?1 AND max(m.sender_id, m.receiver_id) = ?2
-       AND m.id < ?3
-     ORDER BY m.id DESC LIMIT ?4 OFFSET ?5"
+       AND m.id < ?3 AND NOT ",
+    hidden_from_me!(),
+    " ORDER BY m.id DESC LIMIT ?4 OFFSET ?5"
 );
 
 /// Sync, step 1: the partners of ?1 whose conversation has a message newer
@@ -86,14 +218,15 @@ pub const HISTORY_PAGE: &str = concat!(
 pub const SYNC_PARTNERS: &str = "SELECT partner_id FROM conversations
      WHERE user_id = ?1 AND last_message_id > ?2";
 /// Sync, step 2, per partner: the conversation (?1, ?2) after id ?3 and
-/// before id ?4, oldest first, at most ?5 rows.
+/// before id ?4, oldest first, at most ?5 rows, as ?6 sees it.
 pub const SYNC_CONVERSATION_PAGE: &str = concat!(
     "SELECT ",
-    message_columns!(),
+    message_columns!("?6"),
     " FROM private_messages m
      WHERE min(m.sender_id, m.receiver_id) = ?1 AND max(m.sender_id, m.receiver_id) = ?2
-       AND m.id > ?3 AND m.id < ?4
-     ORDER BY m.id LIMIT ?5"
+       AND m.id > ?3 AND m.id < ?4 AND NOT ",
+    hidden_from_me!(),
+    " ORDER BY m.id LIMIT ?5"
 );
 
 /// Marking ?2's messages to ?1 read, step 1: the conversation's newest
@@ -105,7 +238,8 @@ pub const READ_STATE: &str = "SELECT last_message_id, last_read_id, unread_count
 pub const UNREAD_AFTER: &str = "SELECT count(*) FROM private_messages m
      WHERE min(m.sender_id, m.receiver_id) = min(?1, ?2)
        AND max(m.sender_id, m.receiver_id) = max(?1, ?2)
-       AND m.id > ?3 AND m.sender_id = ?2";
+       AND m.id > ?3 AND m.sender_id = ?2 AND m.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?1 AND h.message_id = m.id)";
 /// Step 3: ?1 has read everything up to ?3, and ?4 remain unread; change
 /// ?5 says so ...
 pub const MARK_CONVERSATION_READ: &str =
@@ -121,15 +255,20 @@ pub const UNREAD_COUNT: &str =
 /// (one row each); an index kept in that order would cost every message two
 /// more index updates. Whether the last message was read comes from the
 /// row itself (`partner_read_id`), not from a lookup per partner.
-pub const CONVERSATIONS: &str = "SELECT c.partner_id, u.nickname, c.unread_count,
-            m.id, m.sender_id, m.receiver_id, m.content, m.created_at,
-            m.id <= CASE WHEN m.receiver_id = c.user_id
-                         THEN c.last_read_id ELSE c.partner_read_id END
-     FROM conversations c
+pub const CONVERSATIONS: &str = concat!(
+    "SELECT c.partner_id, u.nickname, c.unread_count, ",
+    message_columns!(@read concat!(
+        "CASE WHEN m.receiver_id = c.user_id THEN m.id <= c.last_read_id
+              ELSE m.id <= c.partner_read_id AND ", receipts_shared!(), " END"
+    )),
+    " FROM conversations c
      JOIN users u ON u.id = c.partner_id
      JOIN private_messages m ON m.id = c.last_message_id
      WHERE c.user_id = ?1
-     ORDER BY c.last_message_id DESC";
+       AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                       WHERE h.user_id = ?1 AND h.message_id = c.last_message_id)
+     ORDER BY c.last_message_id DESC"
+);
 
 /// (name, statement) of every query, for the plan test.
 #[cfg(test)]
@@ -144,6 +283,28 @@ pub const ALL: &[(&str, &str)] = &[
     ("DELETE_SESSION", DELETE_SESSION),
     ("INSERT_MESSAGE", INSERT_MESSAGE),
     ("MESSAGE_BY_CLIENT_ID", MESSAGE_BY_CLIENT_ID),
+    ("MESSAGE_BY_ID", MESSAGE_BY_ID),
+    ("MESSAGE_FACTS", MESSAGE_FACTS),
+    ("TOUCH_CONVERSATION", TOUCH_CONVERSATION),
+    ("TOUCH_MY_CONVERSATION", TOUCH_MY_CONVERSATION),
+    ("SAVE_VERSION", SAVE_VERSION),
+    ("EDIT_MESSAGE", EDIT_MESSAGE),
+    ("EARLIER_VERSIONS", EARLIER_VERSIONS),
+    ("ERASE_MESSAGE", ERASE_MESSAGE),
+    ("ERASE_VERSIONS", ERASE_VERSIONS),
+    ("ERASE_REACTIONS", ERASE_REACTIONS),
+    ("ERASE_MESSAGE_CHANGES", ERASE_MESSAGE_CHANGES),
+    ("COUNTS_AS_UNREAD", COUNTS_AS_UNREAD),
+    ("ONE_LESS_UNREAD", ONE_LESS_UNREAD),
+    ("HIDE_MESSAGE", HIDE_MESSAGE),
+    ("LAST_VISIBLE_MESSAGE", LAST_VISIBLE_MESSAGE),
+    ("SET_LAST_MESSAGE", SET_LAST_MESSAGE),
+    ("REACTION_STATE", REACTION_STATE),
+    ("ADD_REACTION", ADD_REACTION),
+    ("REMOVE_REACTION", REMOVE_REACTION),
+    ("ADD_BLOCK", ADD_BLOCK),
+    ("REMOVE_BLOCK", REMOVE_BLOCK),
+    ("SET_READ_RECEIPTS", SET_READ_RECEIPTS),
     ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
     ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
     ("INSERT_CHANGE", INSERT_CHANGE),

@@ -5,7 +5,59 @@
 //! of [`ClientEvent`](super::events::ClientEvent), a file here, and one arm
 //! in `Reader::on_text`.
 
+pub(super) mod delete;
+pub(super) mod edit;
 pub(super) mod history;
 pub(super) mod mark_read;
+pub(super) mod react;
 pub(super) mod send;
 pub(super) mod sync;
+pub(super) mod typing;
+
+use crate::changes::Origin;
+use crate::chat::ChatError;
+use crate::models::MessageId;
+use crate::repo::Acted;
+use crate::ws::events::ServerEvent;
+use crate::ws::reader::Reader;
+
+/// The end of an edit, deletion or reaction. Done: the change comes back
+/// to this connection through the hub like to every other (nothing, when
+/// it changed nothing). Refused: a `message_failed` frame naming the
+/// action and the message.
+fn answer_action(
+    reader: &Reader,
+    action: &'static str,
+    message_id: MessageId,
+    client_id: Option<&str>,
+    outcome: Result<Acted, ChatError>,
+) -> bool {
+    let error = match outcome {
+        Ok(_) => return true,
+        Err(error) => error,
+    };
+    if let ChatError::Store(store_error) = &error {
+        log::error!("connection {}: {action}: {store_error}", reader.id);
+    }
+    let retry_after_ms = match &error {
+        ChatError::RateLimited(wait) => Some(wait.as_millis().try_into().unwrap_or(u64::MAX)),
+        _ => None,
+    };
+    reader.reply(&ServerEvent::MessageFailed {
+        message_id: Some(message_id),
+        to_user_id: None,
+        action: Some(action),
+        client_id,
+        error: error.code(),
+        retry_after_ms,
+        seq: None,
+    })
+}
+
+/// Where a connection's action comes from, for the hub.
+fn origin(reader: &Reader, client_id: Option<String>) -> Origin {
+    Origin::Connection {
+        conn: reader.id,
+        client_id,
+    }
+}

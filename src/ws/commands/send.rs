@@ -5,7 +5,7 @@ use tungstenite::Utf8Bytes;
 
 use crate::changes::Origin;
 use crate::chat::{self, SendRequest};
-use crate::models::UserId;
+use crate::models::{MessageId, UserId};
 use crate::ws::events::ServerEvent;
 use crate::ws::outbound::Outbound;
 use crate::ws::reader::Reader;
@@ -19,11 +19,13 @@ pub(in crate::ws) fn apply(
     to_user_id: UserId,
     content: String,
     client_id: Option<String>,
+    reply_to_id: Option<MessageId>,
 ) -> bool {
     let request = SendRequest {
         to_user_id,
         content,
         client_id: client_id.clone(),
+        reply_to_id,
     };
     let origin = Origin::Connection {
         conn: reader.id,
@@ -63,7 +65,8 @@ fn refused_send(
     };
     ServerEvent::MessageFailed {
         message_id: None,
-        to_user_id,
+        to_user_id: Some(to_user_id),
+        action: None,
         client_id,
         error: refused.code(),
         retry_after_ms,

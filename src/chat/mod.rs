@@ -4,13 +4,19 @@
 //! [`send_message`], so the rules, the storage and the live delivery are the
 //! same whichever way a message comes in. Reading history and catching up
 //! after a reconnect have single entry points too: [`history`], [`sync`].
+//! What happens to a message after it is sent is in [`actions`] (edit,
+//! delete, react), and what users decide about each other in [`people`]
+//! (block, read receipts).
+
+pub mod actions;
+pub mod people;
 
 use chrono::Utc;
 
 use crate::app::App;
 use crate::changes::{Change, Origin, Seq};
 use crate::models::{Message, MessageId, NewMessage, Page, User, UserId};
-use crate::repo::{ReadMark, Reply, Store, StoreError, Stored, wait_for_reply};
+use crate::repo::{ReadMark, Refusal, Reply, Store, StoreError, Stored, wait_for_reply};
 
 /// Longest message, in characters (Unicode scalar values, not bytes).
 pub const MAX_CONTENT_CHARS: usize = 4000;
@@ -40,6 +46,16 @@ pub enum ChatError {
     /// A request parameter out of range; the text says which.
     #[error("{0}")]
     BadParameter(&'static str),
+    /// The recipient blocked the sender, or the sender the recipient; the
+    /// words do not say which.
+    #[error("the recipient is unavailable")]
+    RecipientUnavailable,
+    /// A reaction that is not exactly one emoji.
+    #[error("emoji must be exactly one emoji")]
+    InvalidEmoji,
+    /// The rules refused an action on a message (see [`Refusal`]).
+    #[error(transparent)]
+    Refused(Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,6 +66,7 @@ impl ChatError {
     pub fn from_store(error: StoreError) -> ChatError {
         match error {
             StoreError::UnknownUser => ChatError::UnknownUser,
+            StoreError::Refused(refusal) => ChatError::Refused(refusal),
             other => ChatError::Store(other),
         }
     }
@@ -64,7 +81,30 @@ impl ChatError {
             ChatError::TooLong => "too_long",
             ChatError::UnknownUser => "unknown_recipient",
             ChatError::RateLimited(_) => "rate_limited",
+            ChatError::RecipientUnavailable => "recipient_unavailable",
+            ChatError::InvalidEmoji => "invalid_emoji",
+            ChatError::Refused(refusal) => match refusal {
+                Refusal::NoSuchMessage => "not_found",
+                Refusal::NotTheSender => "not_the_sender",
+                Refusal::EditWindowPassed => "edit_window_passed",
+                Refusal::Deleted => "deleted",
+                Refusal::TooManyReactions => "too_many_reactions",
+                Refusal::InvalidReply => "invalid_reply",
+            },
             ChatError::Store(_) => "internal_error",
+        }
+    }
+
+    /// The HTTP status of this refusal.
+    pub fn status(&self) -> u16 {
+        match self {
+            ChatError::UnknownUser | ChatError::Refused(Refusal::NoSuchMessage) => 404,
+            ChatError::RateLimited(_) => 429,
+            ChatError::RecipientUnavailable
+            | ChatError::Refused(Refusal::NotTheSender | Refusal::EditWindowPassed) => 403,
+            ChatError::Refused(Refusal::Deleted | Refusal::TooManyReactions) => 409,
+            ChatError::Store(_) => 500,
+            _ => 400,
         }
     }
 }
@@ -74,6 +114,8 @@ pub struct SendRequest {
     pub to_user_id: UserId,
     pub content: String,
     pub client_id: Option<String>,
+    /// The message of this conversation that this one answers.
+    pub reply_to_id: Option<MessageId>,
 }
 
 /// Validates a message and queues it for storage; returns without waiting.
@@ -105,6 +147,7 @@ pub fn send_message(
         created_at: Utc::now(),
         client_id: request.client_id,
         sender_nickname: sender.nickname.clone(),
+        reply_to_id: request.reply_to_id,
     };
     app.store.insert_message(new, origin, reply);
     Ok(())
@@ -140,11 +183,12 @@ fn check(app: &App, sender: &User, request: &SendRequest) -> Result<(), ChatErro
         .messages
         .check(sender.id)
         .map_err(ChatError::RateLimited)?;
-    if !request.content.chars().any(is_visible) {
-        return Err(ChatError::EmptyContent);
+    check_content(&request.content)?;
+    if app.privacy.blocked_between(sender.id, request.to_user_id) {
+        return Err(ChatError::RecipientUnavailable);
     }
-    if request.content.chars().count() > MAX_CONTENT_CHARS {
-        return Err(ChatError::TooLong);
+    if request.reply_to_id.is_some_and(|id| id < 1) {
+        return Err(ChatError::Refused(Refusal::InvalidReply));
     }
     if request
         .client_id
@@ -152,6 +196,17 @@ fn check(app: &App, sender: &User, request: &SendRequest) -> Result<(), ChatErro
         .is_some_and(|id| id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES)
     {
         return Err(ChatError::BadClientId);
+    }
+    Ok(())
+}
+
+/// The rules every content follows, sent or edited.
+fn check_content(content: &str) -> Result<(), ChatError> {
+    if !content.chars().any(is_visible) {
+        return Err(ChatError::EmptyContent);
+    }
+    if content.chars().count() > MAX_CONTENT_CHARS {
+        return Err(ChatError::TooLong);
     }
     Ok(())
 }
