@@ -6,8 +6,13 @@
 //! same request. Readers (the send path, the hub) take a read lock for a
 //! hash lookup and never wait for a query. On several nodes this becomes
 //! a cache that the broker invalidates.
+//!
+//! Two users kept apart (either blocked the other) do not see each other's
+//! presence: connections are not told the other came online, `online_users`
+//! leaves them out, and a block tells both at once that the other went
+//! offline (an unblock, that they are online, if they are).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use crate::models::UserId;
@@ -16,17 +21,52 @@ use crate::repo::{Store, StoreError};
 /// Blocks and read-receipt settings of every user.
 #[derive(Debug, Default)]
 pub struct Privacy {
-    /// (blocker, blocked)
-    blocks: RwLock<HashSet<(UserId, UserId)>>,
+    blocks: RwLock<Blocks>,
     /// Users who turned read receipts off.
     receipts_off: RwLock<HashSet<UserId>>,
+}
+
+/// The blocks, and who is kept apart from whom (blocked either way): the
+/// question presence asks for every connection, answered by one lookup.
+#[derive(Debug, Default)]
+struct Blocks {
+    /// (blocker, blocked)
+    pairs: HashSet<(UserId, UserId)>,
+    /// user → the users they are kept apart from
+    apart: HashMap<UserId, HashSet<UserId>>,
+}
+
+impl Blocks {
+    fn set(&mut self, blocker: UserId, blocked: UserId, on: bool) {
+        if on {
+            self.pairs.insert((blocker, blocked));
+        } else {
+            self.pairs.remove(&(blocker, blocked));
+        }
+        let apart =
+            self.pairs.contains(&(blocker, blocked)) || self.pairs.contains(&(blocked, blocker));
+        for (a, b) in [(blocker, blocked), (blocked, blocker)] {
+            if apart {
+                self.apart.entry(a).or_default().insert(b);
+            } else if let Some(set) = self.apart.get_mut(&a) {
+                set.remove(&b);
+                if set.is_empty() {
+                    self.apart.remove(&a);
+                }
+            }
+        }
+    }
 }
 
 impl Privacy {
     /// Loads what the store holds.
     pub fn load(store: &dyn Store) -> Result<Privacy, StoreError> {
+        let mut blocks = Blocks::default();
+        for (blocker, blocked) in store.blocks()? {
+            blocks.set(blocker, blocked, true);
+        }
         Ok(Privacy {
-            blocks: RwLock::new(store.blocks()?.into_iter().collect()),
+            blocks: RwLock::new(blocks),
             receipts_off: RwLock::new(store.receipts_off()?.into_iter().collect()),
         })
     }
@@ -34,18 +74,31 @@ impl Privacy {
     /// Whether either of the two blocked the other: then nothing passes
     /// between them (messages, typing, presence).
     pub fn blocked_between(&self, a: UserId, b: UserId) -> bool {
-        let blocks = read(&self.blocks);
-        blocks.contains(&(a, b)) || blocks.contains(&(b, a))
+        read(&self.blocks)
+            .apart
+            .get(&a)
+            .is_some_and(|set| set.contains(&b))
+    }
+
+    /// The users `user` is kept apart from (blocked either way): usually
+    /// none, and then nothing is allocated.
+    pub fn kept_apart(&self, user: UserId) -> HashSet<UserId> {
+        read(&self.blocks)
+            .apart
+            .get(&user)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Whether `blocker` blocked `blocked`.
     pub fn has_blocked(&self, blocker: UserId, blocked: UserId) -> bool {
-        read(&self.blocks).contains(&(blocker, blocked))
+        read(&self.blocks).pairs.contains(&(blocker, blocked))
     }
 
     /// The users `blocker` blocked.
     pub fn blocked_by(&self, blocker: UserId) -> Vec<UserId> {
         let mut blocked: Vec<UserId> = read(&self.blocks)
+            .pairs
             .iter()
             .filter(|(by, _)| *by == blocker)
             .map(|(_, blocked)| *blocked)
@@ -55,15 +108,10 @@ impl Privacy {
     }
 
     pub fn set_blocked(&self, blocker: UserId, blocked: UserId, on: bool) {
-        let mut blocks = self
-            .blocks
+        self.blocks
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if on {
-            blocks.insert((blocker, blocked));
-        } else {
-            blocks.remove(&(blocker, blocked));
-        }
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .set(blocker, blocked, on);
     }
 
     /// Whether `user` lets partners learn how far they have read.
@@ -95,4 +143,24 @@ impl Privacy {
 /// themselves stay consistent (each change is one insert or remove).
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_users_stay_apart_while_either_blocks_the_other() {
+        let privacy = Privacy::default();
+        privacy.set_blocked(1, 2, true);
+        privacy.set_blocked(2, 1, true);
+        assert!(privacy.blocked_between(2, 1));
+        privacy.set_blocked(1, 2, false);
+        assert!(privacy.blocked_between(1, 2), "2 still blocks 1");
+        assert_eq!(privacy.kept_apart(1), HashSet::from([2]));
+        privacy.set_blocked(2, 1, false);
+        assert!(!privacy.blocked_between(1, 2));
+        assert!(privacy.kept_apart(1).is_empty());
+        assert!(privacy.kept_apart(2).is_empty());
+    }
 }

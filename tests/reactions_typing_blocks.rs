@@ -308,6 +308,8 @@ fn a_blocked_user_can_send_nothing_and_typing_stops_both_ways() {
     assert_eq!(failed["error"], "recipient_unavailable");
     let history = bob.get(&format!("/api/messages?user_id={alice_id}"));
     assert_eq!(history.body["messages"].as_array().map(Vec::len), Some(1));
+    // (The block told bob that alice went offline.)
+    bob_ws.await_presence(&[alice_id], false);
 
     // Typing passes neither way: a typing frame, then a frame that does
     // reach (bob's own read mark echoes to him), shows nothing came first.
@@ -325,4 +327,56 @@ fn a_blocked_user_can_send_nothing_and_typing_stops_both_ways() {
     assert_eq!(bad.status, 404, "{}", bad.body);
     let me = bob.put(&format!("/api/blocks/{bob_id}"));
     assert_eq!(me.status, 400, "{}", me.body);
+}
+
+#[test]
+fn users_kept_apart_by_a_block_do_not_see_each_other_online() {
+    let server = TestServer::start();
+    let TwoOnline {
+        alice,
+        alice_id,
+        mut alice_ws,
+        bob,
+        bob_id,
+        bob_ws,
+    } = TwoOnline::new(&server);
+    let mut bob_ws = bob_ws;
+    let online_for = |client: &common::Client, id: i64| -> Value {
+        let users = client.get("/api/users").body["users"].clone();
+        users
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["id"] == id)
+            .map(|u| u["online"].clone())
+            .expect("listed")
+    };
+    assert_eq!(online_for(&bob, alice_id), true);
+    assert_eq!(bob.put(&format!("/api/blocks/{alice_id}")).status, 200);
+    // Both are told at once that the other left.
+    alice_ws.await_presence(&[bob_id], false);
+    bob_ws.await_presence(&[alice_id], false);
+    assert_eq!(online_for(&bob, alice_id), false);
+    assert_eq!(online_for(&alice, bob_id), false);
+    // A new connection of either does not list the other.
+    let (mut alice_tab, online) = Ws::connect(&server, &alice);
+    assert_eq!(online["users"], json!([]), "{online}");
+    // Bob leaving and coming back is not announced to alice as an
+    // arrival (a departure may be: it changes nothing for her list).
+    drop(bob_ws);
+    let (carol, carol_id) = server.user("carol");
+    let (mut bob_ws, _) = Ws::connect(&server, &bob);
+    let (_carol_ws, _) = Ws::connect(&server, &carol);
+    loop {
+        let (online, users) = alice_tab.recv_presence();
+        if online {
+            assert_eq!(users, vec![json!({"id": carol_id, "nickname": "carol"})]);
+            break;
+        }
+    }
+    // Unblocked: each is told the other is online.
+    assert_eq!(bob.delete(&format!("/api/blocks/{alice_id}")).status, 200);
+    alice_ws.await_presence(&[bob_id], true);
+    bob_ws.await_presence(&[alice_id], true);
+    assert_eq!(online_for(&alice, bob_id), true);
 }

@@ -5,6 +5,7 @@
 use super::ChatError;
 use crate::app::App;
 use crate::models::UserId;
+use crate::ws::hub::Control;
 
 /// `me` blocks (`on`) or unblocks `other`. From then on neither can send
 /// to the other, typing does not pass, and presence is not shown.
@@ -19,6 +20,11 @@ pub fn set_block(app: &App, me: UserId, other: UserId, on: bool) -> Result<(), C
         .set_block(me, other, on)
         .map_err(ChatError::from_store)?;
     app.privacy.set_blocked(me, other, on);
+    app.hub.control(Control::BlockChanged {
+        blocker: me,
+        blocked: other,
+        on,
+    });
     Ok(())
 }
 

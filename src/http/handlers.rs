@@ -364,12 +364,12 @@ fn me(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
 }
 
 fn users(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
-    authenticate(app, request)?;
+    let (_, me) = authenticate(app, request)?;
     let users: Vec<_> = app
         .store
         .users()?
         .into_iter()
-        .map(|u| json!({ "id": u.id, "nickname": u.nickname, "online": app.hub.is_online(u.id) }))
+        .map(|u| json!({ "id": u.id, "nickname": u.nickname, "online": seen_online(app, me.id, u.id) }))
         .collect();
     Ok(Reply::ok(json!({ "users": users })))
 }
@@ -513,7 +513,7 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         .map(|c| Row {
             user_id: c.partner_id,
             nickname: &c.partner_nickname,
-            online: app.hub.is_online(c.partner_id),
+            online: seen_online(app, user.id, c.partner_id),
             last_message: &c.last_message,
             unread_count: c.unread_count,
             blocked: app.privacy.has_blocked(user.id, c.partner_id),
@@ -522,6 +522,11 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     Ok(Reply::ok(List {
         conversations: rows,
     }))
+}
+
+/// Whether `viewer` sees `user` online: not while either blocked the other.
+fn seen_online(app: &App, viewer: UserId, user: UserId) -> bool {
+    app.hub.is_online(user) && !app.privacy.blocked_between(viewer, user)
 }
 
 #[cfg(test)]

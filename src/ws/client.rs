@@ -101,6 +101,7 @@ pub fn serve(
     let writer = {
         let close_signal = close_signal.clone();
         let ping_interval = app.config.ping_period();
+        let privacy = app.privacy.clone();
         let alive = app.alive.clone(); // shutdown waits for this writer
         std::thread::Builder::new()
             .name(format!("ws-writer-{id}"))
@@ -114,6 +115,7 @@ pub fn serve(
                     ping_interval,
                     session_ends,
                     presence_form,
+                    privacy,
                 };
                 write_loop(id, write_half, &queues, &close_signal, settings);
                 drop(alive);

@@ -112,6 +112,13 @@ pub enum Control {
         to: UserId,
         typing: bool,
     },
+    /// `blocker` blocked (`on`) or unblocked `blocked` (already recorded
+    /// in [`Privacy`]): each is told the other went offline, or is online.
+    BlockChanged {
+        blocker: UserId,
+        blocked: UserId,
+        on: bool,
+    },
 }
 
 /// Set of users with at least one open connection, written by the hub only,
@@ -348,6 +355,11 @@ impl Hub {
                 Event::Control(Control::Typing { from, to, typing }) => {
                     self.typing_signal(from, to, typing);
                 }
+                Event::Control(Control::BlockChanged {
+                    blocker,
+                    blocked,
+                    on,
+                }) => self.block_changed(blocker, blocked, on),
                 // A presence batch that is due goes at the top of the loop.
                 Event::Timer => self.typing_due(),
                 Event::Written(written) => self.route(written),
@@ -378,7 +390,7 @@ impl Hub {
 
     fn register(&mut self, conn: ConnHandle) {
         let online = &self.online;
-        let online_users = self.online_list.frame_for(conn.user_id, || {
+        let everyone = || {
             online
                 .iter()
                 .map(|(id, entry)| OnlineUser {
@@ -386,7 +398,17 @@ impl Hub {
                     nickname: &entry.nickname,
                 })
                 .collect()
-        });
+        };
+        let apart = self.privacy.kept_apart(conn.user_id);
+        let online_users = if apart.is_empty() {
+            self.online_list.frame_for(conn.user_id, everyone)
+        } else {
+            // Someone blocked: this user's own list, left out of the kept
+            // encoding (rare, so encoded afresh).
+            let mut users: Vec<OnlineUser<'_>> = everyone();
+            users.retain(|u| u.id != conn.user_id && !apart.contains(&u.id));
+            ServerEvent::OnlineUsers { users }.to_frame()
+        };
         let (id, user_id) = (conn.id, conn.user_id);
         let nickname = conn.nickname.clone();
         self.conns.insert(id, conn);
@@ -589,6 +611,35 @@ impl Hub {
             .to_frame();
             // A page's answer: it frees the connection's page slot.
             self.push(job.request.conn, Outbound::Page(frame));
+        }
+    }
+
+    /// Tells two users who were just kept apart (or brought back together)
+    /// that the other went offline (or is online), where they are online.
+    fn block_changed(&mut self, blocker: UserId, blocked: UserId, on: bool) {
+        if !on && self.privacy.blocked_between(blocker, blocked) {
+            return; // still apart: the other one blocks too
+        }
+        for (viewer, seen) in [(blocker, blocked), (blocked, blocker)] {
+            let Some(nickname) = self.online.get(&seen).map(|e| e.nickname.clone()) else {
+                continue;
+            };
+            let user = OnlineUser {
+                id: seen,
+                nickname: &nickname,
+            };
+            let Some(change) = PresenceChange::new(user, !on, self.tick) else {
+                continue;
+            };
+            let changes: Arc<[PresenceChange]> = Arc::from([change]);
+            for id in self.conns_of(viewer) {
+                let item = Outbound::Presence {
+                    changes: changes.clone(),
+                    from: 0,
+                    own_user: viewer,
+                };
+                self.push(id, item);
+            }
         }
     }
 

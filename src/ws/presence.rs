@@ -158,8 +158,9 @@ pub struct PresenceChange {
 #[derive(Debug, Default)]
 pub struct PendingPresence(Vec<PresenceChange>);
 
-impl PendingPresence {
-    pub fn push(&mut self, user: OnlineUser<'_>, online: bool, tick: u64) {
+impl PresenceChange {
+    /// `user` came online (`online`) or went offline, encoded in both forms.
+    pub fn new(user: OnlineUser<'_>, online: bool, tick: u64) -> Option<PresenceChange> {
         let (from_user_id, nickname) = (user.id, user.nickname);
         let single = if online {
             ServerEvent::UserCameOnline {
@@ -172,15 +173,19 @@ impl PendingPresence {
                 nickname,
             }
         };
-        if let Some(entry) = encode(&user) {
-            self.0.push(PresenceChange {
-                user: user.id,
-                online,
-                entry,
-                single: single.to_frame(),
-                tick,
-            });
-        }
+        Some(PresenceChange {
+            user: user.id,
+            online,
+            entry: encode(&user)?,
+            single: single.to_frame(),
+            tick,
+        })
+    }
+}
+
+impl PendingPresence {
+    pub fn push(&mut self, user: OnlineUser<'_>, online: bool, tick: u64) {
+        self.0.extend(PresenceChange::new(user, online, tick));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -203,7 +208,8 @@ impl PendingPresence {
 }
 
 /// The frames that tell a connection of `own_user` about `changes` (theirs
-/// excluded), in its `form`. Per user: a frame per change, in order. Batch:
+/// excluded, and arrivals of users it is kept `apart` from: see
+/// [`crate::privacy`]), in its `form`. Per user: a frame per change, in order. Batch:
 /// a `user_online` frame if anyone else came online, then a `user_offline`
 /// frame if anyone else went offline; a user is in at most one of them
 /// ([`PendingPresence::take`]), so their order does not matter.
@@ -211,28 +217,32 @@ pub fn presence_frames(
     changes: &[PresenceChange],
     own_user: UserId,
     form: PresenceForm,
+    apart: &HashSet<UserId>,
 ) -> Vec<Utf8Bytes> {
+    // A departure of someone kept apart is harmless (they are not listed)
+    // and is how a block takes them off the list.
+    let shown = |c: &&PresenceChange| c.user != own_user && !(c.online && apart.contains(&c.user));
     match form {
         PresenceForm::PerUser => changes
             .iter()
-            .filter(|c| c.user != own_user)
+            .filter(shown)
             .map(|c| c.single.clone())
             .collect(),
-        PresenceForm::Batch => batch_frames(changes, own_user).collect(),
+        PresenceForm::Batch => batch_frames(changes, shown).collect(),
     }
 }
 
-fn batch_frames(
-    changes: &[PresenceChange],
-    own_user: UserId,
-) -> impl Iterator<Item = Utf8Bytes> + '_ {
+fn batch_frames<'c>(
+    changes: &'c [PresenceChange],
+    shown: impl Fn(&&PresenceChange) -> bool + Copy + 'c,
+) -> impl Iterator<Item = Utf8Bytes> + 'c {
     [(true, USER_ONLINE_START), (false, USER_OFFLINE_START)]
         .into_iter()
         .filter_map(move |(online, start)| {
             let listed = || {
                 changes
                     .iter()
-                    .filter(move |c| c.online == online && c.user != own_user)
+                    .filter(move |c| c.online == online && shown(c))
             };
             listed().next()?;
             let entries: usize = listed().map(|c| c.entry.len() + 1).sum();
@@ -325,7 +335,7 @@ mod tests {
         assert_eq!(order, [(2, true, 2), (1, false, 3), (3, true, 6)]);
 
         let frames = |changes: &[PresenceChange], own| -> Vec<Utf8Bytes> {
-            presence_frames(changes, own, PresenceForm::Batch)
+            presence_frames(changes, own, PresenceForm::Batch, &HashSet::new())
         };
         let online = |users| ServerEvent::UserOnline { users }.to_frame();
         let offline = |users| ServerEvent::UserOffline { users }.to_frame();
@@ -367,7 +377,7 @@ mod tests {
             .to_frame()
         };
         assert_eq!(
-            presence_frames(&changes, 3, PresenceForm::PerUser),
+            presence_frames(&changes, 3, PresenceForm::PerUser, &HashSet::new()),
             [came(2, "b\"o\\b"), went(1, "ann")]
         );
         assert_eq!(

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -16,6 +17,7 @@ use super::hub::ConnId;
 use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox::{OutboxReceiver, Waited};
 use super::presence::{PresenceForm, presence_frames};
+use crate::privacy::Privacy;
 
 /// Time allowed to write one batch of frames to the client. A client that
 /// does not drain its socket for this long is gone or hostile.
@@ -29,12 +31,13 @@ pub(super) struct WriterQueues {
 }
 
 /// What the writer knows of its connection: when to act without being
-/// asked (pings, the session's end) and how the client wants presence.
-#[derive(Clone, Copy)]
+/// asked (pings, the session's end), how the client wants presence, and
+/// whose presence it must not see (blocks).
 pub(super) struct WriterSettings {
     pub(super) ping_interval: Duration,
     pub(super) session_ends: Instant,
     pub(super) presence_form: PresenceForm,
+    pub(super) privacy: Arc<Privacy>,
 }
 
 /// The writer thread: sends queued frames, pings on schedule, and closes the
@@ -64,6 +67,7 @@ fn write_until_closed(
         ping_interval,
         session_ends,
         presence_form,
+        privacy,
     } = settings;
     // Sync by message id (`after_id`) and by change (`since`).
     let mut by_message_id = ExactlyOnce::default();
@@ -139,7 +143,8 @@ fn write_until_closed(
                     own_user,
                 } => {
                     let news = changes.get(from..).unwrap_or_default();
-                    for frame in presence_frames(news, own_user, presence_form) {
+                    let apart = privacy.kept_apart(own_user);
+                    for frame in presence_frames(news, own_user, presence_form, &apart) {
                         ws.text(frame)?;
                     }
                 }
