@@ -132,6 +132,9 @@ pub struct Conversation {
     pub partner_nickname: String,
     pub last_message: Message,
     pub unread_count: i64,
+    /// The conversation's newest change: a client starts its `since` sync
+    /// from the highest of these.
+    pub last_seq: i64,
 }
 
 /// Which page of a conversation to read. Pages are counted from the newest

@@ -1,11 +1,23 @@
-//! The web client: three static files compiled into the binary, so the
-//! server is one file to deploy and `cargo run` serves a complete app.
+//! The web client: static files compiled into the binary (the page, its
+//! style, its icon and its JavaScript modules, see `src/web/app.js`), so
+//! the server is one file to deploy and `cargo run` serves a complete app.
 
 /// A file of the web client.
 pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     pub body: &'static str,
+}
+
+/// A JavaScript module of the web client, served at `/NAME.js`.
+macro_rules! module {
+    ($name:literal) => {
+        Asset {
+            path: concat!("/", $name, ".js"),
+            content_type: "text/javascript; charset=utf-8",
+            body: include_str!(concat!("../web/", $name, ".js")),
+        }
+    };
 }
 
 const ASSETS: &[Asset] = &[
@@ -15,15 +27,27 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../web/index.html"),
     },
     Asset {
-        path: "/app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/app.js"),
-    },
-    Asset {
         path: "/app.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../web/app.css"),
     },
+    Asset {
+        path: "/favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../web/favicon.svg"),
+    },
+    module!("app"),
+    module!("api"),
+    module!("state"),
+    module!("dom"),
+    module!("socket"),
+    module!("changes"),
+    module!("auth"),
+    module!("sidebar"),
+    module!("conversation"),
+    module!("messages"),
+    module!("compose"),
+    module!("actions"),
 ];
 
 /// The asset served at `path`, if any.

@@ -501,6 +501,7 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         unread_count: i64,
         /// I blocked this partner.
         blocked: bool,
+        last_seq: i64,
     }
     #[derive(Serialize)]
     struct List<'a> {
@@ -517,6 +518,7 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
             last_message: &c.last_message,
             unread_count: c.unread_count,
             blocked: app.privacy.has_blocked(user.id, c.partner_id),
+            last_seq: c.last_seq,
         })
         .collect();
     Ok(Reply::ok(List {

@@ -242,6 +242,24 @@ impl Browser {
         }
     }
 
+    /// Presses one key in the focused element (e.g. `ArrowUp`, `Escape`).
+    pub fn press_key(&mut self, key: &str, key_code: u32) {
+        for kind in ["keyDown", "keyUp"] {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": key_code}),
+            );
+        }
+    }
+
+    /// Emulates the system's light or dark setting (`prefers-color-scheme`).
+    pub fn color_scheme(&mut self, scheme: &str) {
+        self.call(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        );
+    }
+
     /// Saves a PNG of the page.
     pub fn screenshot(&mut self, path: &Path) {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));

@@ -998,7 +998,8 @@ impl Store for SqliteStore {
                         partner_id: row.get(0)?,
                         partner_nickname: row.get(1)?,
                         unread_count: row.get(2)?,
-                        last_message: message_at(row, 3)?,
+                        last_seq: row.get(3)?,
+                        last_message: message_at(row, 4)?,
                     })
                 })?
                 .collect()

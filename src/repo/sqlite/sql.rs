@@ -256,7 +256,7 @@ pub const UNREAD_COUNT: &str =
 /// more index updates. Whether the last message was read comes from the
 /// row itself (`partner_read_id`), not from a lookup per partner.
 pub const CONVERSATIONS: &str = concat!(
-    "SELECT c.partner_id, u.nickname, c.unread_count, ",
+    "SELECT c.partner_id, u.nickname, c.unread_count, c.last_seq, ",
     message_columns!(@read concat!(
         "CASE WHEN m.receiver_id = c.user_id THEN m.id <= c.last_read_id
               ELSE m.id <= c.partner_read_id AND ", receipts_shared!(), " END"

@@ -1,0 +1,98 @@
+// Logging in, registering, logging out, and starting the chat for a user.
+
+import { state, resetState } from "./state.js";
+import { api } from "./api.js";
+import { $, initial } from "./dom.js";
+import { refreshLists, renderPane } from "./sidebar.js";
+import { connect, disconnect } from "./socket.js";
+
+export function showAuth(message) {
+  disconnect();
+  state.me = null;
+  $("chat-view").hidden = true;
+  $("auth-view").hidden = false;
+  $("banner").hidden = true;
+  switchAuthTab(false);
+  $("auth-error").textContent = message || "";
+  document.title = "Chat";
+}
+
+export function switchAuthTab(register) {
+  $("login-form").hidden = register;
+  $("register-form").hidden = !register;
+  $("show-login").classList.toggle("active", !register);
+  $("show-register").classList.toggle("active", register);
+  $("auth-error").textContent = "";
+}
+
+export async function onLogin(event) {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    await login(form.identifier.value.trim(), form.password.value);
+  } catch (e) {
+    $("auth-error").textContent =
+      e.status === 401 ? "Wrong nickname, email or password." : e.message;
+  }
+}
+
+export async function onRegister(event) {
+  event.preventDefault();
+  const form = event.target;
+  const nickname = form.nickname.value.trim();
+  const password = form.password.value;
+  try {
+    await api("POST", "/api/register", { nickname, email: form.email.value.trim(), password });
+  } catch (e) {
+    $("auth-error").textContent =
+      e.status === 409 ? `Sorry, that ${e.message.replace(" is already taken", "")} is already taken.` : e.message;
+    return;
+  }
+  try {
+    await login(nickname, password);
+  } catch (e) {
+    $("auth-error").textContent = e.message;
+  }
+}
+
+async function login(identifier, password) {
+  await api("POST", "/api/login", { identifier, password });
+  // /api/me has the settings too.
+  const { user } = await api("GET", "/api/me");
+  await startChat(user);
+}
+
+export async function logout() {
+  // Closed first, on purpose: the server's "logged out" close (4001) that
+  // follows must not be shown as news to the user who asked for it.
+  disconnect();
+  try { await api("POST", "/api/logout"); } catch (e) { /* the session may be gone already */ }
+  showAuth("");
+}
+
+export async function startChat(user) {
+  resetState(user);
+  $("auth-view").hidden = true;
+  $("chat-view").hidden = false;
+  $("me-name").textContent = user.nickname;
+  $("me-avatar").textContent = initial(user.nickname);
+  $("receipts").checked = user.send_read_receipts !== false;
+  // The user may log out while this is still loading: after every wait,
+  // stop if this is no longer the current login.
+  try {
+    const config = await api("GET", "/api/config");
+    if (state.me !== user) return;
+    state.wsUrl = config.ws_url;
+    await refreshLists();
+    if (state.me !== user) return;
+    // Start from the newest change we know of; the first sync fills any
+    // gap between this list and the WebSocket opening.
+    state.cursor = Math.max(0, ...[...state.conversations.values()].map((c) => c.last_seq || 0));
+  } catch (e) {
+    if (state.me !== user) return;
+    showAuth(e.status === 401 ? "Your session has ended. Please log in again." : e.message);
+    return;
+  }
+  renderPane();
+  connect();
+}

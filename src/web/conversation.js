@@ -1,0 +1,92 @@
+// Opening a conversation: its history page by page (newest first, older
+// ones as the user scrolls up), and marking it read.
+
+import { state, thread, addMessages } from "./state.js";
+import { api } from "./api.js";
+import { $ } from "./dom.js";
+import { renderSidebar, renderPane } from "./sidebar.js";
+import { renderMessages, renderTyping } from "./messages.js";
+import { renderComposer } from "./compose.js";
+
+export const PAGE_SIZE = 50;        // messages per history request
+export const LOAD_OLDER_AT_PX = 80; // scrolling this close to the top loads more
+
+export async function openConversation(partner) {
+  if (state.openPartner !== partner) {
+    state.replyTo = null;
+    state.editing = null;
+  }
+  state.openPartner = partner;
+  $("chat-view").classList.add("open");
+  renderSidebar();
+  renderPane();
+  renderComposer();
+  renderTyping();
+  const t = thread(partner);
+  if (!t.loaded) {
+    await loadNewest(partner);
+    t.loaded = true;
+  }
+  renderMessages({ scrollToBottom: true });
+  await markRead(partner);
+  $("input").focus();
+}
+
+export function closeConversation() {
+  state.openPartner = null;
+  $("chat-view").classList.remove("open");
+  renderSidebar();
+  renderPane();
+}
+
+async function loadNewest(partner) {
+  const { messages } = await api("GET", `/api/messages?user_id=${partner}&limit=${PAGE_SIZE}`);
+  addMessages(partner, messages);
+  if (messages.length < PAGE_SIZE) thread(partner).complete = true;
+}
+
+export async function loadOlder() {
+  const partner = state.openPartner;
+  const t = partner !== null && thread(partner);
+  if (!t || t.loading || t.complete || t.messages.size === 0) return;
+  t.loading = true;
+  const oldest = Math.min(...t.messages.keys());
+  try {
+    const { messages } = await api("GET",
+      `/api/messages?user_id=${partner}&limit=${PAGE_SIZE}&before_id=${oldest}`);
+    if (messages.length < PAGE_SIZE) t.complete = true;
+    if (partner !== state.openPartner) return;
+    // Keep the view still: what was on screen stays where it was.
+    const box = $("messages");
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    addMessages(partner, messages);
+    renderMessages({});
+    box.scrollTop = box.scrollHeight - fromBottom;
+  } finally {
+    t.loading = false;
+  }
+}
+
+/** Marks a conversation read on the server, then clears its badge: the
+ * badge only goes once the server agrees (if the request fails, it stays
+ * and the next open tries again). A message that arrives while a mark is
+ * on its way is marked by a second request right after it. */
+export async function markRead(partner) {
+  const c = state.conversations.get(partner);
+  if (!c || c.unread_count === 0) return;
+  if (c.marking) { c.markAgain = true; return; }
+  c.marking = true;
+  try {
+    const { up_to_id } = await api("POST", "/api/messages/read", { user_id: partner });
+    if (!c.last_message || up_to_id >= c.last_message.id) c.unread_count = 0;
+    renderSidebar();
+  } catch (e) {
+    /* the badge stays; the next open retries */
+  } finally {
+    c.marking = false;
+    if (c.markAgain) {
+      c.markAgain = false;
+      markRead(partner);
+    }
+  }
+}

@@ -1,0 +1,40 @@
+// Small DOM and formatting helpers. Text always goes in as textContent:
+// nothing a user typed is ever parsed as HTML.
+
+export const $ = (id) => document.getElementById(id);
+
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export function initial(nickname) {
+  return (nickname || "?").charAt(0).toUpperCase();
+}
+
+export function formatTime(iso) {
+  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** A time for the conversation list: the hour today, else the date. */
+export function formatWhen(iso) {
+  const date = new Date(iso);
+  if (date.toDateString() === new Date().toDateString()) return formatTime(iso);
+  return date.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+/** "Today", "Yesterday", or the date, for a day separator. */
+export function dayLabel(iso) {
+  const date = new Date(iso);
+  const today = new Date();
+  const yesterday = new Date(today);
+  yesterday.setDate(today.getDate() - 1);
+  if (date.toDateString() === today.toDateString()) return "Today";
+  if (date.toDateString() === yesterday.toDateString()) return "Yesterday";
+  const sameYear = date.getFullYear() === today.getFullYear();
+  return date.toLocaleDateString([], sameYear
+    ? { weekday: "long", month: "long", day: "numeric" }
+    : { year: "numeric", month: "long", day: "numeric" });
+}

@@ -1,0 +1,94 @@
+// The list side: conversations (newest first, with unread badges) and the
+// people without a conversation yet; the open conversation's header; the
+// tab title's unread count.
+
+import { state, totalUnread } from "./state.js";
+import { api } from "./api.js";
+import { $, el, initial, formatWhen } from "./dom.js";
+import { openConversation } from "./conversation.js";
+
+/** Lists fetched while live changes keep arriving are fetched again (a
+ * few times at most): a stale list must not undo a message shown meanwhile. */
+const REFRESH_ATTEMPTS = 3;
+
+export async function refreshLists() {
+  let lists;
+  for (let attempt = 1; ; attempt++) {
+    const version = state.listVersion;
+    lists = await Promise.all([
+      api("GET", "/api/users"),
+      api("GET", "/api/conversations"),
+      api("GET", "/api/blocks"),
+    ]);
+    if (version === state.listVersion || attempt === REFRESH_ATTEMPTS) break;
+  }
+  const [{ users }, { conversations }, { blocks }] = lists;
+  state.users = new Map(users.map((u) => [u.id, u]));
+  state.conversations = new Map(conversations.map((c) =>
+    [c.user_id, { last_message: c.last_message, unread_count: c.unread_count, last_seq: c.last_seq }]));
+  state.blocked = new Set(blocks.map((b) => b.id));
+  renderSidebar();
+}
+
+function personItem(user, extra) {
+  const li = el("li");
+  li.dataset.userId = user.id;
+  li.classList.toggle("active", user.id === state.openPartner);
+  const avatar = el("span", "avatar", initial(user.nickname));
+  const who = el("div", "who");
+  const nick = el("div", "nick");
+  const dot = el("span", "dot");
+  dot.classList.toggle("online", !!user.online);
+  nick.append(dot, el("span", "nickname", user.nickname));
+  if (state.blocked.has(user.id)) nick.append(el("span", "blocked-mark", "blocked"));
+  who.append(nick);
+  li.append(avatar, who);
+  if (extra) extra(li, who);
+  li.addEventListener("click", () => openConversation(user.id));
+  return li;
+}
+
+function preview(message) {
+  const mine = message.sender_id === state.me.id;
+  const text = message.deleted_at ? "This message was deleted" : message.content;
+  return (mine ? "You: " : "") + text;
+}
+
+export function renderSidebar() {
+  if (!state.me) return;
+  const conversations = [...state.conversations.entries()]
+    .filter(([, c]) => c.last_message)
+    .sort((a, b) => b[1].last_message.id - a[1].last_message.id);
+  $("conversations").replaceChildren(...conversations.map(([partner, c]) => {
+    const user = state.users.get(partner) || { id: partner, nickname: `user ${partner}`, online: false };
+    return personItem(user, (li, who) => {
+      const typing = state.typing.get(partner);
+      who.append(el("div", typing ? "preview typing-preview" : "preview",
+        typing ? "typing…" : preview(c.last_message)));
+      li.append(el("span", "time", formatWhen(c.last_message.created_at)));
+      if (c.unread_count > 0) li.append(el("span", "badge", String(c.unread_count)));
+    });
+  }));
+  $("no-conversations").hidden = conversations.length > 0;
+  // Everyone else: each person is listed once, in one of the two lists.
+  const people = [...state.users.values()]
+    .filter((u) => u.id !== state.me.id && !(state.conversations.get(u.id) || {}).last_message)
+    .sort((a, b) => a.nickname.localeCompare(b.nickname));
+  $("people").replaceChildren(...people.map((u) => personItem(u)));
+  $("people-heading").hidden = people.length === 0;
+  const unread = totalUnread();
+  document.title = unread > 0 ? `(${unread}) Chat` : "Chat";
+}
+
+export function renderPane() {
+  const partner = state.openPartner;
+  const user = partner !== null ? state.users.get(partner) : null;
+  $("empty").hidden = partner !== null;
+  $("composer").hidden = partner === null;
+  $("messages").hidden = partner === null;
+  $("partner-name").textContent = user ? user.nickname : "";
+  $("partner-dot").hidden = !user;
+  $("partner-dot").classList.toggle("online", !!(user && user.online));
+  $("block").hidden = partner === null;
+  $("block").textContent = state.blocked.has(partner) ? "Unblock" : "Block";
+}

@@ -1,0 +1,255 @@
+//! The web client's conversation features in two real headless Chromium
+//! sessions: typing, ticks, replies, edits, deletions, reactions, blocking,
+//! the unread count in the tab title, the dark theme, and each person
+//! listed once.
+
+mod common;
+
+use common::TestServer;
+use common::browser::Browser;
+use serde_json::json;
+
+/// `document.querySelector(selector)` as a JavaScript expression.
+fn q(selector: &str) -> String {
+    format!("document.querySelector({selector:?})")
+}
+
+fn log_in(page: &mut Browser, base: &str, nickname: &str) {
+    page.goto(base);
+    page.wait_for("document.body.dataset.ready === 'true'", "page ready");
+    page.type_into("#login-form [name=identifier]", nickname);
+    page.type_into("#login-form [name=password]", "password123");
+    page.click("#login-form button[type=submit]");
+    page.wait_for(
+        "document.body.dataset.sync === 'done'",
+        "logged in and synced",
+    );
+}
+
+fn open_with(page: &mut Browser, partner: i64) {
+    page.click(&format!("#conversations li[data-user-id=\"{partner}\"]"));
+    page.wait_for(&format!("!{}.hidden", q("#composer")), "conversation open");
+}
+
+/// The message node of `id` in the open conversation.
+fn msg(id: i64) -> String {
+    format!("#messages [data-message-id=\"{id}\"]")
+}
+
+/// Shows a message's actions (a tap, as on a phone) and clicks one.
+fn act(page: &mut Browser, id: i64, action: &str) {
+    page.click(&format!("{} .bubble", msg(id)));
+    page.click(&format!("{} .action[title=\"{action}\"]", msg(id)));
+}
+
+#[test]
+fn two_people_use_every_conversation_feature_in_real_browsers() {
+    let server = TestServer::start();
+    let base = server.base();
+    let (alice_rest, alice_id) = server.user("alice");
+    let (bob_rest, bob_id) = server.user("bob");
+    let (carol_rest, _) = server.user("carol");
+    let first = alice_rest.send(bob_id, "are you coming tonight?")["id"]
+        .as_i64()
+        .expect("id");
+
+    let mut alice = Browser::launch(1280, 800);
+    let mut bob = Browser::launch(1280, 800);
+    log_in(&mut alice, &base, "alice");
+    log_in(&mut bob, &base, "bob");
+    // Each person is listed once: bob is a conversation, not also a person.
+    assert_eq!(
+        alice.eval(&format!(
+            "document.querySelectorAll('.sidebar [data-user-id=\"{bob_id}\"]').length"
+        )),
+        1
+    );
+    open_with(&mut alice, bob_id);
+    open_with(&mut bob, alice_id);
+
+    // ---- typing ----
+    alice.type_into("#input", "yes, ");
+    let typing = bob.wait_for(
+        &format!("!{0}.hidden && {0}.textContent", q("#typing")),
+        "typing line",
+    );
+    assert_eq!(typing, "alice is typing…");
+    alice.call("Input.insertText", json!({"text": "at eight"}));
+    alice.press_enter(false);
+    bob.wait_for(
+        &format!("{}.hidden", q("#typing")),
+        "typing line gone on send",
+    );
+    let answer = bob.wait_for(
+        "[...document.querySelectorAll('#messages .msg:not(.mine)')]\
+         .find(m => m.querySelector('.bubble').textContent === 'yes, at eight')?.dataset.messageId",
+        "alice's answer shown",
+    );
+    let answer: i64 = answer.as_str().expect("id").parse().expect("id");
+
+    // ---- ticks: bob has it open, so alice sees it seen ----
+    alice.wait_for(
+        &format!(
+            "{}?.textContent === 'Seen'",
+            q(&format!("{} .state", msg(answer)))
+        ),
+        "seen tick",
+    );
+
+    // ---- reply, and a click on the quote finds the original ----
+    act(&mut bob, first, "Reply");
+    bob.wait_for(&format!("!{}.hidden", q("#compose-bar")), "reply bar");
+    bob.type_into("#input", "great, see you");
+    bob.press_enter(false);
+    let quote = alice.wait_for(
+        &format!(
+            "{}?.textContent",
+            q("#messages .msg:not(.mine) .quote .quote-text")
+        ),
+        "quoted reply",
+    );
+    assert_eq!(quote, "are you coming tonight?");
+    alice.click("#messages .msg:not(.mine) .quote");
+    alice.wait_for(
+        &format!("{}.classList.contains('highlight')", q(&msg(first))),
+        "original highlighted",
+    );
+
+    // ---- edit the last own message with the up arrow ----
+    alice.eval("document.getElementById('input').focus()");
+    alice.press_key("ArrowUp", 38);
+    assert_eq!(
+        alice.eval("document.getElementById('input').value"),
+        "yes, at eight"
+    );
+    alice.type_into("#input", "yes, at nine");
+    alice.press_enter(false);
+    bob.wait_for(
+        &format!(
+            "{0}?.textContent === 'yes, at nine' && {1} !== null",
+            q(&format!("{} .bubble", msg(answer))),
+            q(&format!("{} .edited", msg(answer)))
+        ),
+        "edited text and mark",
+    );
+
+    // ---- reactions: add, count, toggle ----
+    act(&mut bob, answer, "React");
+    bob.click(&format!("{} .pick", msg(answer)));
+    alice.wait_for(
+        &format!(
+            "{}?.textContent === '👍 1'",
+            q(&format!("{} .reaction", msg(answer)))
+        ),
+        "reaction shown",
+    );
+    alice.click(&format!("{} .reaction", msg(answer)));
+    for page in [&mut alice, &mut bob] {
+        page.wait_for(
+            &format!(
+                "{}?.textContent === '👍 2'",
+                q(&format!("{} .reaction", msg(answer)))
+            ),
+            "second reaction",
+        );
+    }
+    alice.click(&format!("{} .reaction", msg(answer)));
+    for page in [&mut alice, &mut bob] {
+        page.wait_for(
+            &format!(
+                "{}?.textContent === '👍 1'",
+                q(&format!("{} .reaction", msg(answer)))
+            ),
+            "reaction taken back",
+        );
+    }
+
+    // ---- delete for everyone ----
+    act(&mut alice, answer, "Delete for everyone");
+    for page in [&mut alice, &mut bob] {
+        page.wait_for(
+            &format!(
+                "{}?.textContent === 'This message was deleted'",
+                q(&format!("{} .bubble", msg(answer)))
+            ),
+            "tombstone",
+        );
+    }
+    assert_eq!(
+        bob.eval(&format!(
+            "{} === null",
+            q(&format!("{} .reaction", msg(answer)))
+        )),
+        true,
+        "its reactions went with it"
+    );
+
+    // ---- the tab title counts unread messages ----
+    carol_rest.send(bob_id, "psst");
+    bob.wait_for("document.title === '(1) Chat'", "unread count in the title");
+
+    // ---- block and unblock ----
+    bob.click("#block");
+    bob.wait_for(
+        &format!(
+            "{}.textContent === 'Unblock' && {}.disabled",
+            q("#block"),
+            q("#input")
+        ),
+        "blocked",
+    );
+    alice.type_into("#input", "hello?");
+    alice.press_enter(false);
+    let failed = alice.wait_for(
+        &format!("{}?.textContent", q("#messages .msg.mine .state.failed")),
+        "refused send",
+    );
+    assert_eq!(failed, "failed: you cannot message this person");
+    bob.click("#block");
+    bob.wait_for(&format!("!{}.disabled", q("#input")), "unblocked");
+
+    // ---- after a reload, my messages still show their state ----
+    alice.goto(&base);
+    alice.wait_for("document.body.dataset.sync === 'done'", "reloaded");
+    open_with(&mut alice, bob_id);
+    let state = alice.wait_for(
+        &format!("{}?.textContent", q(&format!("{} .state", msg(first)))),
+        "state after reload",
+    );
+    assert_eq!(state, "Seen");
+
+    // ---- the dark theme follows the system setting ----
+    // (getComputedStyle recomputes styles: no waiting needed.)
+    let background = "getComputedStyle(document.documentElement).backgroundColor";
+    assert_eq!(bob.eval(background), "rgb(243, 244, 247)");
+    bob.color_scheme("dark");
+    assert_eq!(bob.eval(background), "rgb(20, 22, 27)");
+    screenshot_dark(&mut bob);
+    let _ = bob_rest;
+}
+
+/// The conversation in the dark theme, beside the other screenshots.
+fn screenshot_dark(page: &mut Browser) {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    page.screenshot(&dir.join("9-dark-conversation.png"));
+}
+
+#[test]
+fn the_page_has_an_icon() {
+    let server = TestServer::start();
+    let response = ureq::get(&format!("{}/favicon.svg", server.base()))
+        .call()
+        .expect("favicon");
+    assert_eq!(response.header("content-type"), Some("image/svg+xml"));
+    let html = ureq::get(&server.base())
+        .call()
+        .expect("page")
+        .into_string()
+        .expect("html");
+    assert!(html.contains(r#"rel="icon" href="/favicon.svg""#));
+}
