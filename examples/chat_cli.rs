@@ -7,12 +7,18 @@
 //! cargo run --example chat_cli -- --register alice        # new account
 //! ```
 //!
-//! The password comes from `CHAT_PASSWORD` or the first line of input.
-//! Commands: `/users`, `/open NICK`, `/older`, `/help`, `/quit`; any other
-//! line is sent to the open conversation.
+//! The password comes from `CHAT_PASSWORD`, or is asked for without echo
+//! on a terminal (the first line of input otherwise). Messages are shown
+//! with their number (`#42`), which the commands take:
+//!
+//! `/users`, `/open NICK`, `/older`, `/reply N text`, `/edit N text`,
+//! `/delete N [me]`, `/react N 👍` (again to take it back), `/block NICK`,
+//! `/unblock NICK`, `/help`, `/quit`. Any other line that does not start
+//! with `/` is sent to the open conversation; an unknown `/command` is
+//! refused, never sent.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,11 +110,9 @@ fn run(args: Args) -> Result<(), Error> {
     let mut lines = stdin.lock().lines();
     let password = match std::env::var("CHAT_PASSWORD") {
         Ok(p) => p,
-        Err(_) => {
-            print!("password: ");
-            io::stdout().flush()?;
-            lines.next().ok_or("no password given")??
-        }
+        // Not echoed on a terminal; piped input is a script's, read as is.
+        Err(_) if io::stdin().is_terminal() => rpassword::prompt_password("password: ")?,
+        Err(_) => lines.next().ok_or("no password given")??,
     };
     let base = args.server.trim_end_matches('/').to_owned();
 
@@ -165,22 +169,110 @@ fn run(args: Args) -> Result<(), Error> {
     for line in lines {
         let line = line?;
         let line = line.trim_end();
-        let result = match line.split_once(' ').unwrap_or((line, "")) {
-            ("/quit", _) => break,
-            ("/help", _) => {
-                println!("* /users  /open NICK  /older  /quit  (other lines are sent)");
+        let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let rest = rest.trim();
+        let result = match command {
+            "/quit" => break,
+            "/help" => {
+                println!("* {HELP}");
                 Ok(())
             }
-            ("/users", _) => list_users(&api, &session),
-            ("/open", nick) => open(&api, &session, nick.trim()),
-            ("/older", _) => older(&api, &session),
-            ("", _) => Ok(()),
-            _ => send(&session, &outgoing, line, &mut next_client_id),
+            "/users" => list_users(&api, &session),
+            "/open" => open(&api, &session, rest),
+            "/older" => older(&api, &session),
+            "/reply" => reply(&session, &outgoing, rest, &mut next_client_id),
+            "/edit" => edit(&api, rest),
+            "/delete" => delete(&api, rest),
+            "/react" => react(&api, rest),
+            "/block" => block(&api, &session, rest, true),
+            "/unblock" => block(&api, &session, rest, false),
+            "" => Ok(()),
+            unknown if unknown.starts_with('/') => {
+                Err(format!("unknown command {unknown}; /help lists them").into())
+            }
+            _ => send(&session, &outgoing, line, None, &mut next_client_id),
         };
         if let Err(e) = result {
             println!("! {e}");
         }
     }
+    Ok(())
+}
+
+const HELP: &str = "/users  /open NICK  /older  /reply N text  /edit N text  /delete N [me]  \
+                    /react N EMOJI  /block NICK  /unblock NICK  /quit  (other lines are sent)";
+
+/// `N rest`: a message number and what follows it.
+fn numbered(args: &str) -> Result<(i64, &str), Error> {
+    let (n, rest) = args.split_once(' ').unwrap_or((args, ""));
+    let id = n
+        .trim_start_matches('#')
+        .parse()
+        .map_err(|_| format!("{n:?} is not a message number (shown as #N)"))?;
+    Ok((id, rest.trim()))
+}
+
+fn reply(
+    session: &Session,
+    outgoing: &Sender<String>,
+    args: &str,
+    next_id: &mut u64,
+) -> Result<(), Error> {
+    let (id, text) = numbered(args)?;
+    if text.is_empty() {
+        return Err("usage: /reply N text".into());
+    }
+    send(session, outgoing, text, Some(id), next_id)
+}
+
+fn edit(api: &Api, args: &str) -> Result<(), Error> {
+    let (id, text) = numbered(args)?;
+    if text.is_empty() {
+        return Err("usage: /edit N text".into());
+    }
+    api.call(
+        "PATCH",
+        &format!("/api/messages/{id}"),
+        Some(json!({"content": text})),
+    )?;
+    Ok(())
+}
+
+fn delete(api: &Api, args: &str) -> Result<(), Error> {
+    let (id, whom) = numbered(args)?;
+    let query = match whom {
+        "" => "",
+        "me" => "?for=me",
+        _ => return Err("usage: /delete N [me]".into()),
+    };
+    api.call("DELETE", &format!("/api/messages/{id}{query}"), None)?;
+    Ok(())
+}
+
+/// Adds a reaction, or takes it back when it is already mine.
+fn react(api: &Api, args: &str) -> Result<(), Error> {
+    let (id, emoji) = numbered(args)?;
+    if emoji.is_empty() {
+        return Err("usage: /react N EMOJI".into());
+    }
+    let encoded: String = emoji.bytes().map(|b| format!("%{b:02X}")).collect();
+    let path = format!("/api/messages/{id}/reactions/{encoded}");
+    let answer = api.call("PUT", &path, None)?;
+    if answer["seq"].is_null() {
+        // Already mine: a second /react takes it back.
+        api.call("DELETE", &path, None)?;
+    }
+    Ok(())
+}
+
+fn block(api: &Api, session: &Session, nick: &str, on: bool) -> Result<(), Error> {
+    let id = user_named(session, nick)?;
+    api.call(
+        if on { "PUT" } else { "DELETE" },
+        &format!("/api/blocks/{id}"),
+        None,
+    )?;
+    println!("* {nick} {}", if on { "blocked" } else { "unblocked" });
     Ok(())
 }
 
@@ -272,9 +364,44 @@ fn show_event(frame: &Value, session: &Session) {
                 session.name(from)
             };
             println!(
-                "[{}] {who}: {}",
+                "[{}] #{} {who}: {}{}",
                 time(&frame["timestamp"]),
+                id("message_id"),
+                quoted(&frame["reply_to"], session),
                 frame["content"].as_str().unwrap_or("")
+            );
+        }
+        "typing" => {
+            let who = session.name(id("from_user_id"));
+            match frame["state"].as_str() {
+                Some("start") => println!("* {who} is typing…"),
+                _ => println!("* {who} stopped typing"),
+            }
+        }
+        "message_edited" => println!(
+            "* #{} edited: {}",
+            id("message_id"),
+            frame["content"].as_str().unwrap_or("")
+        ),
+        "message_deleted" if frame["for"] == "me" => {
+            println!("* #{} deleted for you", id("message_id"));
+        }
+        "message_deleted" => println!("* #{} was deleted", id("message_id")),
+        "reaction" => {
+            let who = if id("user_id") == session.me {
+                "you".to_owned()
+            } else {
+                session.name(id("user_id"))
+            };
+            let what = if frame["on"] == true {
+                "reacted"
+            } else {
+                "took back"
+            };
+            println!(
+                "* {who} {what} {} on #{}",
+                frame["emoji"].as_str().unwrap_or("?"),
+                id("message_id")
             );
         }
         "message_delivered" => println!("  ✓ delivered"),
@@ -286,10 +413,35 @@ fn show_event(frame: &Value, session: &Session) {
         "message_failed" if frame["error"] == "recipient_offline" => {
             println!("  ✓ stored; {} is offline", session.name(id("to_user_id")));
         }
+        "message_failed" if frame["action"].is_string() => println!(
+            "  ✗ {} #{}: {}",
+            frame["action"].as_str().unwrap_or("?"),
+            id("message_id"),
+            frame["error"].as_str().unwrap_or("?")
+        ),
         "message_failed" => println!("  ✗ not sent: {}", frame["error"].as_str().unwrap_or("?")),
         "error" => println!("! server: {}", frame["error"].as_str().unwrap_or("?")),
         _ => {}
     }
+}
+
+/// A reply's quote of its original: `(↩ #40 bob: "are you…") `.
+fn quoted(reply_to: &Value, session: &Session) -> String {
+    if reply_to.is_null() {
+        return String::new();
+    }
+    let excerpt = reply_to["excerpt"].as_str().unwrap_or("deleted message");
+    let short: String = excerpt.chars().take(30).collect();
+    let more = if excerpt.chars().count() > 30 {
+        "…"
+    } else {
+        ""
+    };
+    format!(
+        "(↩ #{} {}: \"{short}{more}\") ",
+        reply_to["id"].as_i64().unwrap_or_default(),
+        session.name(reply_to["sender_id"].as_i64().unwrap_or_default())
+    )
 }
 
 /// `2026-11-25T23:18:52.123Z` → `23:18`.
@@ -318,15 +470,18 @@ fn list_users(api: &Api, session: &Session) -> Result<(), Error> {
     Ok(())
 }
 
+/// The id of the user called `nick` (any case).
+fn user_named(session: &Session, nick: &str) -> Result<i64, Error> {
+    let names = session.names.lock().unwrap_or_else(|p| p.into_inner());
+    names
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(nick))
+        .map(|(id, _)| *id)
+        .ok_or_else(|| format!("no user {nick:?}; try /users").into())
+}
+
 fn open(api: &Api, session: &Session, nick: &str) -> Result<(), Error> {
-    let partner = {
-        let names = session.names.lock().unwrap_or_else(|p| p.into_inner());
-        names
-            .iter()
-            .find(|(_, n)| n.eq_ignore_ascii_case(nick))
-            .map(|(id, _)| *id)
-            .ok_or_else(|| format!("no user {nick:?}; try /users"))?
-    };
+    let partner = user_named(session, nick)?;
     *session.open.lock().unwrap_or_else(|p| p.into_inner()) = Some(partner);
     println!("* conversation with {nick}");
     print_page(api, session, partner, &format!("limit={PAGE}"))?;
@@ -381,10 +536,34 @@ fn print_page(api: &Api, session: &Session, partner: i64, query: &str) -> Result
         } else {
             session.name(from)
         };
+        let content = match m["deleted_at"].is_string() {
+            true => "(deleted)",
+            false => m["content"].as_str().unwrap_or(""),
+        };
+        let edited = if m["edited_at"].is_string() {
+            " (edited)"
+        } else {
+            ""
+        };
+        let reactions: String = m["reactions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let count = r["user_ids"].as_array().map_or(0, Vec::len);
+                format!(" {}{count}", r["emoji"].as_str().unwrap_or("?"))
+            })
+            .collect();
+        let seen = if from == session.me && m["is_read"] == true {
+            " ✓✓"
+        } else {
+            ""
+        };
         println!(
-            "[{}] {who}: {}",
+            "[{}] #{} {who}: {}{content}{edited}{reactions}{seen}",
             time(&m["created_at"]),
-            m["content"].as_str().unwrap_or("")
+            m["id"].as_i64().unwrap_or_default(),
+            quoted(&m["reply_to"], session),
         );
     }
     Ok(())
@@ -402,11 +581,15 @@ fn send(
     session: &Session,
     outgoing: &Sender<String>,
     text: &str,
+    reply_to: Option<i64>,
     next_id: &mut u64,
 ) -> Result<(), Error> {
     let partner = open_partner(session)?;
-    let frame = json!({"type": "private_message", "to_user_id": partner, "content": text,
-                       "client_id": format!("cli-{next_id}")});
+    let mut frame = json!({"type": "private_message", "to_user_id": partner, "content": text,
+                           "client_id": format!("cli-{next_id}")});
+    if let Some(id) = reply_to {
+        frame["reply_to_id"] = json!(id);
+    }
     *next_id += 1;
     outgoing
         .send(frame.to_string())

@@ -1,5 +1,6 @@
 //! The terminal client (`examples/chat_cli.rs`) against a real server, typed
-//! into like a person would.
+//! into like a person would: sending, typing and seen, replies, edits,
+//! reactions, deletions and blocks by message number.
 
 mod common;
 
@@ -82,6 +83,41 @@ fn terminal_client_logs_in_lists_sends_and_receives() {
         &json!({"type": "private_message", "to_user_id": alice_id, "content": "hi terminal"}),
     );
     expect_line("bob: hi terminal");
+
+    // Typing and reading show up; an unknown command is refused, not sent.
+    bob_ws.send_json(&json!({"type": "typing", "to_user_id": alice_id, "state": "start"}));
+    expect_line("* bob is typing…");
+    writeln!(stdin, "/shrug").expect("type");
+    expect_line("! unknown command /shrug");
+    let mine = message["message_id"].as_i64().expect("id");
+    bob_ws.send_json(&json!({"type": "mark_read", "user_id": alice_id}));
+    expect_line("seen by bob");
+
+    // Reply, edit, react, delete: by message number.
+    writeln!(stdin, "/reply {mine} answering myself").expect("type");
+    let reply = bob_ws.recv_type("private_message");
+    assert_eq!(reply["reply_to"]["id"], mine);
+    writeln!(stdin, "/edit {mine} hello, edited").expect("type");
+    assert_eq!(
+        bob_ws.recv_type("message_edited")["content"],
+        "hello, edited"
+    );
+    expect_line(&format!("* #{mine} edited: hello, edited"));
+    writeln!(stdin, "/react {mine} 👍").expect("type");
+    let reaction = bob_ws.recv_type("reaction");
+    assert_eq!(
+        (&reaction["emoji"], &reaction["on"]),
+        (&json!("👍"), &json!(true))
+    );
+    writeln!(stdin, "/react {mine} 👍").expect("type");
+    assert_eq!(bob_ws.recv_type("reaction")["on"], false);
+    writeln!(stdin, "/delete {mine}").expect("type");
+    assert_eq!(bob_ws.recv_type("message_deleted")["for"], "everyone");
+    expect_line(&format!("* #{mine} was deleted"));
+    writeln!(stdin, "/block bob").expect("type");
+    expect_line("* bob blocked");
+    writeln!(stdin, "are you there?").expect("type");
+    expect_line("✗ not sent: recipient_unavailable");
 
     writeln!(stdin, "/quit").expect("type");
     let status = cli.wait().expect("exit");
