@@ -13,7 +13,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
 OUT=${OUT:-target/bench}
 PORT=${PORT:-18600}
 mkdir -p "$OUT"
-cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup --example web_render
 # SERVER_CPUS / LOADGEN_CPUS pin the server and the generator to separate
 # cores (`taskset -c`), for the per-core figure.
 pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
@@ -101,6 +101,16 @@ if sel history; then
     DB_FILE=$seeded run "history-$clients" "" history --clients $clients --seconds "$SECONDS_PER_RUN"
   done
 fi
+# Typing at scale: messages at 5,000/s open loop, without and with 1,000
+# users typing (a start or a stop each second), same session.
+sel typing && run typing-off "" pairs --users 1000 --rate 5000 --seconds "$SECONDS_PER_RUN"
+sel typing && run typing-on "" pairs --users 1000 --rate 5000 --seconds "$SECONDS_PER_RUN" --typing-users 1000
+# Reactions and edits are changes like messages: the same closed loop.
+for kind in message react edit; do
+  sel actions && run "actions-$kind" "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --kind $kind
+done
+# The web client with a long conversation, in Chromium (not in "everything").
+[[ " ${all[*]} " == *" web-render "* ]] && cargo run -q --release --example web_render -- --messages 5000 | tee "$OUT/web-render.txt"
 # Not in the default set: ten minutes, once.
 [[ " ${all[*]} " == *" soak "* ]] && RUNS=1 run soak "" pairs --users 1000 --rate 5000 --seconds 600
 exit 0

@@ -87,6 +87,8 @@ pub const FAILURE_REASONS: &[&str] = &[
     "unknown_recipient",
     "rate_limited",
     "internal_error",
+    "invalid_reply",
+    "recipient_unavailable",
 ];
 
 /// The numbers of the chat side of the server.

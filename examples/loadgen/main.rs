@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run --release --example loadgen -- pairs --users 1000 --rate 10000 --seconds 30
 //! cargo run --release --example loadgen -- pairs --users 1000 --seconds 30     # as fast as possible
+//! cargo run --release --example loadgen -- pairs --users 1000 --rate 5000 --typing-users 1000
+//! cargo run --release --example loadgen -- pairs --users 1000 --seconds 30 --kind react
 //! cargo run --release --example loadgen -- idle --users 2000 --seconds 60
 //! cargo run --release --example loadgen -- storm --users 2000
 //! cargo run --release --example loadgen -- history --clients 4 --seconds 30  # on a seed_db database
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -105,6 +107,14 @@ enum Scenario {
         /// Unanswered sends per user in the as-fast-as-possible mode.
         #[arg(long, default_value_t = 4)]
         window: usize,
+        /// What each send is (reactions and edits act on one message per
+        /// user, sent first).
+        #[arg(long, value_enum, default_value_t = Kind::Message)]
+        kind: Kind,
+        /// This many users also type to their partner: a `start` or a
+        /// `stop`, in turn, once a second each.
+        #[arg(long, default_value_t = 0)]
+        typing_users: usize,
     },
     /// Hold connections open and report what they cost the server.
     Idle {
@@ -120,6 +130,20 @@ enum Scenario {
         users: usize,
     },
 }
+
+/// What a sending client sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Kind {
+    /// `private_message`: a stored message each.
+    Message,
+    /// `react` on its own message, on and off in turn: a change each.
+    React,
+    /// `edit_message` of its own message: a change each.
+    Edit,
+}
+
+/// How often a typing user sends a typing frame.
+const TYPING_EVERY: Duration = Duration::from_secs(1);
 
 /// A simulated user: id, session cookie, and whom it writes to.
 #[derive(Clone)]
@@ -143,6 +167,8 @@ struct Totals {
     slowest_us: AtomicU64,
     /// Workers whose clients are all connected.
     workers_ready: AtomicU64,
+    typing_sent: AtomicU64,
+    typing_received: AtomicU64,
 }
 
 fn main() {
@@ -239,8 +265,17 @@ fn run_sockets(
     let mut peak = before;
     // (seconds, RSS KiB) once per progress line, for the soak's trend.
     let mut rss_samples: Vec<(f64, u64)> = Vec::new();
+    // The hub's event times, from /metrics, over the measured part.
+    let mut hub_before: Option<HubEvents> = None;
+    let mut measuring_from: Option<Instant> = None;
     while workers.iter().any(|w| !w.is_finished()) {
         std::thread::sleep(PROGRESS_EVERY.min(Duration::from_millis(200)));
+        if totals.workers_ready.load(Ordering::Relaxed) as usize == plan.workers {
+            let from = *measuring_from.get_or_insert_with(|| Instant::now() + plan.warmup);
+            if hub_before.is_none() && Instant::now() >= from {
+                hub_before = hub_events(base, &args.relay);
+            }
+        }
         if let Some((rss, threads)) = server_pid.and_then(proc_status) {
             let (peak_rss, peak_threads) = peak.unwrap_or((0, 0));
             peak = Some((peak_rss.max(rss), peak_threads.max(threads)));
@@ -278,9 +313,13 @@ fn run_sockets(
     for w in workers {
         outcomes.push(w.join().map_err(|_| "a worker panicked")??);
     }
+    let hub_after = hub_events(base, &args.relay);
     report(
         scenario, &plan, &totals, &latencies, &outcomes, before, peak,
     );
+    if let (Some(before), Some(after)) = (hub_before, hub_after) {
+        println!("hub events:      {}", before.until(&after));
+    }
     // The figure that compares fairly across servers and machines: work
     // done per second of the server's own CPU (connecting included).
     if let (Some(cpu0), Some(cpu1)) = (cpu_before, server_pid.and_then(proc_cpu_seconds)) {
@@ -311,6 +350,9 @@ struct Plan {
     workers: usize,
     /// The WebSocket URL's query for the server (see `Args`).
     presence_query: &'static str,
+    kind: Kind,
+    /// Users per worker that type (the first ones of its chunk).
+    typing_users: usize,
 }
 
 impl Plan {
@@ -321,6 +363,8 @@ impl Plan {
                 rate,
                 seconds,
                 window,
+                kind,
+                typing_users,
                 ..
             } => Plan {
                 rate: rate.map(|r| r / threads as f64),
@@ -331,6 +375,8 @@ impl Plan {
                 warmup: Duration::ZERO,
                 workers: 1,
                 presence_query: "",
+                kind: *kind,
+                typing_users: typing_users.div_ceil(threads.max(1)),
             },
             Scenario::Idle { seconds, .. } => Plan {
                 rate: None,
@@ -341,6 +387,8 @@ impl Plan {
                 warmup: Duration::ZERO,
                 workers: 1,
                 presence_query: "",
+                kind: Kind::Message,
+                typing_users: 0,
             },
             Scenario::Storm { .. } => Plan {
                 rate: None,
@@ -351,6 +399,8 @@ impl Plan {
                 warmup: Duration::ZERO,
                 workers: 1,
                 presence_query: "",
+                kind: Kind::Message,
+                typing_users: 0,
             },
         };
         Plan {
@@ -535,6 +585,16 @@ struct Client {
     inflight: usize,
     online: OnlineSet,
     presence_done: bool,
+    /// Reactions and edits: the message they act on, once it is stored
+    /// (`Some(None)`: sent, not yet answered).
+    seed: Option<Option<i64>>,
+    /// Reactions: whether the next one turns it on.
+    react_on: bool,
+    /// Reactions: send times (µs) of those not yet answered, in order.
+    unanswered: std::collections::VecDeque<u64>,
+    /// Typing users: when the next typing frame is due, and which.
+    next_typing: Option<Instant>,
+    typing_on: bool,
 }
 
 /// The users one client sees online, as a bitset indexed by user id. A
@@ -607,6 +667,11 @@ fn worker(
             inflight: 0,
             online: OnlineSet::default(),
             presence_done: false,
+            seed: None,
+            react_on: true,
+            unanswered: std::collections::VecDeque::new(),
+            next_typing: None,
+            typing_on: false,
         });
     }
     let mut histogram = new_histogram();
@@ -673,6 +738,11 @@ fn worker(
             record_from = epoch.elapsed() + plan.warmup;
             run_until = plan.run_for.map(|d| start + plan.warmup + d);
             next_send = start;
+            // Typing users start spread over the first second.
+            let typists = plan.typing_users.min(clients.len());
+            for (i, client) in clients.iter_mut().take(typists).enumerate() {
+                client.next_typing = Some(start + TYPING_EVERY.mul_f64(i as f64 / typists as f64));
+            }
         }
         // Storm: done when every client of every worker sees everyone. A
         // worker must not hang up earlier: its clients leaving would take
@@ -695,20 +765,27 @@ fn worker(
         if run_until.is_none() || !plan.send {
             continue;
         }
+        let now = Instant::now();
+        for client in clients.iter_mut().take(plan.typing_users) {
+            if client.next_typing.is_some_and(|due| now >= due) {
+                send_typing(client, totals);
+                client.next_typing = client.next_typing.map(|due| due + TYPING_EVERY);
+            }
+        }
         // Send what is due.
         match plan.rate {
             Some(rate) => {
                 let interval = Duration::from_secs_f64(1.0 / rate);
                 while Instant::now() >= next_send {
                     round_robin = (round_robin + 1) % clients.len();
-                    send(&mut clients[round_robin], totals, epoch);
+                    send(&mut clients[round_robin], totals, epoch, plan.kind);
                     next_send += interval;
                 }
             }
             None => {
                 for client in &mut clients {
                     while client.inflight < plan.window {
-                        if !send(client, totals, epoch) {
+                        if !send(client, totals, epoch, plan.kind) {
                             break;
                         }
                     }
@@ -866,18 +943,58 @@ fn on_frame(
     let Ok(frame) = serde_json::from_str::<Value>(text) else {
         return;
     };
+    let mut record = |sent_at: u64| {
+        if u128::from(sent_at) >= record_from.as_micros() {
+            let now = epoch.elapsed().as_micros() as u64;
+            let latency = now.saturating_sub(sent_at).max(1);
+            let _ = histogram.record(latency);
+            totals.slowest_us.fetch_max(latency, Ordering::Relaxed);
+        }
+    };
+    let own_change = |client: &mut Client, totals: &Totals| {
+        client.inflight = client.inflight.saturating_sub(1);
+        totals.stored.fetch_add(1, Ordering::Relaxed);
+    };
     match frame["type"].as_str() {
+        // Reactions and edits: the sender's own change is its answer (and
+        // its latency); the partner's copy counts as received.
+        Some("reaction") if frame["user_id"] == client.user.id => {
+            own_change(client, totals);
+            if let Some(sent_at) = client.unanswered.pop_front() {
+                record(sent_at);
+            }
+        }
+        Some("message_edited") if client.seed == Some(frame["message_id"].as_i64()) => {
+            own_change(client, totals);
+            if let Some(sent_at) = frame["content"].as_str().and_then(|c| c.parse().ok()) {
+                record(sent_at);
+            }
+        }
+        Some("reaction" | "message_edited") => {
+            totals.received.fetch_add(1, Ordering::Relaxed);
+        }
+        Some("typing") => {
+            totals.typing_received.fetch_add(1, Ordering::Relaxed);
+        }
+        // The answer to the message that reactions and edits act on.
+        Some("message_delivered" | "message_failed") if client.seed == Some(None) => {
+            client.seed = Some(frame["message_id"].as_i64());
+            if client.seed == Some(None) {
+                totals.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Some("message_failed") if frame["action"].is_string() => {
+            client.inflight = client.inflight.saturating_sub(1);
+            client.unanswered.pop_front();
+            totals.errors.fetch_add(1, Ordering::Relaxed);
+        }
         Some("private_message") => {
             totals.received.fetch_add(1, Ordering::Relaxed);
             if let Some(sent_at) = frame["content"]
                 .as_str()
                 .and_then(|c| c.parse::<u64>().ok())
-                && u128::from(sent_at) >= record_from.as_micros()
             {
-                let now = epoch.elapsed().as_micros() as u64;
-                let latency = now.saturating_sub(sent_at).max(1);
-                let _ = histogram.record(latency);
-                totals.slowest_us.fetch_max(latency, Ordering::Relaxed);
+                record(sent_at);
             }
         }
         Some("message_delivered") => {
@@ -936,13 +1053,41 @@ fn track_presence(client: &mut Client, text: &str, online: bool, totals: &Totals
     }
 }
 
-/// Sends one message stamped with the send time (µs since the run began).
-fn send(client: &mut Client, totals: &Totals, epoch: Instant) -> bool {
+/// Sends one message (or reaction, or edit) stamped with the send time (µs
+/// since the run began). A reaction or edit first needs its message: until
+/// that is stored, nothing else is sent.
+fn send(client: &mut Client, totals: &Totals, epoch: Instant, kind: Kind) -> bool {
     let Socket::Open(ws) = &mut client.socket else {
         return false;
     };
     let stamp = epoch.elapsed().as_micros() as u64;
-    let frame = json!({"type": "private_message", "to_user_id": client.user.partner, "content": stamp.to_string()});
+    let seed = match (kind, client.seed) {
+        (Kind::Message, _) => None,
+        (_, Some(Some(id))) => Some(id),
+        (_, Some(None)) => return false, // waiting for it
+        (_, None) => {
+            let frame = json!({"type": "private_message", "to_user_id": client.user.partner, "content": "seed"});
+            client.seed = Some(None);
+            if ws.send(Message::text(frame.to_string())).is_err() {
+                totals.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return false;
+        }
+    };
+    let frame = match (kind, seed) {
+        (Kind::React, Some(id)) => {
+            let on = client.react_on;
+            client.react_on = !on;
+            client.unanswered.push_back(stamp);
+            json!({"type": "react", "message_id": id, "emoji": "👍", "on": on})
+        }
+        (Kind::Edit, Some(id)) => {
+            json!({"type": "edit_message", "message_id": id, "content": stamp.to_string()})
+        }
+        _ => {
+            json!({"type": "private_message", "to_user_id": client.user.partner, "content": stamp.to_string()})
+        }
+    };
     match ws.send(Message::text(frame.to_string())) {
         Ok(()) => {}
         Err(e) if would_block(&e) => {} // queued; flushed when writable
@@ -954,6 +1099,93 @@ fn send(client: &mut Client, totals: &Totals, epoch: Instant) -> bool {
     client.inflight += 1;
     totals.sent.fetch_add(1, Ordering::Relaxed);
     true
+}
+
+/// A typing frame to the partner: `start` and `stop` in turn.
+fn send_typing(client: &mut Client, totals: &Totals) {
+    let Socket::Open(ws) = &mut client.socket else {
+        return;
+    };
+    client.typing_on = !client.typing_on;
+    let state = if client.typing_on { "start" } else { "stop" };
+    let frame = json!({"type": "typing", "to_user_id": client.user.partner, "state": state});
+    match ws.send(Message::text(frame.to_string())) {
+        Ok(()) => {}
+        Err(e) if would_block(&e) => {}
+        Err(_) => {
+            totals.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    totals.typing_sent.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The hub's event-time histogram from `/metrics` (cumulative).
+struct HubEvents {
+    /// (upper bound in seconds, events at or below it)
+    buckets: Vec<(f64, u64)>,
+    sum_seconds: f64,
+    count: u64,
+}
+
+impl HubEvents {
+    /// Mean and 99th percentile (the bucket bound it falls in) of the
+    /// events between `self` and `later`.
+    fn until(&self, later: &HubEvents) -> String {
+        let count = later.count.saturating_sub(self.count);
+        if count == 0 {
+            return "none".into();
+        }
+        let mean_us = (later.sum_seconds - self.sum_seconds) / count as f64 * 1e6;
+        let p99 = later
+            .buckets
+            .iter()
+            .zip(&self.buckets)
+            .find(|((_, after), (_, before))| (after - before) as f64 >= 0.99 * count as f64)
+            .map_or("> 1 s".to_owned(), |((bound, _), _)| {
+                format!("≤ {:.0} µs", bound * 1e6)
+            });
+        format!("{count} events, mean {mean_us:.1} µs, p99 {p99}")
+    }
+}
+
+fn hub_events(base: &str, relay: &Option<String>) -> Option<HubEvents> {
+    if relay.is_some() {
+        return None;
+    }
+    let text = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    let name = "chat_hub_event_seconds";
+    let mut events = HubEvents {
+        buckets: Vec::new(),
+        sum_seconds: 0.0,
+        count: 0,
+    };
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (key, value) = rest.rsplit_once(' ')?;
+        if let Some(bound) = key
+            .strip_prefix("_bucket{le=\"")
+            .and_then(|b| b.strip_suffix("\"}"))
+        {
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            events.buckets.push((bound, value.parse().ok()?));
+        } else if key == "_sum" {
+            events.sum_seconds = value.parse().ok()?;
+        } else if key == "_count" {
+            events.count = value.parse().ok()?;
+        }
+    }
+    Some(events)
 }
 
 // ------------------------------------------------------------ report ---
@@ -1076,6 +1308,13 @@ fn report(
             println!("{label} {count} ({:.0}/s)", count as f64 / seconds);
         }
         println!("latency ms:      {}", percentiles_ms(&latencies));
+        if plan.typing_users > 0 {
+            println!(
+                "typing:          {} frames sent, {} passed on",
+                load(&totals.typing_sent),
+                load(&totals.typing_received)
+            );
+        }
     }
     println!("errors:          {}", load(&totals.errors));
     let elapsed = outcomes.iter().map(|o| o.elapsed).max().unwrap_or_default();
@@ -1130,12 +1369,23 @@ fn scenario_name(scenario: &Scenario) -> String {
             rate,
             seconds,
             window,
-        } => match rate {
-            Some(r) => format!("pairs, {users} users, {r} msg/s open loop, {seconds}s"),
-            None => {
-                format!("pairs, {users} users, as fast as possible (window {window}), {seconds}s")
+            kind,
+            typing_users,
+        } => {
+            let what = format!("{kind:?}").to_lowercase();
+            let typing = match typing_users {
+                0 => String::new(),
+                n => format!(", {n} typing"),
+            };
+            match rate {
+                Some(r) => {
+                    format!("pairs ({what}), {users} users, {r}/s open loop, {seconds}s{typing}")
+                }
+                None => format!(
+                    "pairs ({what}), {users} users, as fast as possible (window {window}), {seconds}s{typing}"
+                ),
             }
-        },
+        }
         Scenario::Idle { users, seconds } => format!("idle, {users} users, {seconds}s"),
         Scenario::Storm { users } => format!("storm, {users} users"),
     }

@@ -646,7 +646,9 @@ impl Hub {
     /// A client's typing frame: passed on (now, later or never: see
     /// [`super::typing`]) unless either blocked the other.
     fn typing_signal(&mut self, from: UserId, to: UserId, typing: bool) {
-        if from == to || self.privacy.blocked_between(from, to) {
+        // Nobody to tell while the partner is offline (and nothing kept:
+        // typing to a thousand made-up ids costs no memory).
+        if from == to || !self.online.contains_key(&to) || self.privacy.blocked_between(from, to) {
             return;
         }
         if let Some(frame) = self.typing.signal(from, to, typing, Instant::now()) {
