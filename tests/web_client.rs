@@ -185,6 +185,15 @@ fn two_people_chat_in_real_browsers() {
         100,
         "alice's message is read; carol's 100 are not"
     );
+    // The page counts them too, though they arrived while it was busy
+    // (logging in, catching up, refreshing its lists).
+    bob.wait_for(
+        &format!(
+            "{}?.textContent === '100'",
+            q(&format!("{} .badge", conversation(carol_id)))
+        ),
+        "carol's 100 counted",
+    );
     bob.type_into("#input", "Hi Alice, مرحبا, long: ");
     bob.call(
         "Input.insertText",

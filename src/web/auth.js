@@ -66,6 +66,9 @@ export async function logout() {
   // Closed first, on purpose: the server's "logged out" close (4001) that
   // follows must not be shown as news to the user who asked for it.
   disconnect();
+  // Whatever is still loading for this login sees it is over (startChat
+  // checks), instead of reporting the logout as an error of its own.
+  state.me = null;
   try { await api("POST", "/api/logout"); } catch (e) { /* the session may be gone already */ }
   showAuth("");
 }

@@ -25,6 +25,9 @@ const STATE_TEXT = {
 
 /** message id -> {signature, node}: rebuilt when the signature changes. */
 const nodes = new Map();
+/** Day separators by day, and the "scroll up" hint: kept like messages. */
+const days = new Map();
+const olderHint = el("div", "loading-older", "Scroll up for older messages");
 
 export function renderMessages({ scrollToBottom }) {
   const partner = state.openPartner;
@@ -32,7 +35,7 @@ export function renderMessages({ scrollToBottom }) {
   const t = thread(partner);
   const partnerName = (state.users.get(partner) || {}).nickname || "";
   const list = [];
-  if (!t.complete && t.messages.size > 0) list.push(el("div", "loading-older", "Scroll up for older messages"));
+  if (!t.complete && t.messages.size > 0) list.push(olderHint);
   const stored = [...t.messages.values()].sort((a, b) => a.id - b.id);
   // "Seen" goes under the last of my messages the partner has read.
   let lastSeen = 0;
@@ -41,15 +44,14 @@ export function renderMessages({ scrollToBottom }) {
   }
   let previousDay = null;
   stored.forEach((m, i) => {
-    const day = new Date(m.created_at).toDateString();
+    const day = when(m).day;
     if (day !== previousDay) {
-      list.push(el("div", "day", dayLabel(m.created_at)));
+      list.push(dayNode(day, m.created_at));
       previousDay = day;
     }
     const next = stored[i + 1];
     const endsRun = !next || next.sender_id !== m.sender_id
-      || new Date(next.created_at) - new Date(m.created_at) > RUN_GAP_MS
-      || new Date(next.created_at).toDateString() !== day;
+      || when(next).ms - when(m).ms > RUN_GAP_MS || when(next).day !== day;
     const mine = m.sender_id === state.me.id;
     let delivery = null;
     if (mine && !m.deleted_at) delivery = m.id === lastSeen ? "seen" : m.id <= t.seenUpTo ? "read" : (m.delivery || "sent");
@@ -62,7 +64,7 @@ export function renderMessages({ scrollToBottom }) {
     list.push(node);
   }
   const box = $("messages");
-  box.replaceChildren(...list);
+  reconcile(box, list);
   // Forget nodes of messages no longer shown (deleted for me, other thread).
   if (nodes.size > t.messages.size + 500) {
     for (const id of nodes.keys()) if (!t.messages.has(id)) nodes.delete(id);
@@ -70,10 +72,61 @@ export function renderMessages({ scrollToBottom }) {
   if (scrollToBottom) box.scrollTop = box.scrollHeight;
 }
 
+/**
+ * Makes `box`'s children be `list`, touching only what differs: a new
+ * message is one insertion, an older page fifty, a changed message one
+ * replacement. (Replacing all children on every change made the browser
+ * lay out thousands of messages for each one that arrived.)
+ */
+function reconcile(box, list) {
+  const wanted = new Set(list);
+  let current = box.firstChild;
+  for (const node of list) {
+    while (current && !wanted.has(current)) {
+      const next = current.nextSibling;
+      current.remove();
+      current = next;
+    }
+    if (current === node) {
+      current = current.nextSibling;
+    } else {
+      box.insertBefore(node, current);
+    }
+  }
+  while (current) {
+    const next = current.nextSibling;
+    current.remove();
+    current = next;
+  }
+}
+
+/** A message's time as milliseconds and as its local day, parsed once. */
+const times = new WeakMap();
+function when(m) {
+  let t = times.get(m);
+  if (!t) {
+    const date = new Date(m.created_at);
+    t = { ms: date.getTime(), day: date.toDateString() };
+    times.set(m, t);
+  }
+  return t;
+}
+
+/** The separator of one day ("Today", "Yesterday", a date). */
+function dayNode(day, iso) {
+  const label = dayLabel(iso);
+  const cached = days.get(day);
+  if (cached && cached.textContent === label) return cached;
+  const node = el("div", "day", label);
+  days.set(day, node);
+  return node;
+}
+
 /** The node of a stored message, from the cache when nothing changed. */
 function messageNode(m, view) {
-  const signature = JSON.stringify([m.content, m.edited_at, m.deleted_at, m.reactions,
-    m.reply_to, view.endsRun, view.delivery, view.sender]);
+  const signature = `${m.content}\u0000${m.edited_at}\u0000${m.deleted_at}\u0000${
+    m.reactions.length > 0 ? JSON.stringify(m.reactions) : ""}\u0000${
+    m.reply_to ? JSON.stringify(m.reply_to) : ""}\u0000${view.endsRun}\u0000${view.delivery}\u0000${view.sender}`;
   const cached = nodes.get(m.id);
   if (cached && cached.signature === signature) return cached.node;
   const node = buildMessage(m, view);

@@ -7,8 +7,9 @@ import { api } from "./api.js";
 import { $, el, initial, formatWhen } from "./dom.js";
 import { openConversation } from "./conversation.js";
 
-/** Lists fetched while live changes keep arriving are fetched again (a
- * few times at most): a stale list must not undo a message shown meanwhile. */
+/** Lists fetched while live changes keep arriving are fetched again, a
+ * few times at most: a list read before a message arrived must not undo
+ * what that message showed. */
 const REFRESH_ATTEMPTS = 3;
 
 export async function refreshLists() {
@@ -24,8 +25,21 @@ export async function refreshLists() {
   }
   const [{ users }, { conversations }, { blocks }] = lists;
   state.users = new Map(users.map((u) => [u.id, u]));
-  state.conversations = new Map(conversations.map((c) =>
-    [c.user_id, { last_message: c.last_message, unread_count: c.unread_count, last_seq: c.last_seq }]));
+  const fresh = new Map();
+  for (const c of conversations) {
+    const local = state.conversations.get(c.user_id);
+    // Still stale for this conversation (a newer message is shown): keep
+    // what the live frames built; the next refresh catches up.
+    const newer = local && local.last_message && local.last_message.id > c.last_message.id;
+    fresh.set(c.user_id, newer ? local : {
+      last_message: c.last_message, unread_count: c.unread_count, last_seq: c.last_seq,
+    });
+  }
+  // A conversation that began after the list was read.
+  for (const [partner, local] of state.conversations) {
+    if (!fresh.has(partner) && local.liveOnly) fresh.set(partner, local);
+  }
+  state.conversations = fresh;
   state.blocked = new Set(blocks.map((b) => b.id));
   renderSidebar();
 }

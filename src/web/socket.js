@@ -41,6 +41,7 @@ export function connect() {
     startSync();
   };
   ws.onmessage = (event) => {
+    if (state.ws !== ws) return; // closed on purpose: nothing more to show
     let frame;
     try { frame = JSON.parse(event.data); } catch (e) { return; }
     onFrame(frame);

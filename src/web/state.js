@@ -84,7 +84,7 @@ export function addMessages(partner, messages) {
 /** Records a message as the newest of its conversation (for the sidebar). */
 export function noteLastMessage(message, countUnread) {
   const partner = partnerOf(message);
-  const c = state.conversations.get(partner) || { last_message: null, unread_count: 0, blocked: false };
+  const c = state.conversations.get(partner) || { last_message: null, unread_count: 0, liveOnly: true };
   if (!c.last_message || message.id >= c.last_message.id) c.last_message = message;
   if (countUnread) c.unread_count += 1;
   state.conversations.set(partner, c);
