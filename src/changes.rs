@@ -268,6 +268,14 @@ pub enum Written {
         origin: Origin,
         error: StoreError,
     },
+    /// A connection's edit, deletion or reaction was refused (or failed):
+    /// the hub tells that connection which (`action`, a frame type).
+    Refused {
+        message_id: MessageId,
+        action: &'static str,
+        origin: Origin,
+        error: StoreError,
+    },
 }
 
 /// The writer's end of the hub's private-message channel.

@@ -169,6 +169,15 @@ fn an_edit_reaches_both_users_keeps_its_versions_and_follows_the_rules() {
     // the content rules of a send (400), never a deleted one (409).
     let not_sender = bob.patch(&format!("/api/messages/{id}"), &json!({"content": "mine"}));
     assert_eq!(not_sender.status, 403, "{}", not_sender.body);
+    // Over the WebSocket, the database's refusal comes back through the hub.
+    bob_ws.send_json(&json!({"type": "edit_message", "message_id": id, "content": "mine",
+                             "client_id": "b1"}));
+    let refused = bob_ws.recv_type("message_failed");
+    assert_eq!(
+        refused,
+        json!({"type": "message_failed", "message_id": id, "action": "edit_message",
+               "client_id": "b1", "error": "not_the_sender"})
+    );
     let (carol, _) = server.user("carol");
     for path in [format!("/api/messages/{id}"), "/api/messages/424242".into()] {
         let unseen = carol.patch(&path, &json!({"content": "x"}));

@@ -1,8 +1,15 @@
 //! What happens to a message after it is sent: edits, deletions,
 //! reactions. REST (`PATCH`/`DELETE /api/messages/{id}`, `.../reactions`)
 //! and WebSocket frames (`edit_message`, `delete_message`, `react`) call
-//! these, so the rules are the same both ways. Each waits for its commit;
-//! the change reaches every connection it concerns through the hub first.
+//! these, so the rules are the same both ways.
+//!
+//! Like a send ([`super::send_message`]), an action is checked here (what
+//! needs no database), queued for the database writer, and the function
+//! returns: a WebSocket reader reads its next frame meanwhile. The writer
+//! checks the rest inside its transaction; the change reaches every
+//! connection it concerns through the hub, and a refusal reaches the
+//! connection that asked, as `message_failed`. A REST caller waits for the
+//! outcome instead ([`and_wait`]).
 
 use chrono::Utc;
 
@@ -10,7 +17,7 @@ use super::{ChatError, check_content};
 use crate::app::App;
 use crate::changes::Origin;
 use crate::models::{MessageId, User, UserId, Version};
-use crate::repo::{Acted, MessageAction};
+use crate::repo::{Acted, ActionRequest, MessageAction, Reply, wait_for_reply};
 
 /// The sender replaces the content of message `id`, within the edit
 /// window; the content follows the rules of a send.
@@ -20,16 +27,12 @@ pub fn edit(
     id: MessageId,
     content: String,
     origin: Origin,
-) -> Result<Acted, ChatError> {
+    reply: Option<Reply<Acted>>,
+) -> Result<(), ChatError> {
     check_content(&content)?;
     let window = app.config.edit_window();
-    act(
-        app,
-        user,
-        id,
-        MessageAction::Edit { content, window },
-        origin,
-    )
+    let action = MessageAction::Edit { content, window };
+    act(app, user, id, action, origin, reply)
 }
 
 /// Deletes message `id` for everyone (its sender, within the edit window)
@@ -40,13 +43,14 @@ pub fn delete(
     id: MessageId,
     for_everyone: bool,
     origin: Origin,
-) -> Result<Acted, ChatError> {
+    reply: Option<Reply<Acted>>,
+) -> Result<(), ChatError> {
     let window = app.config.edit_window();
     let action = MessageAction::Delete {
         for_everyone,
         window,
     };
-    act(app, user, id, action, origin)
+    act(app, user, id, action, origin, reply)
 }
 
 /// Adds (`on`) or takes back `user`'s reaction `emoji` to message `id`.
@@ -57,7 +61,8 @@ pub fn react(
     emoji: &str,
     on: bool,
     origin: Origin,
-) -> Result<Acted, ChatError> {
+    reply: Option<Reply<Acted>>,
+) -> Result<(), ChatError> {
     if !is_one_emoji(emoji) {
         return Err(ChatError::InvalidEmoji);
     }
@@ -65,7 +70,20 @@ pub fn react(
         emoji: emoji.to_owned(),
         on,
     };
-    act(app, user, id, action, origin)
+    act(app, user, id, action, origin, reply)
+}
+
+/// Runs one of the functions above for a caller that answers only once
+/// the action has committed (REST): `start` gets the reply to pass on.
+pub fn and_wait(
+    start: impl FnOnce(Option<Reply<Acted>>) -> Result<(), ChatError>,
+) -> Result<Acted, ChatError> {
+    let mut refused = None;
+    let outcome = wait_for_reply(|reply| refused = start(Some(reply)).err());
+    if let Some(refused) = refused {
+        return Err(refused);
+    }
+    outcome.map_err(ChatError::from_store)
 }
 
 /// Every version of message `id`, oldest first, for either participant.
@@ -81,14 +99,20 @@ fn act(
     id: MessageId,
     action: MessageAction,
     origin: Origin,
-) -> Result<Acted, ChatError> {
+    reply: Option<Reply<Acted>>,
+) -> Result<(), ChatError> {
     app.limits
         .messages
         .check(user.id)
         .map_err(ChatError::RateLimited)?;
-    app.store
-        .act_on_message(user.id, id, action, Utc::now(), origin)
-        .map_err(ChatError::from_store)
+    let request = ActionRequest {
+        user: user.id,
+        message_id: id,
+        action,
+        now: Utc::now(),
+    };
+    app.store.act_on_message(request, origin, reply);
+    Ok(())
 }
 
 /// Whether `text` is exactly one emoji as Unicode lists them (emoji-test,

@@ -23,7 +23,10 @@ pub fn edit(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let id = path_id(request, 3)?;
     let body: EditBody = read_json(request)?;
-    let acted = actions::edit(app, &user, id, body.content, Origin::Request).map_err(chat_error)?;
+    let acted = actions::and_wait(|reply| {
+        actions::edit(app, &user, id, body.content, Origin::Request, reply)
+    })
+    .map_err(chat_error)?;
     Ok(Reply::ok(
         json!({ "message": acted.message, "seq": acted.seq }),
     ))
@@ -39,8 +42,10 @@ pub fn delete(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         Some("me") => false,
         Some(_) => return Err(ApiError::bad_request("for must be everyone or me")),
     };
-    let acted =
-        actions::delete(app, &user, id, for_everyone, Origin::Request).map_err(chat_error)?;
+    let acted = actions::and_wait(|reply| {
+        actions::delete(app, &user, id, for_everyone, Origin::Request, reply)
+    })
+    .map_err(chat_error)?;
     Ok(Reply::ok(json!({
         "message_id": id,
         "for": if for_everyone { "everyone" } else { "me" },
@@ -71,7 +76,10 @@ fn set_reaction(app: &App, request: &HttpRequest, on: bool) -> Result<Reply, Api
     let (_, user) = authenticate(app, request)?;
     let id = path_id(request, 3)?;
     let emoji = path_segment(request, 5)?;
-    let acted = actions::react(app, &user, id, &emoji, on, Origin::Request).map_err(chat_error)?;
+    let acted = actions::and_wait(|reply| {
+        actions::react(app, &user, id, &emoji, on, Origin::Request, reply)
+    })
+    .map_err(chat_error)?;
     Ok(Reply::ok(
         json!({ "message": acted.message, "seq": acted.seq }),
     ))

@@ -8,9 +8,10 @@
 //! Every method but one is a blocking call made from the thread that needs
 //! the answer (an HTTP worker or a WebSocket reader), never from the hub, so
 //! a slow query delays one request and nobody else. Writes return only after
-//! their transaction has committed. The exception is the hot path,
-//! [`Store::insert_message`]: it queues the message and returns, so a
-//! WebSocket reader can read its next frame meanwhile.
+//! their transaction has committed. The exceptions are the hot paths,
+//! [`Store::insert_message`] and [`Store::act_on_message`] (edits,
+//! deletions, reactions): they queue the write and return, so a WebSocket
+//! reader can read its next frame meanwhile.
 //!
 //! Every write a client must learn about is a change ([`crate::changes`]):
 //! once committed, the store emits it on the change sink it was opened
@@ -22,6 +23,8 @@ pub use sqlite::{SqliteStore, tune_writer};
 
 use chrono::{DateTime, Utc};
 
+#[cfg(doc)]
+use crate::changes::Written;
 use crate::changes::{Change, Origin, Seq};
 use crate::models::{
     Conversation, Message, MessageId, NewMessage, Page, Session, SessionId, User, UserId, Version,
@@ -105,12 +108,23 @@ pub enum MessageAction {
     React { emoji: String, on: bool },
 }
 
+impl MessageAction {
+    /// The WebSocket frame that asks for it: named in its refusals.
+    pub fn frame_type(&self) -> &'static str {
+        match self {
+            MessageAction::Edit { .. } => "edit_message",
+            MessageAction::Delete { .. } => "delete_message",
+            MessageAction::React { .. } => "react",
+        }
+    }
+}
+
 /// The outcome of a [`MessageAction`].
 #[derive(Debug, Clone)]
 pub struct Acted {
     /// The message after it, as the acting user sees it (for a deletion for
-    /// me: as it was).
-    pub message: Message,
+    /// me: as it was); read only for a caller that waits for it.
+    pub message: Option<Message>,
     /// The change it made; `None` when it changed nothing (the same
     /// content, a reaction already there or already gone).
     pub seq: Option<Seq>,
@@ -131,6 +145,16 @@ impl Stored {
     pub fn created(&self) -> bool {
         self.seq.is_some()
     }
+}
+
+/// An action on a message, as the store takes it.
+#[derive(Debug, Clone)]
+pub struct ActionRequest {
+    pub user: UserId,
+    pub message_id: MessageId,
+    pub action: MessageAction,
+    /// The time the rules (the edit window) and the change use.
+    pub now: DateTime<Utc>,
 }
 
 /// Where a caller that waits for a write gets its outcome: a channel, so
@@ -243,17 +267,13 @@ pub trait Store: Send + Sync {
         up_to: Option<MessageId>,
         origin: Origin,
     ) -> Result<ReadMark, StoreError>;
-    /// Does `action` to message `id` on behalf of `user`, if the rules
-    /// allow (checked inside the transaction); waits for the commit. A
-    /// change goes to the change sink first.
-    fn act_on_message(
-        &self,
-        user: UserId,
-        id: MessageId,
-        action: MessageAction,
-        now: DateTime<Utc>,
-        origin: Origin,
-    ) -> Result<Acted, StoreError>;
+    /// Queues `action` to message `id` on behalf of `user`, to be done if
+    /// the rules allow (checked inside the transaction), and returns, as
+    /// [`Store::insert_message`] does. Once committed, a change goes to the
+    /// change sink; then `reply`, if any, gets the outcome. A refusal goes
+    /// to `reply`, or, for a connection that did not ask for one, to the
+    /// change sink ([`Written::Refused`]), which tells that connection.
+    fn act_on_message(&self, request: ActionRequest, origin: Origin, reply: Option<Reply<Acted>>);
     /// Every version of message `id` that `me` may see, oldest first (the
     /// current one last); [`Refusal::NoSuchMessage`] as for any action.
     fn versions(&self, me: UserId, id: MessageId) -> Result<Vec<Version>, StoreError>;

@@ -64,8 +64,9 @@ use super::typing::{Typing, TypingFrame};
 use crate::changes::{Change, ChangeSink, Committed, Origin, Written};
 use crate::chat::ChatError;
 use crate::metrics::Metrics;
-use crate::models::{Message, SessionId, UserId};
+use crate::models::{Message, MessageId, SessionId, UserId};
 use crate::privacy::Privacy;
+use crate::repo::StoreError;
 use tungstenite::Utf8Bytes;
 
 pub use crate::changes::ConnId;
@@ -459,28 +460,48 @@ impl Hub {
                 to_user_id,
                 origin,
                 error,
-            } => {
-                let Origin::Connection { conn, client_id } = origin else {
-                    return;
-                };
-                let refused = ChatError::from_store(error);
-                if let ChatError::Store(error) = &refused {
-                    log::error!("connection {conn}: storing a message: {error}");
-                }
-                self.metrics.count_failure(refused.code());
-                let frame = ServerEvent::MessageFailed {
-                    message_id: None,
-                    to_user_id: Some(to_user_id),
-                    action: None,
-                    client_id: client_id.as_deref(),
-                    error: refused.code(),
-                    retry_after_ms: None,
-                    seq: None,
-                }
-                .to_frame();
-                self.push(conn, Outbound::Frame(frame));
-            }
+            } => self.refuse(origin, error, None, Some(to_user_id), None),
+            Written::Refused {
+                message_id,
+                action,
+                origin,
+                error,
+            } => self.refuse(origin, error, Some(message_id), None, Some(action)),
         }
+    }
+
+    /// Tells the connection that asked that the database refused its send
+    /// (`to_user_id`) or its action on a message (`action`, `message_id`).
+    fn refuse(
+        &mut self,
+        origin: Origin,
+        error: StoreError,
+        message_id: Option<MessageId>,
+        to_user_id: Option<UserId>,
+        action: Option<&'static str>,
+    ) {
+        let Origin::Connection { conn, client_id } = origin else {
+            return;
+        };
+        let refused = ChatError::from_store(error);
+        if let ChatError::Store(error) = &refused {
+            let doing = action.unwrap_or("private_message");
+            log::error!("connection {conn}: {doing}: {error}");
+        }
+        if action.is_none() {
+            self.metrics.count_failure(refused.code());
+        }
+        let frame = ServerEvent::MessageFailed {
+            message_id,
+            to_user_id,
+            action,
+            client_id: client_id.as_deref(),
+            error: refused.code(),
+            retry_after_ms: None,
+            seq: None,
+        }
+        .to_frame();
+        self.push(conn, Outbound::Frame(frame));
     }
 
     /// Hands a committed change to every connection of its audience (but

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::changes::{Change, Seq};
 use crate::models::{Message, MessageId, REPLY_EXCERPT_CHARS, ReplyTo, UserId, Version};
-use crate::repo::{Acted, MAX_REACTIONS, MessageAction, Refusal, StoreError};
+use crate::repo::{Acted, ActionRequest, MAX_REACTIONS, MessageAction, Refusal, StoreError};
 
 /// What the rules need to know of a message, as `user` sees it.
 struct Facts {
@@ -102,15 +102,20 @@ fn message_by_id(conn: &Connection, id: MessageId, viewer: UserId) -> Result<Mes
         .query_row((id, viewer), |row| message_at(row, 0))?)
 }
 
-/// Does `action` to message `id` for `user`. Returns the outcome and the
-/// change it logged, if it changed anything.
+/// Does the requested action. Returns the outcome (with the message as it
+/// is now only if `with_message`: a WebSocket's action does not need it)
+/// and the change it logged, if it changed anything.
 pub(super) fn act(
     conn: &Connection,
-    user: UserId,
-    id: MessageId,
-    action: MessageAction,
-    now: DateTime<Utc>,
+    request: ActionRequest,
+    with_message: bool,
 ) -> Result<(Acted, Option<(Seq, Change)>), StoreError> {
+    let ActionRequest {
+        user,
+        message_id: id,
+        action,
+        now,
+    } = request;
     let facts = facts(conn, id, user)?;
     let partner = facts.partner_of(user);
     let refuse = |refusal| Err(StoreError::Refused(refusal));
@@ -142,7 +147,10 @@ pub(super) fn act(
             ..
         } => {
             // The answer shows the message as it was.
-            let message = message_by_id(conn, id, user)?;
+            let message = match with_message {
+                true => Some(message_by_id(conn, id, user)?),
+                false => None,
+            };
             let change = hide(conn, &facts, id, user)?;
             return Ok((
                 Acted {
@@ -159,7 +167,10 @@ pub(super) fn act(
             react(conn, id, user, partner, emoji, on)?
         }
     };
-    let message = message_by_id(conn, id, user)?;
+    let message = match with_message {
+        true => Some(message_by_id(conn, id, user)?),
+        false => None,
+    };
     let seq = change.as_ref().map(|(seq, _)| *seq);
     Ok((Acted { message, seq }, change))
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 
-use super::{Acted, Credentials, MessageAction, ReadMark, Reply, Store, StoreError, Stored};
+use super::{Acted, ActionRequest, Credentials, ReadMark, Reply, Store, StoreError, Stored};
 use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
 use crate::metrics::render_counter;
@@ -892,17 +892,40 @@ impl Store for SqliteStore {
         })
     }
 
-    fn act_on_message(
-        &self,
-        user: UserId,
-        id: MessageId,
-        action: MessageAction,
-        now: DateTime<Utc>,
-        origin: Origin,
-    ) -> Result<Acted, StoreError> {
-        self.write_change(origin, move |conn| {
-            actions::act(conn, user, id, action, now)
-        })
+    fn act_on_message(&self, request: ActionRequest, origin: Origin, reply: Option<Reply<Acted>>) {
+        let changes = self.changes.clone();
+        let (message_id, action) = (request.message_id, request.action.frame_type());
+        let with_message = reply.is_some();
+        self.writer.submit(
+            move |conn| actions::act(conn, request, with_message),
+            move |outcome| match outcome {
+                Ok((acted, change)) => {
+                    if let Some((seq, change)) = change {
+                        let _ = changes.send(Written::Committed(Committed {
+                            seq,
+                            change,
+                            origin,
+                        }));
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(acted));
+                    }
+                }
+                Err(error) => match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(error));
+                    }
+                    None => {
+                        let _ = changes.send(Written::Refused {
+                            message_id,
+                            action,
+                            origin,
+                            error,
+                        });
+                    }
+                },
+            },
+        );
     }
 
     fn versions(&self, me: UserId, id: MessageId) -> Result<Vec<Version>, StoreError> {

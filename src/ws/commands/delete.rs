@@ -15,8 +15,14 @@ pub(in crate::ws) fn apply(
 ) -> bool {
     let origin = super::origin(reader, client_id.clone());
     let for_everyone = deleted_for == DeleteFor::Everyone;
-    let outcome =
-        chat::actions::delete(&reader.app, &reader.user, message_id, for_everyone, origin);
+    let outcome = chat::actions::delete(
+        &reader.app,
+        &reader.user,
+        message_id,
+        for_everyone,
+        origin,
+        None,
+    );
     super::answer_action(
         reader,
         "delete_message",

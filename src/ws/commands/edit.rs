@@ -13,7 +13,7 @@ pub(in crate::ws) fn apply(
     client_id: Option<String>,
 ) -> bool {
     let origin = super::origin(reader, client_id.clone());
-    let outcome = chat::actions::edit(&reader.app, &reader.user, message_id, content, origin);
+    let outcome = chat::actions::edit(&reader.app, &reader.user, message_id, content, origin, None);
     super::answer_action(
         reader,
         "edit_message",

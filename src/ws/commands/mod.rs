@@ -17,28 +17,24 @@ pub(super) mod typing;
 use crate::changes::Origin;
 use crate::chat::ChatError;
 use crate::models::MessageId;
-use crate::repo::Acted;
 use crate::ws::events::ServerEvent;
 use crate::ws::reader::Reader;
 
-/// The end of an edit, deletion or reaction. Done: the change comes back
-/// to this connection through the hub like to every other (nothing, when
-/// it changed nothing). Refused: a `message_failed` frame naming the
-/// action and the message.
+/// The end of an edit, deletion or reaction, as far as the reader sees it.
+/// Queued: the hub answers (the change, which comes back to this
+/// connection like to every other; nothing when it changed nothing; or a
+/// refusal found in the database). Refused here, before it was queued: a
+/// `message_failed` frame naming the action and the message.
 fn answer_action(
     reader: &Reader,
     action: &'static str,
     message_id: MessageId,
     client_id: Option<&str>,
-    outcome: Result<Acted, ChatError>,
+    queued: Result<(), ChatError>,
 ) -> bool {
-    let error = match outcome {
-        Ok(_) => return true,
-        Err(error) => error,
+    let Err(error) = queued else {
+        return true;
     };
-    if let ChatError::Store(store_error) = &error {
-        log::error!("connection {}: {action}: {store_error}", reader.id);
-    }
     let retry_after_ms = match &error {
         ChatError::RateLimited(wait) => Some(wait.as_millis().try_into().unwrap_or(u64::MAX)),
         _ => None,

@@ -14,6 +14,14 @@ pub(in crate::ws) fn apply(
     client_id: Option<String>,
 ) -> bool {
     let origin = super::origin(reader, client_id.clone());
-    let outcome = chat::actions::react(&reader.app, &reader.user, message_id, emoji, on, origin);
+    let outcome = chat::actions::react(
+        &reader.app,
+        &reader.user,
+        message_id,
+        emoji,
+        on,
+        origin,
+        None,
+    );
     super::answer_action(reader, "react", message_id, client_id.as_deref(), outcome)
 }
