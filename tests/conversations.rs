@@ -170,8 +170,10 @@ fn an_edit_reaches_both_users_keeps_its_versions_and_follows_the_rules() {
     let not_sender = bob.patch(&format!("/api/messages/{id}"), &json!({"content": "mine"}));
     assert_eq!(not_sender.status, 403, "{}", not_sender.body);
     // Over the WebSocket, the database's refusal comes back through the hub.
-    bob_ws.send_json(&json!({"type": "edit_message", "message_id": id, "content": "mine",
-                             "client_id": "b1"}));
+    bob_ws.send_json(
+        &json!({"type": "edit_message", "message_id": id, "content": "mine",
+                             "client_id": "b1"}),
+    );
     let refused = bob_ws.recv_type("message_failed");
     assert_eq!(
         refused,

@@ -208,15 +208,87 @@ fn two_people_use_every_conversation_feature_in_real_browsers() {
     bob.click("#block");
     bob.wait_for(&format!("!{}.disabled", q("#input")), "unblocked");
 
+    // ---- without read receipts, alice no longer learns that bob read ----
+    bob.click("#receipts");
+    bob.wait_for(&format!("!{}.checked", q("#receipts")), "receipts off");
+    assert_eq!(
+        bob_rest.get("/api/me").body["user"]["send_read_receipts"],
+        false
+    );
+    alice.type_into("#input", "did you read this?");
+    alice.press_enter(false);
+    let unseen = alice
+        .wait_for(
+            "[...document.querySelectorAll('#messages .msg.mine')]\
+             .find(m => m.querySelector('.bubble').textContent === 'did you read this?')?.dataset.messageId",
+            "alice's question stored",
+        )
+        .as_str()
+        .expect("id")
+        .parse::<i64>()
+        .expect("id");
+    // Bob has the conversation open: he reads it at once. Then he answers;
+    // by the time alice sees the answer, a read mark would have come.
+    bob.wait_for(
+        &format!("{} !== null", q(&msg(unseen))),
+        "question shown to bob",
+    );
+    // Its badge goes once the server has the read mark, which is sent to
+    // whoever may have it before the server answers.
+    bob.wait_for(
+        &format!(
+            "{} === null",
+            q(&format!(
+                "#conversations li[data-user-id=\"{alice_id}\"] .badge"
+            ))
+        ),
+        "bob's read mark stored",
+    );
+    bob.type_into("#input", "maybe");
+    bob.press_enter(false);
+    alice.wait_for(
+        "[...document.querySelectorAll('#messages .msg:not(.mine) .bubble')].some(b => b.textContent === 'maybe')",
+        "bob's answer",
+    );
+    assert_eq!(
+        bob_rest.get("/api/messages/unread").body["unread_count"],
+        1,
+        "only carol's"
+    );
+    assert_ne!(
+        alice.eval(&format!(
+            "{}?.textContent",
+            q(&format!("{} .state", msg(unseen)))
+        )),
+        "Seen"
+    );
+    bob.click("#receipts");
+    bob.wait_for(&format!("{}.checked", q("#receipts")), "receipts on");
+
+    // ---- delete for me: gone from bob's page, still on alice's ----
+    act(&mut bob, unseen, "Delete for me");
+    bob.wait_for(&format!("{} === null", q(&msg(unseen))), "hidden for bob");
+    assert_eq!(
+        alice.eval(&format!("{} !== null", q(&msg(unseen)))),
+        true,
+        "alice keeps it"
+    );
+
     // ---- after a reload, my messages still show their state ----
     alice.goto(&base);
     alice.wait_for("document.body.dataset.sync === 'done'", "reloaded");
     open_with(&mut alice, bob_id);
+    // (Receipts are on again, so the read state shows again.)
     let state = alice.wait_for(
-        &format!("{}?.textContent", q(&format!("{} .state", msg(first)))),
+        &format!("{}?.textContent", q(&format!("{} .state", msg(unseen)))),
         "state after reload",
     );
     assert_eq!(state, "Seen");
+    let earlier = alice.eval(&format!(
+        "{}?.textContent",
+        q(&format!("{} .state", msg(first)))
+    ));
+    assert_eq!(earlier, "✓✓", "read, and not the last one read");
 
     // ---- the dark theme follows the system setting ----
     // (getComputedStyle recomputes styles: no waiting needed.)
