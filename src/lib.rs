@@ -33,6 +33,7 @@
 //! - [`privacy`]: blocks and read-receipt settings, kept in memory.
 //! - [`limits`]: rate limits, login back-off, connection caps.
 //! - [`fd_limit`]: the open-file limit, and the caps fitted under it.
+//! - [`files`]: the bytes and types of sent files (in progress).
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
@@ -44,6 +45,7 @@ pub mod changes;
 pub mod chat;
 pub mod config;
 pub mod fd_limit;
+pub mod files;
 pub mod http;
 pub mod limits;
 pub mod metrics;

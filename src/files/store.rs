@@ -1,0 +1,282 @@
+//! The bytes of sent files, on disk, each under its SHA-256.
+//!
+//! A file is written to a temporary file (named at random, in `tmp/`)
+//! while its hash is computed, synced, then renamed to its hash: a rename
+//! is atomic, so a name under which a file is stored always holds all of
+//! it, and a crash mid-upload leaves only a temporary file, which the next
+//! start removes. The same bytes sent twice are stored once. Names are
+//! checked to be 64 hex digits before they become paths, so no name from
+//! a request can reach outside the folder.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::sniff::SNIFF_BYTES;
+use crate::auth::to_hex;
+
+/// Bytes read from the body per write to the temporary file.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Why a file was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The body went past the size limit; nothing was kept.
+    #[error("the file is larger than {max} bytes")]
+    TooLarge { max: u64 },
+    /// Reading the body, or the disk, failed; nothing was kept.
+    #[error("storing the file failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A file that is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    /// Its SHA-256, in hex: its name in the store.
+    pub sha256: String,
+    pub size: u64,
+    /// Its first bytes (at most [`SNIFF_BYTES`]), for finding its type.
+    pub head: Vec<u8>,
+    /// Whether these bytes were stored already (and are now shared).
+    pub existed: bool,
+}
+
+/// The folder of stored files.
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// Opens (or creates, readable by this user only) the store in `dir`,
+    /// and removes the temporary files that a crash left behind.
+    pub fn open(dir: &Path) -> io::Result<FileStore> {
+        let store = FileStore {
+            dir: dir.to_owned(),
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(store.tmp_dir())?;
+        for leftover in fs::read_dir(store.tmp_dir())? {
+            let path = leftover?.path();
+            if let Err(e) = fs::remove_file(&path) {
+                log::warn!("cannot remove the half-written {}: {e}", path.display());
+            }
+        }
+        Ok(store)
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    /// Stores what `body` holds, at most `max_bytes` of it: a longer body
+    /// is refused while it is read, and nothing of it is kept.
+    pub fn put(&self, body: impl Read, max_bytes: u64) -> Result<Put, FileError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+        let tmp = self.tmp_dir().join(to_hex(&nonce));
+        let written = write_hashed(body, &tmp, max_bytes);
+        let (sha256, size, head) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let path = self
+            .path_of(&sha256)
+            .ok_or_else(|| io::Error::other("bad digest"))?;
+        let existed = path.exists();
+        if existed {
+            fs::remove_file(&tmp)?;
+        } else {
+            if let Some(shard) = path.parent() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(shard)?;
+            }
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+            // The rename itself survives a crash once its folder is synced.
+            if let Some(shard) = path.parent() {
+                File::open(shard)?.sync_all()?;
+            }
+        }
+        Ok(Put {
+            sha256,
+            size,
+            head,
+            existed,
+        })
+    }
+
+    /// Where the file named `sha256` is (whether or not it exists); `None`
+    /// for a name that is not 64 hex digits.
+    pub fn path_of(&self, sha256: &str) -> Option<PathBuf> {
+        let valid = sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        // Spread over 256 folders: a folder of millions of files is slow
+        // to list and to back up.
+        valid.then(|| self.dir.join(&sha256[..2]).join(sha256))
+    }
+
+    /// Opens a stored file for reading.
+    pub fn open_file(&self, sha256: &str) -> io::Result<File> {
+        let path = self
+            .path_of(sha256)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not a file name"))?;
+        File::open(path)
+    }
+
+    /// Removes a stored file (no message refers to it any more).
+    pub fn remove(&self, sha256: &str) -> io::Result<()> {
+        match self.path_of(sha256) {
+            Some(path) => match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+/// Copies `body` into a new file at `tmp` (private to this user), hashing
+/// it on the way, and syncs it. Returns its hash, size and first bytes.
+fn write_hashed(
+    mut body: impl Read,
+    tmp: &Path,
+    max_bytes: u64,
+) -> Result<(String, u64, Vec<u8>), FileError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)?;
+    let mut hasher = Sha256::new();
+    let mut head = Vec::new();
+    let mut size: u64 = 0;
+    let mut chunk = vec![0u8; CHUNK_BYTES];
+    loop {
+        let n = match body.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        size += n as u64;
+        if size > max_bytes {
+            return Err(FileError::TooLarge { max: max_bytes });
+        }
+        let bytes = &chunk[..n];
+        if head.len() < SNIFF_BYTES {
+            let take = (SNIFF_BYTES - head.len()).min(n);
+            head.extend_from_slice(&bytes[..take]);
+        }
+        hasher.update(bytes);
+        file.write_all(bytes)?;
+    }
+    file.sync_all()?;
+    Ok((to_hex(&hasher.finalize()), size, head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::open(&dir.path().join("files")).expect("open");
+        (dir, store)
+    }
+
+    fn read_back(store: &FileStore, sha256: &str) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        store
+            .open_file(sha256)
+            .expect("stored")
+            .read_to_end(&mut bytes)
+            .expect("read");
+        bytes
+    }
+
+    #[test]
+    fn files_come_back_byte_for_byte_under_their_sha256_and_are_stored_once() {
+        let (_dir, store) = store();
+        for size in [0, 1, 65_535, 65_536, 65_537, 1 << 20] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+            let put = store.put(&bytes[..], 2 << 20).expect("put");
+            assert_eq!(put.size, size as u64);
+            assert_eq!(put.sha256, to_hex(&Sha256::digest(&bytes)));
+            assert_eq!(put.head, bytes[..size.min(SNIFF_BYTES)]);
+            assert_eq!(read_back(&store, &put.sha256), bytes, "{size} bytes");
+            assert!(!put.existed);
+            let again = store.put(&bytes[..], 2 << 20).expect("again");
+            assert!(again.existed, "the same bytes are stored once");
+        }
+        assert_eq!(fs::read_dir(store.tmp_dir()).expect("tmp").count(), 0);
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_while_it_is_read_and_nothing_is_kept() {
+        let (_dir, store) = store();
+        let limit = 100_000;
+        // An endless body: the limit stops it, not its end.
+        let endless = io::repeat(b'x');
+        match store.put(endless, limit) {
+            Err(FileError::TooLarge { max }) => assert_eq!(max, limit),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        let exactly = vec![b'y'; limit as usize];
+        assert!(
+            store.put(&exactly[..], limit).is_ok(),
+            "the limit itself passes"
+        );
+        assert!(matches!(
+            store.put(&[&exactly[..], b"!"].concat()[..], limit),
+            Err(FileError::TooLarge { .. })
+        ));
+        assert_eq!(fs::read_dir(store.tmp_dir()).expect("tmp").count(), 0);
+    }
+
+    #[test]
+    fn names_that_are_not_digests_reach_no_path() {
+        let (_dir, store) = store();
+        for bad in [
+            "../../etc/passwd",
+            "",
+            "AB",
+            &"g".repeat(64),
+            &"A".repeat(64),
+        ] {
+            assert_eq!(store.path_of(bad), None, "{bad:?}");
+            assert!(store.open_file(bad).is_err());
+        }
+        assert!(store.path_of(&"0".repeat(64)).is_some());
+    }
+
+    #[test]
+    fn half_written_files_of_a_crash_are_removed_at_the_next_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("files");
+        let store = FileStore::open(&root).expect("open");
+        let kept = store.put(&b"kept"[..], 10).expect("put");
+        fs::write(store.tmp_dir().join("interrupted"), b"half").expect("leftover");
+        drop(store);
+        let store = FileStore::open(&root).expect("reopen");
+        assert_eq!(fs::read_dir(store.tmp_dir()).expect("tmp").count(), 0);
+        assert_eq!(read_back(&store, &kept.sha256), b"kept");
+        store.remove(&kept.sha256).expect("remove");
+        assert!(store.open_file(&kept.sha256).is_err());
+        store.remove(&kept.sha256).expect("removing twice is fine");
+    }
+}
