@@ -85,7 +85,7 @@ fn a_reply_to_another_conversation_or_a_deleted_message_is_refused_and_stores_no
         bob_id,
         ..
     } = TwoOnline::new(&server);
-    let (carol, carol_id) = server.user("carol");
+    let (carol, _) = server.user("carol");
     let elsewhere = carol.send(bob_id, "between carol and bob");
     let gone = bob.send(alice_id, "soon gone");
     assert_eq!(
@@ -106,7 +106,6 @@ fn a_reply_to_another_conversation_or_a_deleted_message_is_refused_and_stores_no
         assert_eq!(failed["client_id"], "r1");
     }
     assert_eq!(history(&alice, bob_id).len(), 1, "only the tombstone");
-    let _ = carol_id;
 }
 
 #[test]
@@ -245,7 +244,7 @@ fn a_deletion_for_everyone_leaves_a_tombstone_and_is_never_unread() {
         bob_id,
         mut bob_ws,
     } = TwoOnline::new(&server);
-    let keep = alice.send(bob_id, "stays");
+    alice.send(bob_id, "stays");
     let gone = alice.send(bob_id, "oops");
     assert_eq!(bob.get("/api/messages/unread").body["unread_count"], 2);
     let not_sender = bob.delete(&format!("/api/messages/{}", gone["id"]));
@@ -271,7 +270,6 @@ fn a_deletion_for_everyone_leaves_a_tombstone_and_is_never_unread() {
     assert_eq!(again.status, 409, "{}", again.body);
     let versions = bob.get(&format!("/api/messages/{}/versions", gone["id"]));
     assert_eq!(versions.body["versions"], json!([]));
-    let _ = keep;
 }
 
 #[test]

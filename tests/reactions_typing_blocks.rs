@@ -124,7 +124,6 @@ fn anything_but_exactly_one_emoji_is_refused_and_a_message_holds_twenty() {
 fn typing_reaches_the_partner_and_stops_when_the_typer_sends_or_leaves() {
     let server = TestServer::start();
     let TwoOnline {
-        alice,
         alice_id,
         mut alice_ws,
         bob_id,
@@ -155,7 +154,6 @@ fn typing_reaches_the_partner_and_stops_when_the_typer_sends_or_leaves() {
         (&stop["from_user_id"], &stop["state"]),
         (&json!(alice_id), &json!("stop"))
     );
-    let _ = alice;
 }
 
 #[test]

@@ -297,7 +297,6 @@ fn two_people_use_every_conversation_feature_in_real_browsers() {
     bob.color_scheme("dark");
     assert_eq!(bob.eval(background), "rgb(20, 22, 27)");
     screenshot_dark(&mut bob);
-    let _ = bob_rest;
 }
 
 /// The conversation in the dark theme, beside the other screenshots.
