@@ -1,4 +1,4 @@
--- Schema of the chat server, version 5.
+-- Schema of the chat server, version 6.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
 -- `repo::sqlite::schema::migrate`. This file always describes a fresh
@@ -156,4 +156,23 @@ CREATE TABLE blocks (
     PRIMARY KEY (blocker_id, blocked_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 5;
+-- Files users uploaded: what they are, not their bytes (those are in the
+-- files folder, under their SHA-256, shared by every row with the same
+-- bytes). An upload belongs to its uploader until a message carries it.
+CREATE TABLE attachments (
+    id          INTEGER PRIMARY KEY,
+    uploader_id INTEGER NOT NULL REFERENCES users (id),
+    sha256      TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    size        INTEGER NOT NULL,
+    mime        TEXT    NOT NULL,
+    width       INTEGER,
+    height      INTEGER,
+    created_at  INTEGER NOT NULL,
+    message_id  INTEGER REFERENCES private_messages (id)
+);
+-- A user's uploads (the quota sums them); who else holds the same bytes.
+CREATE INDEX attachments_by_uploader ON attachments (uploader_id);
+CREATE INDEX attachments_by_sha256 ON attachments (sha256);
+
+PRAGMA user_version = 6;

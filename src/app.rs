@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use crate::auth::DeviceKey;
 use crate::config::Config;
+use crate::files::store::FileStore;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::origin;
 use crate::privacy::Privacy;
 use crate::repo::Store;
+use crate::server::Core;
 use crate::ws::hub::HubHandle;
 
 /// Storage, the hub's address, and the settings: all a request handler or
@@ -27,6 +29,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Who blocked whom, who keeps read state private; shared with the hub.
     pub privacy: Arc<Privacy>,
+    /// The bytes of sent files.
+    pub files: Arc<FileStore>,
     /// Signs the cookies that tell an owner's browsers from strangers at
     /// login (see [`DeviceKey`]).
     pub device_key: Arc<DeviceKey>,
@@ -38,26 +42,25 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the context from its parts. `http_addr` and `ws_addr` are the
-    /// bound addresses. The returned receiver reports "disconnected" once
-    /// every clone of the App (every thread serving a connection) is gone.
+    /// Builds the context from the server's core and settings.
+    /// `http_addr` and `ws_addr` are the bound addresses. The returned
+    /// receiver reports "disconnected" once every clone of the App (every
+    /// thread serving a connection) is gone.
     pub fn new(
         config: Config,
-        store: Arc<dyn Store>,
-        hub: HubHandle,
-        metrics: Arc<Metrics>,
-        privacy: Arc<Privacy>,
+        core: &Core,
         (http_addr, ws_addr): (SocketAddr, SocketAddr),
         device_key: DeviceKey,
     ) -> (App, crossbeam_channel::Receiver<()>) {
         let (alive, all_done) = crossbeam_channel::bounded(0);
         let app = App {
-            store,
-            hub,
+            store: core.store.clone(),
+            hub: core.hub.clone(),
             allowed_origins: Arc::new(origin::allowed_origins(http_addr, &config.allowed_origins)),
             limits: Arc::new(Limits::from_config(&config)),
-            metrics,
-            privacy,
+            metrics: core.metrics.clone(),
+            privacy: core.privacy.clone(),
+            files: core.files.clone(),
             config: Arc::new(config),
             device_key: Arc::new(device_key),
             ws_addr,

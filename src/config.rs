@@ -34,6 +34,19 @@ pub struct Config {
     #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
     pub db: PathBuf,
 
+    /// Folder of the files users send (default: `NAME-files` beside the
+    /// database file `NAME.db`).
+    #[arg(long, env = "CHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Largest file a user may upload, e.g. `25MiB`, `100KiB`, or bytes.
+    #[arg(long, env = "CHAT_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_size)]
+    pub max_upload: u64,
+
+    /// Bytes of uploads each user may keep, e.g. `1GiB`.
+    #[arg(long, env = "CHAT_UPLOAD_QUOTA", default_value = "1GiB", value_parser = parse_size)]
+    pub upload_quota: u64,
+
     /// A browser origin allowed to open WebSockets, besides the server's
     /// own (e.g. `https://chat.example.org`). Repeatable; comma-separated
     /// in the environment variable.
@@ -193,6 +206,18 @@ impl Config {
         self.ping_interval.unwrap_or(self.pong_wait * 9 / 10)
     }
 
+    /// Where sent files are kept: `--data-dir`, or `NAME-files` beside the
+    /// database `NAME.db`.
+    pub fn files_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let stem = self
+                .db
+                .file_stem()
+                .map_or_else(|| "chat".into(), |s| s.to_string_lossy().into_owned());
+            self.db.with_file_name(format!("{stem}-files"))
+        })
+    }
+
     /// The edit window as the rules take it: `None` for no limit (`0`).
     pub fn edit_window(&self) -> Option<Duration> {
         (!self.edit_window.is_zero()).then_some(self.edit_window)
@@ -238,6 +263,28 @@ impl Config {
     }
 }
 
+/// Parses a size: bytes, or a number with `KiB`, `MiB`, `GiB` (also `K`,
+/// `M`, `G`, in powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 25MiB, 512KiB or 1048576"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => return Err(format!("unknown unit in `{text}`: use KiB, MiB or GiB")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
 /// Parses `500ms`, `60s`, `5m`, `12h`, `30d` (a bare number means seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -273,6 +320,12 @@ mod tests {
         assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_size("25MiB"), Ok(25 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("2K"), Ok(2048));
+        assert!(parse_size("5TB").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());

@@ -97,6 +97,32 @@ pub struct Reaction {
     pub user_ids: Vec<UserId>,
 }
 
+/// An uploaded file, as its uploader and the people it is sent to see it
+/// (`POST /api/attachments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    pub id: i64,
+    pub name: String,
+    pub size: u64,
+    /// Found from the bytes, never from the name or the client.
+    pub mime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+/// An upload about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub uploader_id: UserId,
+    pub sha256: String,
+    pub name: String,
+    pub size: u64,
+    pub mime: String,
+    pub image: Option<(u32, u32)>,
+}
+
 /// One version of an edited message's content
 /// (`GET /api/messages/{id}/versions`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

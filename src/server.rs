@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::auth::DeviceKey;
 use crate::config::Config;
 use crate::fd_limit;
+use crate::files::store::FileStore;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
@@ -39,6 +40,11 @@ pub enum StartError {
     Random(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("cannot prepare the folder of sent files {path}: {error}")]
+    Files {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Entry point for `main.rs`, tests and examples.
@@ -81,7 +87,9 @@ impl Server {
         };
         let http_socket = TcpListener::bind(&config.addr).map_err(|e| bind_error(e.to_string()))?;
         no_delay_for_accepted(&http_socket);
-        let http = tiny_http::Server::with_limits(http_socket, http::connection_limits(&config))
+        let spool = http::upload_spool(&config, core.store.clone(), core.files.spool_dir());
+        let limits = http::connection_limits(&config, Some(spool));
+        let http = tiny_http::Server::with_limits(http_socket, limits)
             .map_err(|e| bind_error(e.to_string()))?;
         let http_addr = http.server_addr().to_ip().ok_or_else(|| StartError::Bind {
             addr: config.addr.clone(),
@@ -94,23 +102,11 @@ impl Server {
         })?;
         let ws_addr = ws_socket.local_addr()?;
 
-        let Core {
-            store,
-            hub,
-            hub_thread,
-            metrics,
-            privacy,
-        } = core;
         let device_key = DeviceKey::generate().map_err(|e| StartError::Random(e.to_string()))?;
-        let (app, all_done) = App::new(
-            config,
-            store,
-            hub.clone(),
-            metrics,
-            privacy,
-            (http_addr, ws_addr),
-            device_key,
-        );
+        let (app, all_done) = App::new(config, &core, (http_addr, ws_addr), device_key);
+        let Core {
+            hub, hub_thread, ..
+        } = core;
         let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
         let http = HttpServer::spawn(http, app.clone(), app.config.http_threads)?;
         log::info!(
@@ -141,6 +137,8 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     /// Blocks and read-receipt settings, shared by the hub and the handlers.
     pub privacy: Arc<Privacy>,
+    /// The bytes of sent files.
+    pub files: Arc<FileStore>,
 }
 
 impl Core {
@@ -155,6 +153,13 @@ impl Core {
         )?);
         let metrics = Arc::new(Metrics::default());
         let privacy = Arc::new(Privacy::load(&*store)?);
+        let files_dir = config.files_dir();
+        let files = Arc::new(
+            FileStore::open(&files_dir).map_err(|error| StartError::Files {
+                path: files_dir,
+                error,
+            })?,
+        );
         let queries = QueryPool::spawn(
             store.clone(),
             metrics.clone(),
@@ -168,6 +173,7 @@ impl Core {
             hub_thread,
             metrics,
             privacy,
+            files,
         })
     }
 }

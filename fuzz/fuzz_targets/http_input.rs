@@ -30,24 +30,11 @@ pub fn fixture() -> &'static Fixture {
         config.login_rate = 0.0;
         config.register_rate = 0.0;
         config.login_free_failures = u32::MAX;
-        let Core {
-            store,
-            hub,
-            metrics,
-            privacy,
-            ..
-        } = Core::start(&config).expect("core");
+        // The core (and its hub thread) lives as long as the process.
+        let core = Core::start(&config).expect("core");
         let addr: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
         let device_key = chat_server::auth::DeviceKey::generate().expect("rng");
-        let (app, _all_done) = App::new(
-            config,
-            store,
-            hub,
-            metrics,
-            privacy,
-            (addr, addr),
-            device_key,
-        );
+        let (app, _all_done) = App::new(config, &core, (addr, addr), device_key);
         for (nickname, email) in [("fuzzer", "f@x"), ("peer", "p@x")] {
             let body = format!(
                 r#"{{"nickname":"{nickname}","email":"{email}","password":"password123"}}"#
@@ -94,6 +81,7 @@ fn request(method: Method, url: &str, body: &[u8], cookie: Option<&str>) -> Http
             .collect(),
         body: body.to_vec(),
         body_too_large: false,
+        upload: None,
         peer: Some([127, 0, 0, 1].into()),
     }
 }

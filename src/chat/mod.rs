@@ -90,6 +90,7 @@ impl ChatError {
                 Refusal::Deleted => "deleted",
                 Refusal::TooManyReactions => "too_many_reactions",
                 Refusal::InvalidReply => "invalid_reply",
+                Refusal::QuotaExceeded => "quota_exceeded",
             },
             ChatError::Store(_) => "internal_error",
         }
@@ -103,6 +104,7 @@ impl ChatError {
             ChatError::RecipientUnavailable
             | ChatError::Refused(Refusal::NotTheSender | Refusal::EditWindowPassed) => 403,
             ChatError::Refused(Refusal::Deleted | Refusal::TooManyReactions) => 409,
+            ChatError::Refused(Refusal::QuotaExceeded) => 413,
             ChatError::Store(_) => 500,
             _ => 400,
         }

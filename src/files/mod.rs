@@ -12,5 +12,6 @@
 //! that keeps slow uploaders off the REST workers, thumbnails and metadata
 //! removal. See the issue tracker.
 
+pub mod name;
 pub mod sniff;
 pub mod store;

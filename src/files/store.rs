@@ -74,6 +74,12 @@ impl FileStore {
         self.dir.join("tmp")
     }
 
+    /// Where the HTTP side writes upload bodies as they arrive (cleared
+    /// at start with the rest of the temporary files).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.tmp_dir()
+    }
+
     /// Stores what `body` holds, at most `max_bytes` of it: a longer body
     /// is refused while it is read, and nothing of it is kept.
     pub fn put(&self, body: impl Read, max_bytes: u64) -> Result<Put, FileError> {

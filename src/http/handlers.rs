@@ -12,7 +12,7 @@ use super::login::{login, session_cookie};
 use super::{
     ApiError, HttpRequest, HttpResponse, MAX_HEAD_BYTES, Reply, assets, query_i64, read_json,
 };
-use super::{message_actions, people};
+use super::{attachments, message_actions, people};
 use crate::app::App;
 use crate::auth;
 use crate::changes::Origin;
@@ -66,6 +66,7 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Get, "/api/blocks", people::blocks),
     (Method::Put, "/api/blocks/{}", people::block),
     (Method::Delete, "/api/blocks/{}", people::unblock),
+    (Method::Post, super::UPLOAD_PATH, attachments::upload),
 ];
 
 /// Whether `path` matches `pattern` (see [`ROUTES`]).
@@ -159,7 +160,10 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
             audit(app, request, "refused: origin not allowed");
             Err(ApiError::new(403, "origin not allowed"))
         }
-        Some(_) if *method != Method::Get && !json_or_empty(request) => {
+        // An upload's body is the file itself, of any type.
+        Some(_)
+            if *method != Method::Get && path != super::UPLOAD_PATH && !json_or_empty(request) =>
+        {
             audit(app, request, "refused: not application/json");
             Err(ApiError::new(
                 415,

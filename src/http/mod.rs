@@ -11,6 +11,7 @@
 //! connection's thread, and those are capped ([`connection_limits`]).
 
 mod assets;
+mod attachments;
 mod guards;
 mod handlers;
 mod login;
@@ -59,8 +60,42 @@ pub const MIN_TRANSFER_RATE: u64 = 1024;
 /// over `--max-http-connections`.
 const BUSY_BODY: &str = r#"{"error":"server busy: too many connections"}"#;
 
+/// Uploads written to disk at once, by connections' own threads; more wait
+/// for a `503` and retry. Each may hold `--max-upload` of disk meanwhile.
+pub const UPLOADS_AT_ONCE: usize = 16;
+
+/// The path uploads are posted to (`POST /api/attachments?name=...`).
+pub const UPLOAD_PATH: &str = "/api/attachments";
+
+/// Which request bodies the connections' own threads write to disk before
+/// a worker sees them: uploads by a logged-in user (a session looked up
+/// from the cookie: a stranger's upload is not read at all), up to
+/// `--max-upload`. A slow uploader then holds its connection's thread,
+/// under the same minimum rate as any body, and never a worker.
+pub fn upload_spool(
+    config: &Config,
+    store: Arc<dyn crate::repo::Store>,
+    dir: std::path::PathBuf,
+) -> tiny_http::Spool {
+    let wants = move |method: &Method, url: &str, headers: &[Header]| {
+        let path = url.split('?').next().unwrap_or(url);
+        if *method != Method::Post || path != UPLOAD_PATH {
+            return false;
+        }
+        let cookies = headers
+            .iter()
+            .filter(|h| h.field.equiv("Cookie"))
+            .map(|h| h.value.as_str());
+        crate::auth::session_token_from_cookies(cookies).is_some_and(|token| {
+            let hash = crate::auth::hash_token(token);
+            matches!(store.session(&hash, chrono::Utc::now()), Ok(Some(_)))
+        })
+    };
+    tiny_http::Spool::new(dir, config.max_upload, UPLOADS_AT_ONCE, Arc::new(wants))
+}
+
 /// Deadlines and caps for every HTTP connection, from the configuration.
-pub fn connection_limits(config: &Config) -> tiny_http::Limits {
+pub fn connection_limits(config: &Config, spool: Option<tiny_http::Spool>) -> tiny_http::Limits {
     let busy = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n{BUSY_BODY}",
@@ -78,6 +113,7 @@ pub fn connection_limits(config: &Config) -> tiny_http::Limits {
         write_grace: TRANSFER_GRACE,
         min_write_rate: MIN_TRANSFER_RATE,
         busy_response: busy.into_bytes(),
+        spool,
     }
 }
 
@@ -152,6 +188,15 @@ fn serve(app: &App, mut request: Request) {
     send(request, response);
 }
 
+/// What the connection's thread did with an upload's body.
+#[derive(Debug, Clone)]
+pub struct UploadBody {
+    /// The file holding all of it (only when `outcome` is `Whole`).
+    pub path: Option<std::path::PathBuf>,
+    pub len: u64,
+    pub outcome: tiny_http::SpoolOutcome,
+}
+
 /// A request as the handlers see it: no sockets, the body already read.
 /// Handlers are plain functions from this to [`HttpResponse`], which is also
 /// how the fuzz target drives them.
@@ -166,6 +211,9 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// The declared body was over [`MAX_BODY_BYTES`] and was left unread.
     pub body_too_large: bool,
+    /// An upload's body, written to a file by the connection's thread (see
+    /// [`upload_spool`]); the file goes when the request is answered.
+    pub upload: Option<UploadBody>,
     /// The peer's address (a proxy's, behind one).
     pub peer: Option<IpAddr>,
 }
@@ -197,6 +245,11 @@ impl HttpRequest {
                 .collect(),
             body,
             body_too_large,
+            upload: request.spooled().map(|spooled| UploadBody {
+                path: spooled.path().map(std::path::Path::to_owned),
+                len: spooled.len,
+                outcome: spooled.outcome,
+            }),
             peer: request.remote_addr().map(|a| a.ip()),
         }
     }
@@ -307,6 +360,13 @@ impl ApiError {
         ApiError {
             retry_after: Some(seconds.max(1)),
             ..ApiError::new(429, message)
+        }
+    }
+    /// 503 with `Retry-After`: the server cannot take this now.
+    pub fn too_busy(message: impl Into<String>, retry_after_seconds: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after_seconds),
+            ..ApiError::new(503, message)
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {

@@ -27,7 +27,8 @@ use chrono::{DateTime, Utc};
 use crate::changes::Written;
 use crate::changes::{Change, Origin, Seq};
 use crate::models::{
-    Conversation, Message, MessageId, NewMessage, Page, Session, SessionId, User, UserId, Version,
+    Attachment, Conversation, Message, MessageId, NewAttachment, NewMessage, Page, Session,
+    SessionId, User, UserId, Version,
 };
 
 /// What can go wrong in storage, in the words callers branch on.
@@ -85,6 +86,9 @@ pub enum Refusal {
     /// `reply_to_id` is not a message of this conversation.
     #[error("reply_to_id must be a message of this conversation")]
     InvalidReply,
+    /// The uploader's files would take more than their quota.
+    #[error("upload quota reached")]
+    QuotaExceeded,
 }
 
 /// Distinct emoji one message can carry.
@@ -284,6 +288,11 @@ pub trait Store: Send + Sync {
     /// Users who keep how far they have read to themselves, to load at start.
     fn receipts_off(&self) -> Result<Vec<UserId>, StoreError>;
     fn set_send_read_receipts(&self, user: UserId, on: bool) -> Result<(), StoreError>;
+
+    /// Records an upload whose bytes are stored, if the uploader's uploads
+    /// with it stay within `quota` bytes (checked inside the transaction);
+    /// [`Refusal::QuotaExceeded`] otherwise.
+    fn insert_attachment(&self, new: NewAttachment, quota: u64) -> Result<Attachment, StoreError>;
 
     /// Unread messages to `me` over all conversations.
     fn unread_count(&self, me: UserId) -> Result<i64, StoreError>;

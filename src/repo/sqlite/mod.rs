@@ -31,8 +31,8 @@ use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{
-    Conversation, Cursor, Message, MessageId, NewMessage, Page, Reaction, ReplyTo, Session,
-    SessionId, User, UserId, Version,
+    Attachment, Conversation, Cursor, Message, MessageId, NewAttachment, NewMessage, Page,
+    Reaction, ReplyTo, Session, SessionId, User, UserId, Version,
 };
 use checkpointer::Checkpointer;
 use writer::Writer;
@@ -953,6 +953,37 @@ impl Store for SqliteStore {
                 other => other,
             },
         )
+    }
+
+    fn insert_attachment(&self, new: NewAttachment, quota: u64) -> Result<Attachment, StoreError> {
+        self.write(move |conn| {
+            let used: i64 = conn
+                .prepare_cached(sql::UPLOADED_BYTES)?
+                .query_row([new.uploader_id], |row| row.get(0))?;
+            let used = u64::try_from(used).unwrap_or(0);
+            if used.saturating_add(new.size) > quota {
+                return Err(StoreError::Refused(super::Refusal::QuotaExceeded));
+            }
+            let (width, height) = new.image.unzip();
+            conn.prepare_cached(sql::INSERT_ATTACHMENT)?.execute((
+                new.uploader_id,
+                &new.sha256,
+                &new.name,
+                i64::try_from(new.size).unwrap_or(i64::MAX),
+                &new.mime,
+                width,
+                height,
+                millis(Utc::now()),
+            ))?;
+            Ok(Attachment {
+                id: conn.last_insert_rowid(),
+                name: new.name,
+                size: new.size,
+                mime: new.mime,
+                width,
+                height,
+            })
+        })
     }
 
     fn receipts_off(&self) -> Result<Vec<UserId>, StoreError> {

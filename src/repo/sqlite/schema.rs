@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -116,6 +116,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
              PRIMARY KEY (blocker_id, blocked_id)
          ) WITHOUT ROWID;",
     ),
+    // Uploaded files' metadata (their bytes are in the files folder).
+    (
+        6,
+        "CREATE TABLE attachments (
+             id          INTEGER PRIMARY KEY,
+             uploader_id INTEGER NOT NULL REFERENCES users (id),
+             sha256      TEXT    NOT NULL,
+             name        TEXT    NOT NULL,
+             size        INTEGER NOT NULL,
+             mime        TEXT    NOT NULL,
+             width       INTEGER,
+             height      INTEGER,
+             created_at  INTEGER NOT NULL,
+             message_id  INTEGER REFERENCES private_messages (id)
+         );
+         CREATE INDEX attachments_by_uploader ON attachments (uploader_id);
+         CREATE INDEX attachments_by_sha256 ON attachments (sha256);",
+    ),
 ];
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a newer one.
@@ -177,6 +195,7 @@ mod tests {
             "reactions",
             "hidden_messages",
             "blocks",
+            "attachments",
         ] {
             let columns: Vec<String> = conn
                 .prepare(&format!(

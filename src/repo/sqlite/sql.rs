@@ -166,6 +166,13 @@ pub const ADD_REACTION: &str =
 pub const REMOVE_REACTION: &str =
     "DELETE FROM reactions WHERE message_id = ?1 AND emoji = ?2 AND user_id = ?3";
 
+/// Uploads: a new one, and the bytes a user's uploads hold (the quota).
+pub const INSERT_ATTACHMENT: &str = "INSERT INTO attachments
+         (uploader_id, sha256, name, size, mime, width, height, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+pub const UPLOADED_BYTES: &str =
+    "SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1";
+
 /// Blocks and the read-receipt setting, all of them, read once at start.
 pub const ALL_BLOCKS: &str = "SELECT blocker_id, blocked_id FROM blocks";
 pub const ADD_BLOCK: &str =
@@ -305,6 +312,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("ADD_BLOCK", ADD_BLOCK),
     ("REMOVE_BLOCK", REMOVE_BLOCK),
     ("SET_READ_RECEIPTS", SET_READ_RECEIPTS),
+    ("INSERT_ATTACHMENT", INSERT_ATTACHMENT),
+    ("UPLOADED_BYTES", UPLOADED_BYTES),
     ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
     ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
     ("INSERT_CHANGE", INSERT_CHANGE),

@@ -110,8 +110,8 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use limits::Limits;
-pub use request::{ReadWrite, Request};
+pub use limits::{Limits, Spool};
+pub use request::{ReadWrite, Request, SpoolOutcome, SpooledBody};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 

@@ -6,10 +6,14 @@
 //! every write of a connection runs against a deadline kept in its
 //! [`ConnState`], shared by the read and the write half of the socket.
 
+use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::{Header, Method};
 
 /// What a connection may cost. [`Limits::default`] is safe for a server on
 /// the internet; [`crate::Server::with_limits`] takes others.
@@ -42,6 +46,57 @@ pub struct Limits {
     pub min_write_rate: u64,
     /// Written as is, without a thread, to a connection over the cap.
     pub busy_response: Vec<u8>,
+    /// Patched (uploads): which larger bodies the connection's thread
+    /// writes to a file before the request goes to a worker.
+    pub spool: Option<Spool>,
+}
+
+/// Patched (uploads): bodies larger than [`Limits::prebuffer_body_bytes`]
+/// that the connection's own thread writes to a file, at the minimum rate,
+/// before the request is handed to a worker: a worker then reads the file,
+/// and a slow uploader holds only its connection's thread, as for small
+/// bodies. `wants` decides from the head (e.g. an upload by a logged-in
+/// user); a body over `max_bytes` is not read (the request says it was too
+/// large, and the connection closes after the answer).
+#[derive(Clone)]
+pub struct Spool {
+    /// Where the files go (removed when the request is dropped).
+    pub dir: PathBuf,
+    /// Largest body written.
+    pub max_bytes: u64,
+    /// Bodies being written at once, at most; a request over it is handed
+    /// on unread (and says so), for an answer such as 503.
+    pub max_at_once: usize,
+    /// Which requests' bodies are written, from their head.
+    pub wants: Arc<dyn Fn(&Method, &str, &[Header]) -> bool + Send + Sync>,
+    pub(crate) at_once: Arc<AtomicUsize>,
+}
+
+impl Spool {
+    pub fn new(
+        dir: PathBuf,
+        max_bytes: u64,
+        max_at_once: usize,
+        wants: Arc<dyn Fn(&Method, &str, &[Header]) -> bool + Send + Sync>,
+    ) -> Spool {
+        Spool {
+            dir,
+            max_bytes,
+            max_at_once,
+            wants,
+            at_once: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl fmt::Debug for Spool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spool")
+            .field("dir", &self.dir)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_at_once", &self.max_at_once)
+            .finish()
+    }
 }
 
 impl Default for Limits {
@@ -60,6 +115,7 @@ impl Default for Limits {
             busy_response: b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
                              Connection: close\r\n\r\n"
                 .to_vec(),
+            spool: None,
         }
     }
 }

@@ -4,11 +4,14 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 use std::fmt;
 use std::net::SocketAddr;
 
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::limits::ConnState;
+use crate::limits::{ConnState, Spool};
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -80,7 +83,139 @@ pub struct Request {
 
     // Patched: the connection's deadlines (None for test requests)
     state: Option<Arc<ConnState>>,
+
+    // Patched (uploads): the body, written to a file by the connection's
+    // thread (see `Limits::spool`).
+    spooled: Option<SpooledBody>,
 }
+
+/// Patched (uploads): what became of a body that `Limits::spool` wanted
+/// written to a file.
+#[derive(Debug)]
+pub struct SpooledBody {
+    file: Option<SpoolFile>,
+    /// Bytes written to the file.
+    pub len: u64,
+    pub outcome: SpoolOutcome,
+}
+
+/// How spooling a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolOutcome {
+    /// The whole body is in the file.
+    Whole,
+    /// The body was larger than `Spool::max_bytes` (by its
+    /// `Content-Length`, or while it was read): not kept.
+    TooLarge,
+    /// `Spool::max_at_once` bodies were being written: not read.
+    Busy,
+    /// The file could not be written (disk full...): not kept.
+    Failed,
+}
+
+impl SpooledBody {
+    /// The file holding the whole body (only for [`SpoolOutcome::Whole`]);
+    /// it is removed when the request is dropped.
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|f| f.path.as_path())
+    }
+
+    fn refused(outcome: SpoolOutcome) -> SpooledBody {
+        SpooledBody {
+            file: None,
+            len: 0,
+            outcome,
+        }
+    }
+}
+
+/// A spooled body's file, removed when dropped; holds one of the
+/// `max_at_once` slots meanwhile.
+#[derive(Debug)]
+struct SpoolFile {
+    path: PathBuf,
+    _slot: SpoolSlot,
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[derive(Debug)]
+struct SpoolSlot(Arc<AtomicUsize>);
+
+impl SpoolSlot {
+    fn take(spool: &Spool) -> Option<SpoolSlot> {
+        let taken = spool.at_once.fetch_add(1, Ordering::SeqCst);
+        let slot = SpoolSlot(spool.at_once.clone());
+        (taken < spool.max_at_once).then_some(slot)
+    }
+}
+
+impl Drop for SpoolSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A name for a spool file that no other request uses.
+fn spool_path(dir: &Path) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!("upload-{}-{nanos}-{n}", std::process::id()))
+}
+
+/// Writes `body` to a new file in `spool.dir`, at most `spool.max_bytes`.
+/// A failed read (the client stopped sending, past its deadline) is an
+/// error, as for a prebuffered body; a failed write (a full disk) is a
+/// [`SpoolOutcome::Failed`] for the handler to answer.
+fn spool_body(spool: &Spool, slot: SpoolSlot, body: &mut dyn Read) -> io::Result<SpooledBody> {
+    let path = spool_path(&spool.dir);
+    let mut open = OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    let mut out = match open.open(&path) {
+        Ok(out) => out,
+        Err(_) => return Ok(SpooledBody::refused(SpoolOutcome::Failed)),
+    };
+    // Removed on every way out but success.
+    let file = SpoolFile { path, _slot: slot };
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut len: u64 = 0;
+    loop {
+        let n = match body.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        len += n as u64;
+        if len > spool.max_bytes {
+            return Ok(SpooledBody::refused(SpoolOutcome::TooLarge));
+        }
+        if out.write_all(&chunk[..n]).is_err() {
+            return Ok(SpooledBody::refused(SpoolOutcome::Failed));
+        }
+    }
+    if out.flush().is_err() {
+        return Ok(SpooledBody::refused(SpoolOutcome::Failed));
+    }
+    Ok(SpooledBody {
+        file: Some(file),
+        len,
+        outcome: SpoolOutcome::Whole,
+    })
+}
+
 
 /// Patched: a response rendered by a worker, for the connection's own
 /// thread to write. Workers never write to a socket, so a client that
@@ -250,7 +385,28 @@ where
     let prebuffer_limit = state
         .as_ref()
         .map_or(1024, |s| s.limits.prebuffer_body_bytes);
+    // Patched (uploads): a body that `Limits::spool` wants is written to a
+    // file here, unless it is too large by its `Content-Length` or too many
+    // are being written: then it is not read at all.
+    let spool = state
+        .as_ref()
+        .and_then(|s| s.limits.spool.clone())
+        .filter(|spool| has_body && (spool.wants)(&method, &path, &headers));
+    let mut spool_slot = None;
+    let mut spooled = None;
+    if let Some(spool) = &spool {
+        match framing {
+            Framing::Length(length) if length as u64 > spool.max_bytes => {
+                spooled = Some(SpooledBody::refused(SpoolOutcome::TooLarge));
+            }
+            _ => match SpoolSlot::take(spool) {
+                Some(slot) => spool_slot = Some(slot),
+                None => spooled = Some(SpooledBody::refused(SpoolOutcome::Busy)),
+            },
+        }
+    }
     let prebuffered = match framing {
+        _ if spool.is_some() => spool_slot.is_some(),
         Framing::Length(length) => length <= prebuffer_limit,
         Framing::Chunked => true,
         Framing::None => false,
@@ -266,7 +422,38 @@ where
     // Patched: a `Connection: upgrade` request no longer hands the raw
     // socket to the handler as its body; the body is framed like any other.
     let body_start = Instant::now();
-    let reader = match framing {
+    let reader = match (spool, spool_slot) {
+        (Some(spool), Some(slot)) => {
+            let body = BodyDeadline::new(source_data, state.clone(), body_start);
+            let outcome = match framing {
+                Framing::Length(length) => {
+                    let mut body = body.complete_after(length as u64);
+                    let outcome = spool_body(&spool, slot, &mut (&mut body).take(length as u64))?;
+                    if outcome.outcome == SpoolOutcome::Whole && body.received < length as u64 {
+                        let info = "Connection has been closed before we received enough data";
+                        return Err(IoError::new(ErrorKind::ConnectionAborted, info).into());
+                    }
+                    outcome
+                }
+                _ => {
+                    let mut decoder = Decoder::new(body);
+                    let outcome = spool_body(&spool, slot, &mut decoder)?;
+                    if outcome.outcome == SpoolOutcome::Whole {
+                        decoder.get_mut().complete();
+                    }
+                    outcome
+                }
+            };
+            spooled = Some(outcome);
+            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        }
+        // Refused (too large, busy): the body stays unread, and the
+        // connection closes after the answer.
+        (Some(_), None) => {
+            drop(BodyDeadline::new(source_data, state.clone(), body_start));
+            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        }
+        _ => match framing {
         Framing::None | Framing::Length(0) => Box::new(io::empty()) as Box<dyn Read + Send + 'static>,
         Framing::Length(length) if length <= prebuffer_limit => {
             let mut body = BodyDeadline::new(source_data, state.clone(), body_start);
@@ -307,6 +494,7 @@ where
                 Box::new(Cursor::new(buffer))
             }
         }
+        },
     };
     let content_length = match framing {
         Framing::Length(length) => Some(length),
@@ -326,6 +514,7 @@ where
         must_send_continue,
         notify_when_responded: None,
         state,
+        spooled,
     })
 }
 
@@ -434,6 +623,13 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// Patched (uploads): the body, if `Limits::spool` had it written to a
+    /// file (or refused to).
+    #[inline]
+    pub fn spooled(&self) -> Option<&SpooledBody> {
+        self.spooled.as_ref()
     }
 
     /// Returns the address of the client that sent this request.

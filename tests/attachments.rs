@@ -1,0 +1,214 @@
+//! Uploads (issue 15, first part) through a real server: the body reaches
+//! the file store byte for byte under its SHA-256, once however often it is
+//! sent; sizes and quotas are enforced, with and without a length; the
+//! type comes from the bytes; names are cleaned; and a slow uploader holds
+//! no REST worker.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{Client, RECV_TIMEOUT, TestServer};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Uploads `bytes` as `name`: with a `Content-Length`, or (`chunked`)
+/// without one.
+fn upload(client: &Client, name: &str, bytes: &[u8], chunked: bool) -> (u16, Value) {
+    let request = ureq::post(&format!("{}/api/attachments", client.base))
+        .query("name", name)
+        .set("Cookie", client.cookie.as_deref().unwrap_or(""))
+        .set("Content-Type", "application/octet-stream")
+        .timeout(RECV_TIMEOUT * 6);
+    let result = if chunked {
+        request.send(bytes)
+    } else {
+        request.send_bytes(bytes)
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("upload transport error: {e}"),
+    };
+    let status = response.status();
+    let body = response.into_json().expect("JSON answer");
+    (status, body)
+}
+
+fn stored_file(server: &TestServer, sha256: &str) -> std::path::PathBuf {
+    server.config.files_dir().join(&sha256[..2]).join(sha256)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn uploads_are_stored_byte_for_byte_once_under_their_hash() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    for size in [1usize, 1 << 20, 25 << 20] {
+        let bytes: Vec<u8> = (0..size)
+            .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
+            .collect();
+        let (status, body) = upload(&alice, "data.bin", &bytes, false);
+        assert_eq!(status, 201, "{size} bytes: {body}");
+        let attachment = &body["attachment"];
+        assert_eq!(attachment["size"], size);
+        assert_eq!(attachment["name"], "data.bin");
+        let on_disk = std::fs::read(stored_file(&server, &sha256_hex(&bytes))).expect("file");
+        assert!(on_disk == bytes, "{size} bytes come back exactly");
+    }
+    // The same bytes again: a new attachment, the same file.
+    let bytes = b"the same bytes twice".to_vec();
+    let (_, first) = upload(&alice, "one.txt", &bytes, false);
+    let (_, second) = upload(&alice, "two.txt", &bytes, true);
+    assert_ne!(first["attachment"]["id"], second["attachment"]["id"]);
+    let shard = stored_file(&server, &sha256_hex(&bytes));
+    let copies = std::fs::read_dir(shard.parent().expect("shard"))
+        .expect("shard dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path() == shard))
+        .count();
+    assert_eq!(copies, 1);
+    // Nothing is left in the spool.
+    let spool = server.config.files_dir().join("tmp");
+    assert_eq!(std::fs::read_dir(spool).expect("spool").count(), 0);
+}
+
+#[test]
+fn one_byte_over_the_limit_is_refused_with_and_without_a_length() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let over = vec![7u8; (25 << 20) + 1];
+    // By its Content-Length: refused before a byte of the body is read (a
+    // client that waits for the answer before sending, as here, sends none).
+    let mut raw = TcpStream::connect(format!("127.0.0.1:{}", server.http_port())).expect("tcp");
+    raw.set_read_timeout(Some(RECV_TIMEOUT)).expect("timeout");
+    write!(
+        raw,
+        "POST /api/attachments?name=big.bin HTTP/1.1\r\nHost: x\r\nCookie: {}\r\n\
+         Content-Length: {}\r\n\r\n",
+        alice.cookie.as_deref().expect("cookie"),
+        over.len()
+    )
+    .expect("head");
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).expect("answer, then close");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"too_large""#), "{answer}");
+    // Without a length: refused once the limit is passed while reading.
+    let (status, body) = upload(&alice, "big.bin", &over, true);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["code"], "too_large");
+    assert!(!stored_file(&server, &sha256_hex(&over)).exists());
+    // The connection that was refused is gone; the server is not.
+    assert_eq!(alice.get("/api/me").status, 200);
+}
+
+#[test]
+fn the_quota_counts_every_upload_of_a_user() {
+    let server = TestServer::start_with(|c| c.upload_quota = 1000);
+    let (alice, _) = server.user("alice");
+    let (bob, _) = server.user("bob");
+    let (status, _) = upload(&alice, "a", &[1u8; 600], false);
+    assert_eq!(status, 201);
+    let (status, body) = upload(&alice, "b", &[2u8; 600], false);
+    assert_eq!(
+        (status, &body["code"]),
+        (413, &Value::from("quota_exceeded"))
+    );
+    assert!(!stored_file(&server, &sha256_hex(&[2u8; 600])).exists());
+    // Another user has a quota of their own.
+    assert_eq!(upload(&bob, "b", &[2u8; 600], false).0, 201);
+}
+
+#[test]
+fn the_type_comes_from_the_bytes_and_names_are_cleaned() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(640u32.to_be_bytes());
+    png.extend(480u32.to_be_bytes());
+    png.extend([8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let (status, body) = upload(&alice, "notes.txt", &png, false);
+    assert_eq!(status, 201, "{body}");
+    let attachment = &body["attachment"];
+    assert_eq!(
+        (
+            &attachment["mime"],
+            &attachment["width"],
+            &attachment["height"]
+        ),
+        (
+            &Value::from("image/png"),
+            &Value::from(640),
+            &Value::from(480)
+        )
+    );
+    let (_, body) = upload(
+        &alice,
+        "cat.png",
+        b"<!DOCTYPE html><script>x</script>",
+        false,
+    );
+    assert_eq!(body["attachment"]["mime"], "text/html");
+    assert!(body["attachment"]["width"].is_null());
+    let (_, body) = upload(&alice, "../../etc/pass\nwd", b"x", false);
+    assert_eq!(body["attachment"]["name"], "pass_wd");
+    let (status, body) = upload(&alice, "../", b"x", false);
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn strangers_cannot_upload_and_their_bodies_are_not_read() {
+    let server = TestServer::start();
+    let stranger = server.client();
+    let (status, _) = upload(&stranger, "x.bin", &vec![0u8; 1 << 20], false);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn a_slow_uploader_holds_no_rest_worker() {
+    let server = TestServer::start_with(|c| c.http_threads = 1);
+    let (alice, _) = server.user("alice");
+    // 200 KiB, 10 KiB every 50 ms: a second of upload on a slow line.
+    let (chunk, chunks) = (10 * 1024, 20);
+    let cookie = alice.cookie.clone().expect("cookie");
+    let port = server.http_port();
+    let uploader = std::thread::spawn(move || {
+        let mut slow = TcpStream::connect(format!("127.0.0.1:{port}")).expect("tcp");
+        slow.set_read_timeout(Some(RECV_TIMEOUT)).expect("timeout");
+        write!(
+            slow,
+            "POST /api/attachments?name=slow HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\
+             Connection: close\r\nContent-Length: {}\r\n\r\n",
+            chunk * chunks
+        )
+        .expect("head");
+        for _ in 0..chunks {
+            slow.write_all(&vec![b'z'; chunk]).expect("body");
+            std::thread::sleep(Duration::from_millis(50)); // the slow line itself
+        }
+        let mut answer = String::new();
+        slow.read_to_string(&mut answer).expect("answer");
+        answer
+    });
+    // Meanwhile the only worker answers others at once: the body is the
+    // connection thread's business until it is whole.
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(alice.get("/api/me").status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let answer = uploader.join().expect("uploader");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
