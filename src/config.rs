@@ -263,17 +263,21 @@ impl Config {
     }
 }
 
-/// Parses a size: bytes, or a number with `KiB`, `MiB`, `GiB` (also `K`,
-/// `M`, `G`, in powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
+/// `25MiB` → (25, "MiB"): the leading digits and what follows them.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 25MiB, 512KiB or 1048576"))?;
+    Some((number.parse().ok()?, unit))
+}
+
+/// Parses a size: bytes, or a number with `KiB`, `MiB`, `GiB` (also `K`,
+/// `M`, `G`, in powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (n, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a size like 25MiB, 512KiB or 1048576"))?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "KiB" => 1 << 10,
@@ -288,13 +292,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parses `500ms`, `60s`, `5m`, `12h`, `30d` (a bare number means seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 500ms, 60s, 5m, 12h or 30d"))?;
+    let (n, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 500ms, 60s, 5m, 12h or 30d"))?;
     let seconds = |factor: u64| {
         n.checked_mul(factor)
             .map(Duration::from_secs)
