@@ -210,7 +210,10 @@ fn two_people_use_every_conversation_feature_in_real_browsers() {
 
     // ---- without read receipts, alice no longer learns that bob read ----
     bob.click("#receipts");
-    bob.wait_for(&format!("!{}.checked", q("#receipts")), "receipts off");
+    bob.wait_for(
+        &format!("{}.dataset.saved === 'false'", q("#receipts")),
+        "receipts off, saved",
+    );
     assert_eq!(
         bob_rest.get("/api/me").body["user"]["send_read_receipts"],
         false
@@ -263,7 +266,10 @@ fn two_people_use_every_conversation_feature_in_real_browsers() {
         "Seen"
     );
     bob.click("#receipts");
-    bob.wait_for(&format!("{}.checked", q("#receipts")), "receipts on");
+    bob.wait_for(
+        &format!("{}.dataset.saved === 'true'", q("#receipts")),
+        "receipts on, saved",
+    );
 
     // ---- delete for me: gone from bob's page, still on alice's ----
     act(&mut bob, unseen, "Delete for me");

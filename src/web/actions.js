@@ -80,6 +80,8 @@ export async function setReadReceipts(on) {
   try {
     const { user } = await api("PATCH", "/api/me", { send_read_receipts: on });
     state.me.send_read_receipts = user.send_read_receipts;
+    // What the server has now (the box itself changes at the click).
+    $("receipts").dataset.saved = String(user.send_read_receipts);
   } catch (e) {
     complain(e);
   }
