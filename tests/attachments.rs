@@ -1,8 +1,9 @@
-//! Uploads (issue 15, first part) through a real server: the body reaches
-//! the file store byte for byte under its SHA-256, once however often it is
-//! sent; sizes and quotas are enforced, with and without a length; the
-//! type comes from the bytes; names are cleaned; and a slow uploader holds
-//! no REST worker.
+//! Uploads and downloads (issue 15, in progress) through a real server: the
+//! body reaches the file store byte for byte under its SHA-256, once
+//! however often it is sent, and comes back whole or by range; sizes and
+//! quotas are enforced, with and without a length; the type comes from the
+//! bytes; names are cleaned; a file is served only to whoever may see it,
+//! never as a page of ours; and a slow uploader holds no REST worker.
 
 mod common;
 
@@ -211,4 +212,107 @@ fn a_slow_uploader_holds_no_rest_worker() {
     }
     let answer = uploader.join().expect("uploader");
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
+
+/// GET of a file: status, the headers asked for, the body.
+fn download(
+    client: &Client,
+    id: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, std::collections::HashMap<String, String>, Vec<u8>) {
+    let mut request = ureq::get(&format!("{}/api/attachments/{id}", client.base))
+        .set("Cookie", client.cookie.as_deref().unwrap_or(""))
+        .timeout(RECV_TIMEOUT * 6);
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    let response = match request.call() {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("download transport error: {e}"),
+    };
+    let status = response.status();
+    let mut seen = std::collections::HashMap::new();
+    for name in response.headers_names() {
+        if let Some(value) = response.header(&name) {
+            seen.insert(name.to_ascii_lowercase(), value.to_owned());
+        }
+    }
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(64 << 20)
+        .read_to_end(&mut body)
+        .expect("body");
+    (status, seen, body)
+}
+
+#[test]
+fn files_come_back_whole_or_by_range_only_to_who_may_see_them() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let (carol, _) = server.user("carol");
+    for size in [1usize, 1 << 20, 25 << 20] {
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 256) as u8).collect();
+        let (_, body) = upload(&alice, "blob.bin", &bytes, false);
+        let id = body["attachment"]["id"].clone();
+        let (status, headers, back) = download(&alice, &id, &[]);
+        assert_eq!(status, 200);
+        assert!(back == bytes, "{size} bytes come back exactly");
+        assert_eq!(headers["content-length"], size.to_string());
+        // Another user, and an id that does not exist: the same 404.
+        let (status, _, body) = download(&carol, &id, &[]);
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(download(&carol, &Value::from(999_999), &[]).0, 404);
+    }
+    let bytes: Vec<u8> = (0..1000u32).map(|i| (i % 256) as u8).collect();
+    let (_, body) = upload(&alice, "thousand.bin", &bytes, false);
+    let id = body["attachment"]["id"].clone();
+    let (status, headers, part) = download(&alice, &id, &[("Range", "bytes=10-19")]);
+    assert_eq!((status, &part[..]), (206, &bytes[10..20]));
+    assert_eq!(headers["content-range"], "bytes 10-19/1000");
+    let etag = headers["etag"].clone();
+    let (status, _, part) = download(&alice, &id, &[("Range", "bytes=-5")]);
+    assert_eq!((status, &part[..]), (206, &bytes[995..]));
+    let (status, headers, _) = download(&alice, &id, &[("Range", "bytes=1000-")]);
+    assert_eq!(
+        (status, headers["content-range"].as_str()),
+        (416, "bytes */1000")
+    );
+    // The content never changes: a client that has it is told so.
+    assert_eq!(etag, format!("\"{}\"", sha256_hex(&bytes)));
+    let (status, _, body) = download(&alice, &id, &[("If-None-Match", &etag)]);
+    assert_eq!((status, body.len()), (304, 0));
+}
+
+#[test]
+fn a_file_is_never_served_as_a_page_of_ours() {
+    let server = TestServer::start();
+    let (alice, _) = server.user("alice");
+    let html = b"<!DOCTYPE html><script>fetch('/api/me')</script>";
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>";
+    for (name, bytes, mime) in [
+        ("page.png", &html[..], "text/html"),
+        ("pic.svg", &svg[..], "image/svg+xml"),
+    ] {
+        let (_, body) = upload(&alice, name, bytes, false);
+        let (status, headers, back) = download(&alice, &body["attachment"]["id"], &[]);
+        assert_eq!(status, 200);
+        assert_eq!(back, bytes);
+        assert_eq!(headers["content-type"], mime);
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["content-security-policy"], "sandbox");
+        assert!(
+            headers["content-disposition"].starts_with("attachment; filename="),
+            "{}",
+            headers["content-disposition"]
+        );
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(1u32.to_be_bytes());
+    png.extend(1u32.to_be_bytes());
+    png.extend([8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let (_, body) = upload(&alice, "dot.png", &png, false);
+    let (_, headers, _) = download(&alice, &body["attachment"]["id"], &[]);
+    assert!(headers["content-disposition"].starts_with("inline;"));
 }

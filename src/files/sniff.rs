@@ -33,6 +33,12 @@ impl Sniffed {
 /// The image types shown inline, by MIME type.
 const INLINE_IMAGES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
 
+/// Whether a file of this (sniffed) type may be shown inline: one of the
+/// raster images we read. SVG and HTML can run script: never.
+pub fn is_inline_image(mime: &str) -> bool {
+    INLINE_IMAGES.contains(&mime)
+}
+
 /// Finds the type of a file from its first bytes (at most [`SNIFF_BYTES`]
 /// are looked at).
 pub fn sniff(head: &[u8]) -> Sniffed {
@@ -43,8 +49,7 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         None if looks_like_html(head) => "text/html",
         None => "application/octet-stream",
     };
-    let image = INLINE_IMAGES
-        .contains(&mime)
+    let image = is_inline_image(mime)
         .then(|| imagesize::blob_size(head).ok())
         .flatten()
         .and_then(|size| {

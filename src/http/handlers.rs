@@ -67,6 +67,7 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Put, "/api/blocks/{}", people::block),
     (Method::Delete, "/api/blocks/{}", people::unblock),
     (Method::Post, super::UPLOAD_PATH, attachments::upload),
+    (Method::Get, "/api/attachments/{}", attachments::download),
 ];
 
 /// Whether `path` matches `pattern` (see [`ROUTES`]).
@@ -140,6 +141,7 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
                 ("X-Frame-Options", "DENY".into()),
             ],
             body: asset.body.to_owned(),
+            file: None,
         };
     }
 
@@ -176,6 +178,7 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
     };
 
     match result {
+        Ok(Reply { raw: Some(raw), .. }) => raw,
         Ok(reply) => {
             let response = match reply.body {
                 Ok(text) => HttpResponse::json_text(reply.status, text),
@@ -202,7 +205,10 @@ pub fn route(app: &App, request: &HttpRequest) -> HttpResponse {
                 Some(code) => json!({ "error": error.message, "code": code }),
                 None => json!({ "error": error.message }),
             };
-            let response = HttpResponse::json(error.status, &body);
+            let response = error.headers.into_iter().fold(
+                HttpResponse::json(error.status, &body),
+                |r, (name, value)| r.with_header(name, value),
+            );
             match error.retry_after {
                 Some(seconds) => response.with_header("Retry-After", seconds.to_string()),
                 None => response,
@@ -245,6 +251,7 @@ fn metrics(app: &App, request: &HttpRequest) -> HttpResponse {
             ("Cache-Control", "no-store".into()),
         ],
         body: text,
+        file: None,
     }
 }
 

@@ -269,6 +269,17 @@ pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// Instead of `body`: part of a file, which the connection's thread
+    /// reads while it writes it (downloads), never held whole in memory.
+    pub file: Option<FileBody>,
+}
+
+/// `len` bytes of the file at `path`, from `offset`.
+#[derive(Debug, Clone)]
+pub struct FileBody {
+    pub path: std::path::PathBuf,
+    pub offset: u64,
+    pub len: u64,
 }
 
 impl HttpResponse {
@@ -286,6 +297,7 @@ impl HttpResponse {
                 ("Cache-Control", "no-store".into()),
             ],
             body,
+            file: None,
         }
     }
 
@@ -304,6 +316,8 @@ pub struct Reply {
     body: serde_json::Result<String>,
     /// `Set-Cookie` values, in order.
     set_cookies: Vec<String>,
+    /// An answer that is not JSON (a download): sent as it is.
+    raw: Option<HttpResponse>,
 }
 
 impl Reply {
@@ -315,6 +329,16 @@ impl Reply {
             status,
             body: serde_json::to_string(&body),
             set_cookies: Vec::new(),
+            raw: None,
+        }
+    }
+    /// An answer that is not JSON, such as a file.
+    pub fn raw(response: HttpResponse) -> Reply {
+        Reply {
+            status: response.status,
+            body: Ok(String::new()),
+            set_cookies: Vec::new(),
+            raw: Some(response),
         }
     }
     pub fn set_cookie(mut self, cookie: String) -> Reply {
@@ -335,6 +359,8 @@ pub struct ApiError {
     /// A machine-readable reason (`"code"` next to `"error"`), where the
     /// WebSocket's `message_failed` frame has one for the same refusal.
     code: Option<&'static str>,
+    /// More headers for the answer.
+    headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -345,7 +371,14 @@ impl ApiError {
             cause: None,
             retry_after: None,
             code: None,
+            headers: Vec::new(),
         }
+    }
+    /// The same error, with a header (e.g. `Content-Range` on a 416).
+    pub fn with_header(self, name: &'static str, value: String) -> ApiError {
+        let mut headers = self.headers;
+        headers.push((name, value));
+        ApiError { headers, ..self }
     }
     /// The same error, with a machine-readable `code`.
     pub fn with_code(self, code: &'static str) -> ApiError {
@@ -387,6 +420,7 @@ impl ApiError {
             cause: Some(cause.to_string()),
             retry_after: None,
             code: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -404,16 +438,54 @@ fn send(request: Request, response: HttpResponse) {
         ("X-Content-Type-Options", "nosniff".to_owned()),
         ("Referrer-Policy", "same-origin".to_owned()),
     ];
-    let mut out = Response::from_string(response.body).with_status_code(response.status);
-    for (name, value) in always.into_iter().chain(response.headers) {
-        match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            Ok(h) => out.add_header(h),
-            Err(()) => log::error!("invalid response header {name}"),
+    let headers: Vec<Header> = always
+        .into_iter()
+        .chain(response.headers)
+        .filter_map(|(name, value)| {
+            Header::from_bytes(name.as_bytes(), value.as_bytes())
+                .map_err(|()| log::error!("invalid response header {name}"))
+                .ok()
+        })
+        .collect();
+    let sent = match response.file {
+        Some(file) => match open_part(&file) {
+            Ok(body) => {
+                let mut head = Response::empty(response.status);
+                for header in headers {
+                    head.add_header(header);
+                }
+                request.respond_with_body(head, body, file.len)
+            }
+            Err(e) => {
+                log::error!("cannot open {} for a download: {e}", file.path.display());
+                let failed = json!({ "error": "internal server error" }).to_string();
+                let mut out = Response::from_string(failed).with_status_code(500);
+                out.add_header(Header {
+                    field: "Content-Type".parse().expect("a valid header name"),
+                    value: "application/json".parse().expect("a valid header value"),
+                });
+                request.respond(out)
+            }
+        },
+        None => {
+            let mut out = Response::from_string(response.body).with_status_code(response.status);
+            for header in headers {
+                out.add_header(header);
+            }
+            request.respond(out)
         }
-    }
-    if let Err(e) = request.respond(out) {
+    };
+    if let Err(e) = sent {
         log::debug!("could not send HTTP response: {e}");
     }
+}
+
+/// The part of a file a download sends, ready to be read.
+fn open_part(file: &FileBody) -> std::io::Result<Box<dyn Read + Send>> {
+    use std::io::{Seek, SeekFrom};
+    let mut opened = std::fs::File::open(&file.path)?;
+    opened.seek(SeekFrom::Start(file.offset))?;
+    Ok(Box::new(opened.take(file.len)))
 }
 
 /// Parses the JSON body; 413 over [`MAX_BODY_BYTES`].

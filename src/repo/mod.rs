@@ -293,6 +293,14 @@ pub trait Store: Send + Sync {
     /// with it stay within `quota` bytes (checked inside the transaction);
     /// [`Refusal::QuotaExceeded`] otherwise.
     fn insert_attachment(&self, new: NewAttachment, quota: u64) -> Result<Attachment, StoreError>;
+    /// Attachment `id` and the SHA-256 of its bytes, if `viewer` may see
+    /// it (its uploader, or a side of a conversation it was sent in);
+    /// `None` whether it exists or not.
+    fn attachment(
+        &self,
+        viewer: UserId,
+        id: i64,
+    ) -> Result<Option<(Attachment, String)>, StoreError>;
 
     /// Unread messages to `me` over all conversations.
     fn unread_count(&self, me: UserId) -> Result<i64, StoreError>;

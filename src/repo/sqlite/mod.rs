@@ -986,6 +986,31 @@ impl Store for SqliteStore {
         })
     }
 
+    fn attachment(
+        &self,
+        viewer: UserId,
+        id: i64,
+    ) -> Result<Option<(Attachment, String)>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(sql::ATTACHMENT_FOR_VIEWER)?
+                .query_row((id, viewer), |row| {
+                    let size: i64 = row.get(2)?;
+                    Ok((
+                        Attachment {
+                            id: row.get(0)?,
+                            name: row.get(1)?,
+                            size: u64::try_from(size).unwrap_or(0),
+                            mime: row.get(3)?,
+                            width: row.get(4)?,
+                            height: row.get(5)?,
+                        },
+                        row.get(6)?,
+                    ))
+                })
+                .optional()
+        })
+    }
+
     fn receipts_off(&self) -> Result<Vec<UserId>, StoreError> {
         self.read(|conn| {
             conn.prepare(sql::RECEIPTS_OFF)?

@@ -170,6 +170,13 @@ pub const REMOVE_REACTION: &str =
 pub const INSERT_ATTACHMENT: &str = "INSERT INTO attachments
          (uploader_id, sha256, name, size, mime, width, height, created_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// Attachment ?1 if user ?2 may see it: its uploader, or a side of a
+/// conversation it was sent in (and not deleted from).
+pub const ATTACHMENT_FOR_VIEWER: &str =
+    "SELECT a.id, a.name, a.size, a.mime, a.width, a.height, a.sha256 FROM attachments a
+     WHERE a.id = ?1 AND (a.uploader_id = ?2 OR EXISTS (
+         SELECT 1 FROM private_messages m
+         WHERE m.id = a.message_id AND m.deleted_at IS NULL AND ?2 IN (m.sender_id, m.receiver_id)))";
 pub const UPLOADED_BYTES: &str =
     "SELECT coalesce(sum(size), 0) FROM attachments WHERE uploader_id = ?1";
 
@@ -314,6 +321,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("SET_READ_RECEIPTS", SET_READ_RECEIPTS),
     ("INSERT_ATTACHMENT", INSERT_ATTACHMENT),
     ("UPLOADED_BYTES", UPLOADED_BYTES),
+    ("ATTACHMENT_FOR_VIEWER", ATTACHMENT_FOR_VIEWER),
     ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
     ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
     ("INSERT_CHANGE", INSERT_CHANGE),

@@ -1,3 +1,4 @@
+use std::convert::TryFrom;
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
@@ -223,6 +224,9 @@ fn spool_body(spool: &Spool, slot: SpoolSlot, body: &mut dyn Read) -> io::Result
 pub(crate) struct Deferred {
     writer: Box<dyn Write + Send + 'static>,
     bytes: Vec<u8>,
+    /// Patched (downloads): a body to copy after `bytes`, and its length:
+    /// a large file is read while it is written, never held whole.
+    tail: Option<(Box<dyn Read + Send + 'static>, u64)>,
     state: Option<Arc<ConnState>>,
 }
 
@@ -230,16 +234,26 @@ impl Deferred {
     /// Writes the response within the write deadline (`write_grace`, then
     /// `min_write_rate`).
     pub(crate) fn write(mut self) -> io::Result<()> {
+        let tail_len = self.tail.as_ref().map_or(0, |(_, len)| *len);
         if let Some(state) = &self.state {
             let limits = &state.limits;
             state.set_write_deadline(crate::limits::Limits::transfer_deadline(
                 Instant::now(),
                 limits.write_grace,
                 limits.min_write_rate,
-                self.bytes.len() as u64,
+                self.bytes.len() as u64 + tail_len,
             ));
         }
         self.writer.write_all(&self.bytes)?;
+        if let Some((tail, len)) = self.tail.take() {
+            let copied = io::copy(&mut tail.take(len), &mut self.writer)?;
+            if copied < len {
+                // The head promised `len` bytes: the client must not take
+                // a shorter body for the whole one.
+                let info = "the body ended before its length";
+                return Err(IoError::new(ErrorKind::UnexpectedEof, info));
+            }
+        }
         self.writer.flush()
     }
 }
@@ -814,6 +828,48 @@ impl Request {
             let deferred = res.is_ok().then(|| Deferred {
                 writer,
                 bytes,
+                tail: None,
+                state: self.state.clone(),
+            });
+            sender.send(deferred).ok();
+        }
+        res
+    }
+
+    /// Patched (downloads): answers with `response`'s status and headers
+    /// and, as the body, `len` bytes of `body`, which the connection's
+    /// thread copies to the socket under the write deadline. (`respond`
+    /// renders the whole body into memory first.)
+    pub fn respond_with_body(
+        mut self,
+        response: Response<io::Empty>,
+        body: Box<dyn Read + Send + 'static>,
+        len: u64,
+    ) -> Result<(), IoError> {
+        let length = usize::try_from(len)
+            .map_err(|_| IoError::new(ErrorKind::InvalidInput, "body too long"))?;
+        let status = response.status_code();
+        let headers = response.headers().to_vec();
+        if self.notify_when_responded.is_none() {
+            let whole = Response::new(status, headers, body, Some(length), None);
+            let res = self.respond_impl(whole);
+            self.finish();
+            return res;
+        }
+        self.note_connection_close(&response);
+        // The head only: `Content-Length: len`, never chunked.
+        let head = Response::new(status, headers, io::empty(), Some(length), None)
+            .with_chunked_threshold(usize::MAX);
+        let mut bytes = Vec::new();
+        let no_body = self.method == Method::Head || matches!(status.0, 100..=199 | 204 | 304);
+        let res = head.raw_print(&mut bytes, self.http_version.clone(), &self.headers, true, None);
+        let writer = self.extract_writer_impl();
+        drop(self.data_reader.take());
+        if let Some(sender) = self.notify_when_responded.take() {
+            let deferred = res.is_ok().then(|| Deferred {
+                writer,
+                bytes,
+                tail: (!no_body).then_some((body, len)),
                 state: self.state.clone(),
             });
             sender.send(deferred).ok();
