@@ -2,7 +2,9 @@
 // replayed by sync), typing, and the answers to my sends. One function
 // per kind of frame; `applyChange` picks it.
 
-import { state, thread, partnerOf, addMessages, noteLastMessage, findMessage, messageFromFrame } from "./state.js";
+import {
+  state, thread, partnerOf, addMessages, noteLastMessage, findMessage, messageFromFrame, markedRead,
+} from "./state.js";
 import { $ } from "./dom.js";
 import { refreshLists, renderSidebar } from "./sidebar.js";
 import { renderMessages, renderTyping } from "./messages.js";
@@ -30,7 +32,9 @@ function onMessage(frame, live) {
   const incoming = message.sender_id !== state.me.id;
   if (!addMessages(partner, [message])) return; // already have it
   if (!state.users.has(partner)) refreshLists();
-  noteLastMessage(message, live && incoming && !message.deleted_at);
+  // Replayed or live, an incoming message after the list is unread until a
+  // read mark (live, or later in the same replay) says otherwise.
+  noteLastMessage(message, incoming && !message.deleted_at);
   if (incoming) state.typing.delete(partner); // a message ends typing
   if (partner === state.openPartner) {
     const box = $("messages");
@@ -49,8 +53,9 @@ function onMessagesRead(frame) {
   if (frame.reader_id === state.me.id) {
     const c = state.conversations.get(frame.partner_id);
     if (!c) return;
-    if (c.last_message && frame.up_to_id >= c.last_message.id) c.unread_count = 0;
-    else refreshLists(); // read part of the way: the server counts the rest
+    markedRead(c, frame.up_to_id);
+    // Read part of the way: the server counts what is left.
+    if (c.last_message && frame.up_to_id < c.last_message.id) refreshLists();
     renderSidebar();
   } else if (frame.partner_id === state.me.id) {
     const t = thread(frame.reader_id);

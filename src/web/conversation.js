@@ -1,7 +1,7 @@
 // Opening a conversation: its history page by page (newest first, older
 // ones as the user scrolls up), and marking it read.
 
-import { state, thread, addMessages } from "./state.js";
+import { state, thread, addMessages, markedRead } from "./state.js";
 import { api } from "./api.js";
 import { $ } from "./dom.js";
 import { renderSidebar, renderPane } from "./sidebar.js";
@@ -78,7 +78,7 @@ export async function markRead(partner) {
   c.marking = true;
   try {
     const { up_to_id } = await api("POST", "/api/messages/read", { user_id: partner });
-    if (!c.last_message || up_to_id >= c.last_message.id) c.unread_count = 0;
+    markedRead(c, up_to_id);
     renderSidebar();
   } catch (e) {
     /* the badge stays; the next open retries */

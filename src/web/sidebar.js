@@ -2,44 +2,28 @@
 // people without a conversation yet; the open conversation's header; the
 // tab title's unread count.
 
-import { state, totalUnread } from "./state.js";
+import { state, totalUnread, applyListRow } from "./state.js";
 import { api } from "./api.js";
 import { $, el, initial, formatWhen } from "./dom.js";
 import { openConversation } from "./conversation.js";
 
-/** Lists fetched while live changes keep arriving are fetched again, a
- * few times at most: a list read before a message arrived must not undo
- * what that message showed. */
-const REFRESH_ATTEMPTS = 3;
-
+/** Reads the users, conversations and blocks from the server. A list read
+ * while messages arrive is still right: see `conversation()` in state.js. */
 export async function refreshLists() {
-  let lists;
-  for (let attempt = 1; ; attempt++) {
-    const version = state.listVersion;
-    lists = await Promise.all([
-      api("GET", "/api/users"),
-      api("GET", "/api/conversations"),
-      api("GET", "/api/blocks"),
-    ]);
-    if (version === state.listVersion || attempt === REFRESH_ATTEMPTS) break;
-  }
+  const lists = await Promise.all([
+    api("GET", "/api/users"),
+    api("GET", "/api/conversations"),
+    api("GET", "/api/blocks"),
+  ]);
   const [{ users }, { conversations }, { blocks }] = lists;
   state.users = new Map(users.map((u) => [u.id, u]));
-  const fresh = new Map();
-  for (const c of conversations) {
-    const local = state.conversations.get(c.user_id);
-    // Still stale for this conversation (a newer message is shown): keep
-    // what the live frames built; the next refresh catches up.
-    const newer = local && local.last_message && local.last_message.id > c.last_message.id;
-    fresh.set(c.user_id, newer ? local : {
-      last_message: c.last_message, unread_count: c.unread_count, last_seq: c.last_seq,
-    });
+  const listed = new Set(conversations.map((c) => c.user_id));
+  // Gone from the list (every message deleted for me): gone here, unless
+  // it only began after the list was read.
+  for (const [partner, c] of state.conversations) {
+    if (!listed.has(partner) && c.base_last_id > 0) state.conversations.delete(partner);
   }
-  // A conversation that began after the list was read.
-  for (const [partner, local] of state.conversations) {
-    if (!fresh.has(partner) && local.liveOnly) fresh.set(partner, local);
-  }
-  state.conversations = fresh;
+  for (const row of conversations) applyListRow(row);
   state.blocked = new Set(blocks.map((b) => b.id));
   renderSidebar();
 }

@@ -4,7 +4,7 @@
 export const state = {
   me: null,                 // {id, nickname, email, send_read_receipts}
   users: new Map(),         // id -> {id, nickname, online}
-  conversations: new Map(), // partner id -> {last_message, unread_count, blocked}
+  conversations: new Map(), // partner id -> see conversation()
   threads: new Map(),       // partner id -> see thread()
   pending: new Map(),       // client_id -> {partner, content, state, error, replyTo}
   typing: new Map(),        // partner id -> true while they type to me
@@ -23,9 +23,6 @@ export const state = {
   liveMax: 0,
   syncing: false,
   outbox: [],               // frames typed while disconnected, sent on reconnect
-  // Bumped by every live change to the conversation list, so that a list
-  // fetched meanwhile is known to be stale (see refreshLists).
-  listVersion: 0,
 };
 
 /** Forgets everything of the previous login. */
@@ -81,14 +78,50 @@ export function addMessages(partner, messages) {
   return added;
 }
 
+/**
+ * A conversation of the list. Its unread count is exact whatever order
+ * messages, sync pages and list refreshes arrive in: the server's count
+ * as of the list (`base_unread`, which covers every message up to
+ * `base_last_id`), plus the incoming messages seen since with a larger
+ * id (`extra`, a set: each counts once).
+ */
+export function conversation(partner) {
+  if (!state.conversations.has(partner)) {
+    state.conversations.set(partner, {
+      last_message: null, last_seq: 0, unread_count: 0,
+      base_unread: 0, base_last_id: 0, extra: new Set(),
+    });
+  }
+  return state.conversations.get(partner);
+}
+
+/** Takes the server's word for a conversation (a list row). */
+export function applyListRow(row) {
+  const c = conversation(row.user_id);
+  c.base_unread = row.unread_count;
+  c.base_last_id = row.last_message.id;
+  c.extra = new Set([...c.extra].filter((id) => id > c.base_last_id));
+  if (!c.last_message || row.last_message.id >= c.last_message.id) c.last_message = row.last_message;
+  c.last_seq = Math.max(c.last_seq, row.last_seq || 0);
+  c.unread_count = c.base_unread + c.extra.size;
+}
+
+/** Everything up to `upToId` is read (by me). */
+export function markedRead(c, upToId) {
+  c.base_unread = 0;
+  c.base_last_id = Math.max(c.base_last_id, upToId);
+  c.extra = new Set([...c.extra].filter((id) => id > upToId));
+  c.unread_count = c.extra.size;
+}
+
 /** Records a message as the newest of its conversation (for the sidebar). */
 export function noteLastMessage(message, countUnread) {
-  const partner = partnerOf(message);
-  const c = state.conversations.get(partner) || { last_message: null, unread_count: 0, liveOnly: true };
+  const c = conversation(partnerOf(message));
   if (!c.last_message || message.id >= c.last_message.id) c.last_message = message;
-  if (countUnread) c.unread_count += 1;
-  state.conversations.set(partner, c);
-  state.listVersion++;
+  if (countUnread && message.id > c.base_last_id && !c.extra.has(message.id)) {
+    c.extra.add(message.id);
+    c.unread_count = c.base_unread + c.extra.size;
+  }
 }
 
 /** A message object from a `private_message` frame (live or replayed). */
