@@ -174,5 +174,7 @@ CREATE TABLE attachments (
 -- A user's uploads (the quota sums them); who else holds the same bytes.
 CREATE INDEX attachments_by_uploader ON attachments (uploader_id);
 CREATE INDEX attachments_by_sha256 ON attachments (sha256);
+-- A message's file (one lookup per message read).
+CREATE INDEX attachments_by_message ON attachments (message_id) WHERE message_id IS NOT NULL;
 
 PRAGMA user_version = 6;

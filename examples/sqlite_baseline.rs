@@ -145,6 +145,7 @@ fn store_inserts(args: &Args, durability: Durability) -> f64 {
             client_id: None,
             sender_nickname: String::new(),
             reply_to_id: None,
+            attachment_id: None,
         };
         let origin = Origin::Connection {
             conn: 1,

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
-use crate::models::{Message, MessageId, ReplyTo, UserId, format_timestamp};
+use crate::models::{Message, MessageAttachment, MessageId, ReplyTo, UserId, format_timestamp};
 use crate::repo::StoreError;
 
 /// Position of a change in the stream: strictly increasing in commit order.
@@ -118,6 +118,7 @@ impl Change {
                 content: &message.content,
                 timestamp: format_timestamp(&message.created_at),
                 reply_to: message.reply_to.as_ref(),
+                attachment: message.attachment.as_deref(),
                 edited_at: message.edited_at.as_ref().map(format_timestamp),
                 deleted_at: message.deleted_at.as_ref().map(format_timestamp),
                 seq,
@@ -186,6 +187,9 @@ pub enum ChangeFrame<'a> {
         /// The message this one answers.
         #[serde(skip_serializing_if = "Option::is_none")]
         reply_to: Option<&'a ReplyTo>,
+        /// The file sent with it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attachment: Option<&'a MessageAttachment>,
         /// In a sync page, a message edited since: its content is the
         /// current one (its `message_edited` changes follow).
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -51,6 +51,33 @@ pub struct Message {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Who reacted with what, one entry per emoji.
     pub reactions: Vec<Reaction>,
+    /// The file sent with it (`content` is then its caption, maybe empty).
+    /// Boxed: most messages have none, and messages travel by value.
+    pub attachment: Option<Box<MessageAttachment>>,
+}
+
+/// A message's file, as message objects show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MessageAttachment {
+    pub id: i64,
+    pub name: String,
+    pub size: u64,
+    pub mime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Where to download it (`GET /api/attachments/{id}`).
+    #[serde(default)]
+    pub url: String,
+}
+
+impl MessageAttachment {
+    /// Fills in what is derived from the id.
+    pub fn with_url(mut self) -> MessageAttachment {
+        self.url = format!("/api/attachments/{}", self.id);
+        self
+    }
 }
 
 impl Message {
@@ -73,6 +100,7 @@ impl Message {
             edited_at: None,
             deleted_at: None,
             reactions: Vec::new(),
+            attachment: None,
         }
     }
 }
@@ -149,6 +177,8 @@ pub struct NewMessage {
     /// The message this one answers; the store checks that it belongs to
     /// the same conversation.
     pub reply_to_id: Option<MessageId>,
+    /// A file the sender uploaded and has not sent yet; the store checks.
+    pub attachment_id: Option<i64>,
 }
 
 /// One row of `GET /api/conversations`, before the hub adds `online`.

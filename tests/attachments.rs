@@ -316,3 +316,82 @@ fn a_file_is_never_served_as_a_page_of_ours() {
     let (_, headers, _) = download(&alice, &body["attachment"]["id"], &[]);
     assert!(headers["content-disposition"].starts_with("inline;"));
 }
+
+#[test]
+fn a_file_sent_with_a_message_reaches_the_partner_and_no_one_else() {
+    let server = TestServer::start();
+    let common::TwoOnline {
+        alice,
+        alice_id,
+        mut alice_ws,
+        bob,
+        bob_id,
+        mut bob_ws,
+    } = common::TwoOnline::new(&server);
+    let (carol, _) = server.user("carol");
+    let bytes = b"%PDF-1.7\n the minutes of the meeting".to_vec();
+    let (_, body) = upload(&alice, "minutes.pdf", &bytes, false);
+    let id = body["attachment"]["id"].clone();
+    // Before it is sent, only its uploader may have it.
+    assert_eq!(download(&bob, &id, &[]).0, 404);
+
+    // Over REST, with an empty caption.
+    let sent = alice.post(
+        "/api/messages",
+        &serde_json::json!({"to_user_id": bob_id, "content": "", "attachment_id": id,
+                            "client_id": "f1"}),
+    );
+    assert_eq!(sent.status, 201, "{}", sent.body);
+    let attachment = &sent.body["message"]["attachment"];
+    assert_eq!(attachment["name"], "minutes.pdf");
+    assert_eq!(attachment["mime"], "application/pdf");
+    assert_eq!(attachment["url"], format!("/api/attachments/{id}"));
+    let live = bob_ws.recv_type("private_message");
+    assert_eq!(live["attachment"], *attachment);
+    let (status, _, back) = download(&bob, &id, &[]);
+    assert_eq!((status, back), (200, bytes.clone()));
+    assert_eq!(
+        download(&carol, &id, &[]).0,
+        404,
+        "not carol's conversation"
+    );
+    // A retry of the same send finds the original, file and all.
+    let again = alice.post(
+        "/api/messages",
+        &serde_json::json!({"to_user_id": bob_id, "content": "", "attachment_id": id,
+                            "client_id": "f1"}),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["message"]["id"], sent.body["message"]["id"]);
+
+    // A file goes with one message: sent again, or someone else's, it is
+    // refused, over REST and over the WebSocket.
+    for (who, ws, to) in [
+        (&alice, &mut alice_ws, bob_id),
+        (&bob, &mut bob_ws, alice_id),
+    ] {
+        let refused = who.post(
+            "/api/messages",
+            &serde_json::json!({"to_user_id": to, "content": "again", "attachment_id": id}),
+        );
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(refused.body["code"], "invalid_attachment");
+        ws.send_json(
+            &serde_json::json!({"type": "private_message", "to_user_id": to,
+                                         "content": "x", "attachment_id": id}),
+        );
+        assert_eq!(
+            ws.recv_type("message_failed")["error"],
+            "invalid_attachment"
+        );
+    }
+    // Without a file, an empty message is still refused.
+    let empty = alice.post(
+        "/api/messages",
+        &serde_json::json!({"to_user_id": bob_id, "content": ""}),
+    );
+    assert_eq!(empty.status, 400);
+    // History shows the file on the message.
+    let history = bob.get(&format!("/api/messages?user_id={alice_id}"));
+    assert_eq!(history.body["messages"][0]["attachment"], *attachment);
+}

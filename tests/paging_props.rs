@@ -38,6 +38,7 @@ fn send(store: &SqliteStore, from: i64, to: i64) -> i64 {
         client_id: None,
         sender_nickname: String::new(),
         reply_to_id: None,
+        attachment_id: None,
     };
     insert_message_and_wait(store, new)
         .expect("insert")

@@ -91,6 +91,7 @@ impl ChatError {
                 Refusal::TooManyReactions => "too_many_reactions",
                 Refusal::InvalidReply => "invalid_reply",
                 Refusal::QuotaExceeded => "quota_exceeded",
+                Refusal::InvalidAttachment => "invalid_attachment",
             },
             ChatError::Store(_) => "internal_error",
         }
@@ -118,6 +119,9 @@ pub struct SendRequest {
     pub client_id: Option<String>,
     /// The message of this conversation that this one answers.
     pub reply_to_id: Option<MessageId>,
+    /// A file the sender uploaded, sent with this message (whose content
+    /// is then a caption, and may be empty).
+    pub attachment_id: Option<i64>,
 }
 
 /// Validates a message and queues it for storage; returns without waiting.
@@ -150,6 +154,7 @@ pub fn send_message(
         client_id: request.client_id,
         sender_nickname: sender.nickname.clone(),
         reply_to_id: request.reply_to_id,
+        attachment_id: request.attachment_id,
     };
     app.store.insert_message(new, origin, reply);
     Ok(())
@@ -185,7 +190,15 @@ fn check(app: &App, sender: &User, request: &SendRequest) -> Result<(), ChatErro
         .messages
         .check(sender.id)
         .map_err(ChatError::RateLimited)?;
-    check_content(&request.content)?;
+    match request.attachment_id {
+        // A file's caption may be empty, not longer than a message.
+        Some(_) if request.content.chars().count() > MAX_CONTENT_CHARS => {
+            return Err(ChatError::TooLong);
+        }
+        Some(id) if id < 1 => return Err(ChatError::Refused(Refusal::InvalidAttachment)),
+        Some(_) => {}
+        None => check_content(&request.content)?,
+    }
     if app.privacy.blocked_between(sender.id, request.to_user_id) {
         return Err(ChatError::RecipientUnavailable);
     }

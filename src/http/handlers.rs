@@ -393,6 +393,8 @@ struct SendBody {
     client_id: Option<String>,
     #[serde(default)]
     reply_to_id: Option<i64>,
+    #[serde(default)]
+    attachment_id: Option<i64>,
 }
 
 fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
@@ -403,6 +405,7 @@ fn send_message(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         content: body.content,
         client_id: body.client_id,
         reply_to_id: body.reply_to_id,
+        attachment_id: body.attachment_id,
     };
     let stored = chat::send_message_and_wait(app, &user, send).map_err(chat_error)?;
     // 201 for a new message; 200 for a repeated client_id, which stored

@@ -89,6 +89,9 @@ pub enum Refusal {
     /// The uploader's files would take more than their quota.
     #[error("upload quota reached")]
     QuotaExceeded,
+    /// `attachment_id` is not an upload of the sender's that is unsent.
+    #[error("attachment_id must be a file you uploaded and have not sent")]
+    InvalidAttachment,
 }
 
 /// Distinct emoji one message can carry.

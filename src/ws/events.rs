@@ -22,6 +22,9 @@ pub enum ClientEvent {
         /// The message of this conversation that this one answers.
         #[serde(default)]
         reply_to_id: Option<MessageId>,
+        /// A file I uploaded, sent with this message.
+        #[serde(default)]
+        attachment_id: Option<i64>,
     },
     /// I am typing to `to_user_id` (`"start"`), or stopped (`"stop"`).
     Typing {
@@ -282,6 +285,7 @@ mod tests {
                 content: "hi".into(),
                 client_id: None,
                 reply_to_id: None,
+                attachment_id: None,
             })
         );
         assert!(ClientEvent::parse(r#"{"type":"private_message","to_user_id":"2"}"#).is_err());

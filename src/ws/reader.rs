@@ -19,7 +19,7 @@ use super::queries::{Query, QueryRequest};
 use super::reader_socket::ReaderSocket;
 use super::writer::WRITE_WAIT;
 use crate::app::App;
-use crate::chat;
+use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
 use crate::models::User;
 
@@ -119,7 +119,17 @@ impl Reader {
                 content,
                 client_id,
                 reply_to_id,
-            } => commands::send::apply(self, to_user_id, content, client_id, reply_to_id),
+                attachment_id,
+            } => commands::send::apply(
+                self,
+                SendRequest {
+                    to_user_id,
+                    content,
+                    client_id,
+                    reply_to_id,
+                    attachment_id,
+                },
+            ),
             ClientEvent::Typing { to_user_id, state } => {
                 commands::typing::apply(self, to_user_id, state)
             }

@@ -31,8 +31,8 @@ use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{
-    Attachment, Conversation, Cursor, Message, MessageId, NewAttachment, NewMessage, Page,
-    Reaction, ReplyTo, Session, SessionId, User, UserId, Version,
+    Attachment, Conversation, Cursor, Message, MessageAttachment, MessageId, NewAttachment,
+    NewMessage, Page, Reaction, ReplyTo, Session, SessionId, User, UserId, Version,
 };
 use checkpointer::Checkpointer;
 use writer::Writer;
@@ -287,8 +287,8 @@ fn timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     })
 }
 
-/// Reads the twelve message columns of `sql::message_columns` starting at
-/// column `at`.
+/// Reads the thirteen message columns of `sql::message_columns` starting
+/// at column `at`.
 fn message_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
     let reply_to = match row.get::<_, Option<MessageId>>(at + 6)? {
         Some(id) => Some(ReplyTo {
@@ -309,7 +309,19 @@ fn message_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
         edited_at: optional_timestamp(row, at + 9)?,
         deleted_at: optional_timestamp(row, at + 10)?,
         reactions: reactions_at(row, at + 11)?,
+        attachment: attachment_at(row, at + 12)?,
     })
+}
+
+/// The attachment column: a JSON object, or NULL.
+fn attachment_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Box<MessageAttachment>>> {
+    let Some(json) = row.get::<_, Option<String>>(idx)? else {
+        return Ok(None);
+    };
+    let attachment: MessageAttachment = serde_json::from_str(&json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(Some(Box::new(attachment.with_url())))
 }
 
 fn optional_timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -415,6 +427,31 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
         )?),
         None => None,
     };
+    // A repeated send with a file: the original, before the file (which
+    // it carries by now) could be refused as already sent.
+    if new.attachment_id.is_some()
+        && new.client_id.is_some()
+        && let Some(message) = conn
+            .prepare_cached(sql::MESSAGE_BY_CLIENT_ID)?
+            .query_row((new.sender_id, &new.client_id), |row| message_at(row, 0))
+            .optional()?
+    {
+        return Ok(Stored { message, seq: None });
+    }
+    // Checked before anything is written: a refused send changes nothing.
+    let attachment = match new.attachment_id {
+        Some(id) => {
+            let json: Option<String> = conn
+                .prepare_cached(sql::UNSENT_ATTACHMENT)?
+                .query_row((id, new.sender_id), |row| row.get(0))
+                .optional()?;
+            let json = json.ok_or(StoreError::Refused(super::Refusal::InvalidAttachment))?;
+            let attachment: MessageAttachment = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Commit(format!("attachment {id}: {e}")))?;
+            Some(Box::new(attachment.with_url()))
+        }
+        None => None,
+    };
     let inserted = conn.prepare_cached(sql::INSERT_MESSAGE)?.execute((
         new.sender_id,
         new.receiver_id,
@@ -438,6 +475,10 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
         Err(e) => return Err(e.into()),
     }
     let id = conn.last_insert_rowid();
+    if let Some(attachment) = &attachment {
+        conn.prepare_cached(sql::ATTACH)?
+            .execute((attachment.id, id))?;
+    }
     let seq = log_change(
         conn,
         ChangeRow::new(KIND_MESSAGE, new.sender_id, new.receiver_id, id),
@@ -453,6 +494,7 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
         DateTime::from_timestamp_millis(millis(new.created_at)).unwrap_or(new.created_at);
     let mut message = Message::new(id, new.sender_id, new.receiver_id, new.content, created_at);
     message.reply_to = reply_to;
+    message.attachment = attachment;
     Ok(Stored {
         message,
         seq: Some(seq),
@@ -1162,6 +1204,7 @@ mod tests {
             // The users of `store_with_two_users`.
             sender_nickname: if sender_id == 1 { "alice" } else { "bob" }.into(),
             reply_to_id: None,
+            attachment_id: None,
         }
     }
 

@@ -132,7 +132,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
              message_id  INTEGER REFERENCES private_messages (id)
          );
          CREATE INDEX attachments_by_uploader ON attachments (uploader_id);
-         CREATE INDEX attachments_by_sha256 ON attachments (sha256);",
+         CREATE INDEX attachments_by_sha256 ON attachments (sha256);
+         CREATE INDEX attachments_by_message ON attachments (message_id) WHERE message_id IS NOT NULL;",
     ),
 ];
 

@@ -26,7 +26,10 @@ macro_rules! message_columns {
               FROM private_messages o WHERE o.id = m.reply_to_id),
              m.edited_at, m.deleted_at,
              (SELECT json_group_array(json_array(x.emoji, x.user_id))
-              FROM reactions x WHERE x.message_id = m.id)"
+              FROM reactions x WHERE x.message_id = m.id),
+             (SELECT json_object('id', a.id, 'name', a.name, 'size', a.size, 'mime', a.mime,
+                                 'width', a.width, 'height', a.height)
+              FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL)"
         )
     };
 }
@@ -170,6 +173,14 @@ pub const REMOVE_REACTION: &str =
 pub const INSERT_ATTACHMENT: &str = "INSERT INTO attachments
          (uploader_id, sha256, name, size, mime, width, height, created_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// An upload of user ?2 that no message carries yet, to send with one.
+pub const UNSENT_ATTACHMENT: &str =
+    "SELECT json_object('id', id, 'name', name, 'size', size, 'mime', mime,
+                        'width', width, 'height', height)
+     FROM attachments WHERE id = ?1 AND uploader_id = ?2 AND message_id IS NULL";
+/// It goes with message ?2.
+pub const ATTACH: &str = "UPDATE attachments SET message_id = ?2 WHERE id = ?1";
+
 /// Attachment ?1 if user ?2 may see it: its uploader, or a side of a
 /// conversation it was sent in (and not deleted from).
 pub const ATTACHMENT_FOR_VIEWER: &str =
@@ -322,6 +333,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("INSERT_ATTACHMENT", INSERT_ATTACHMENT),
     ("UPLOADED_BYTES", UPLOADED_BYTES),
     ("ATTACHMENT_FOR_VIEWER", ATTACHMENT_FOR_VIEWER),
+    ("UNSENT_ATTACHMENT", UNSENT_ATTACHMENT),
+    ("ATTACH", ATTACH),
     ("UPSERT_SENDER_CONVERSATION", UPSERT_SENDER_CONVERSATION),
     ("UPSERT_RECEIVER_CONVERSATION", UPSERT_RECEIVER_CONVERSATION),
     ("INSERT_CHANGE", INSERT_CHANGE),

@@ -5,7 +5,7 @@ use tungstenite::Utf8Bytes;
 
 use crate::changes::Origin;
 use crate::chat::{self, SendRequest};
-use crate::models::{MessageId, UserId};
+use crate::models::UserId;
 use crate::ws::events::ServerEvent;
 use crate::ws::outbound::Outbound;
 use crate::ws::reader::Reader;
@@ -14,19 +14,8 @@ use crate::ws::reader::Reader;
 /// hub answers a stored message, or one the database writer could not
 /// store, with `message_delivered` / `message_failed`; a send refused by
 /// the rules is answered here.
-pub(in crate::ws) fn apply(
-    reader: &Reader,
-    to_user_id: UserId,
-    content: String,
-    client_id: Option<String>,
-    reply_to_id: Option<MessageId>,
-) -> bool {
-    let request = SendRequest {
-        to_user_id,
-        content,
-        client_id: client_id.clone(),
-        reply_to_id,
-    };
+pub(in crate::ws) fn apply(reader: &Reader, request: SendRequest) -> bool {
+    let (to_user_id, client_id) = (request.to_user_id, request.client_id.clone());
     let origin = Origin::Connection {
         conn: reader.id,
         client_id: client_id.clone(),
