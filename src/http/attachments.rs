@@ -15,7 +15,9 @@ use std::fs::File;
 use serde_json::json;
 
 use super::handlers::{chat_error, path_segment};
-use super::{ApiError, FileBody, HttpRequest, HttpResponse, Reply, guards::authenticate};
+use super::{
+    ApiError, FileBody, HttpRequest, HttpResponse, Reply, guards::authenticate, query_text,
+};
 use crate::app::App;
 use crate::chat::ChatError;
 use crate::files::name::safe_name;
@@ -35,7 +37,7 @@ pub fn upload(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         .messages
         .check(user.id)
         .map_err(|wait| ApiError::too_many("too many uploads; slow down", wait))?;
-    let raw_name = query_value(&request.query, "name")
+    let raw_name = query_text(&request.query, "name")
         .ok_or_else(|| ApiError::bad_request("name is required (?name=FILENAME)"))?;
     let name =
         safe_name(&raw_name).ok_or_else(|| ApiError::bad_request("name must name a file"))?;
@@ -108,20 +110,6 @@ pub fn upload(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
             }
         }
     }
-}
-
-/// A query parameter, percent-decoded (`+` is a space, as forms send it).
-fn query_value(query: &str, name: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.replace('+', " "))?;
-    Some(
-        percent_encoding::percent_decode_str(&raw)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
 }
 
 /// `GET /api/attachments/{id}`: the file, to its uploader and to both

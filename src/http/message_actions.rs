@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::handlers::{chat_error, path_id, path_segment};
-use super::{ApiError, HttpRequest, Reply, guards::authenticate, read_json};
+use super::{ApiError, HttpRequest, Reply, guards::authenticate, query_text, read_json};
 use crate::app::App;
 use crate::changes::Origin;
 use crate::chat::actions;
@@ -37,7 +37,7 @@ pub fn edit(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
 pub fn delete(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let id = path_id(request, 3)?;
-    let for_everyone = match query_str(&request.query, "for") {
+    let for_everyone = match query_text(&request.query, "for").as_deref() {
         None | Some("everyone") => true,
         Some("me") => false,
         Some(_) => return Err(ApiError::bad_request("for must be everyone or me")),
@@ -83,13 +83,4 @@ fn set_reaction(app: &App, request: &HttpRequest, on: bool) -> Result<Reply, Api
     Ok(Reply::ok(
         json!({ "message": acted.message, "seq": acted.seq }),
     ))
-}
-
-/// A text query parameter, as it is (the values we read are plain words).
-fn query_str<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }

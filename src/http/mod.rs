@@ -500,14 +500,29 @@ pub fn read_json<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiErr
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
-/// An integer query parameter: `None` when absent, 400 when not an integer.
-pub fn query_i64(query: &str, name: &str) -> Result<Option<i64>, ApiError> {
-    let Some(value) = query
+/// A query parameter as it stands in the URL (a bare `name` is empty).
+fn query_raw<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
         .split('&')
         .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
-    else {
+}
+
+/// A text query parameter, percent-decoded (`+` is a space, as forms
+/// send it).
+pub fn query_text(query: &str, name: &str) -> Option<String> {
+    let raw = query_raw(query, name)?.replace('+', " ");
+    Some(
+        percent_encoding::percent_decode_str(&raw)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+/// An integer query parameter: `None` when absent, 400 when not an integer.
+pub fn query_i64(query: &str, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(value) = query_raw(query, name) else {
         return Ok(None);
     };
     value
@@ -528,5 +543,11 @@ mod tests {
         assert!(query_i64("b=x", "b").is_err());
         assert!(query_i64("b", "b").is_err());
         assert!(query_i64("b=99999999999999999999", "b").is_err());
+        assert_eq!(
+            query_text("name=a%20b+c.txt", "name").as_deref(),
+            Some("a b c.txt")
+        );
+        assert_eq!(query_text("for=me&x=1", "for").as_deref(), Some("me"));
+        assert_eq!(query_text("x=1", "for"), None);
     }
 }
