@@ -193,13 +193,7 @@ impl SqliteStore {
         super::wait_for_reply(|reply| {
             self.writer.submit(work, move |outcome| {
                 let outcome = outcome.map(|(value, change)| {
-                    if let Some((seq, change)) = change {
-                        let _ = changes.send(Written::Committed(Committed {
-                            seq,
-                            change,
-                            origin,
-                        }));
-                    }
+                    emit_change(&changes, change, origin);
                     value
                 });
                 let _ = reply.send(outcome);
@@ -214,6 +208,18 @@ impl SqliteStore {
         let reader = self.readers.get()?;
         let conn = reader.conn.as_ref().ok_or(StoreError::Closed)?;
         Ok(work(conn)?)
+    }
+}
+
+/// Tells the change sink of a change that has committed, if the write made
+/// one. Sending fails only when nobody listens (shutdown, tools).
+fn emit_change(changes: &ChangeSink, change: Option<(Seq, Change)>, origin: Origin) {
+    if let Some((seq, change)) = change {
+        let _ = changes.send(Written::Committed(Committed {
+            seq,
+            change,
+            origin,
+        }));
     }
 }
 
@@ -942,13 +948,7 @@ impl Store for SqliteStore {
             move |conn| actions::act(conn, request, with_message),
             move |outcome| match outcome {
                 Ok((acted, change)) => {
-                    if let Some((seq, change)) = change {
-                        let _ = changes.send(Written::Committed(Committed {
-                            seq,
-                            change,
-                            origin,
-                        }));
-                    }
+                    emit_change(&changes, change, origin);
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(acted));
                     }
