@@ -169,12 +169,18 @@ CREATE TABLE attachments (
     width       INTEGER,
     height      INTEGER,
     created_at  INTEGER NOT NULL,
-    message_id  INTEGER REFERENCES private_messages (id)
+    message_id  INTEGER REFERENCES private_messages (id),
+    -- An image's thumbnail (longest side 320 px), stored like any file.
+    thumbnail_sha256 TEXT,
+    thumbnail_mime   TEXT
 );
 -- A user's uploads (the quota sums them); who else holds the same bytes.
 CREATE INDEX attachments_by_uploader ON attachments (uploader_id);
 CREATE INDEX attachments_by_sha256 ON attachments (sha256);
 -- A message's file (one lookup per message read).
 CREATE INDEX attachments_by_message ON attachments (message_id) WHERE message_id IS NOT NULL;
+-- Whether some row still refers to a stored thumbnail (before removing it).
+CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
+    WHERE thumbnail_sha256 IS NOT NULL;
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::DeviceKey;
 use crate::config::Config;
 use crate::files::store::FileStore;
+use crate::files::workers::ImageWorkers;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::origin;
@@ -31,6 +32,8 @@ pub struct App {
     pub privacy: Arc<Privacy>,
     /// The bytes of sent files.
     pub files: Arc<FileStore>,
+    /// Where images get their metadata removed and their thumbnails made.
+    pub images: ImageWorkers,
     /// Signs the cookies that tell an owner's browsers from strangers at
     /// login (see [`DeviceKey`]).
     pub device_key: Arc<DeviceKey>,
@@ -61,6 +64,7 @@ impl App {
             metrics: core.metrics.clone(),
             privacy: core.privacy.clone(),
             files: core.files.clone(),
+            images: core.images.clone(),
             config: Arc::new(config),
             device_key: Arc::new(device_key),
             ws_addr,

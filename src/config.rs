@@ -47,6 +47,21 @@ pub struct Config {
     #[arg(long, env = "CHAT_UPLOAD_QUOTA", default_value = "1GiB", value_parser = parse_size)]
     pub upload_quota: u64,
 
+    /// Keep images' metadata (EXIF with the GPS position and camera serial,
+    /// XMP, comments). By default it is removed before an image is stored.
+    #[arg(long, env = "CHAT_KEEP_IMAGE_METADATA")]
+    pub keep_image_metadata: bool,
+
+    /// An upload that no message carries after this long is removed, e.g.
+    /// `24h`.
+    #[arg(long, env = "CHAT_UNSENT_UPLOAD_LIFETIME", default_value = "24h", value_parser = parse_duration)]
+    pub unsent_upload_lifetime: Duration,
+
+    /// Threads that remove images' metadata and make thumbnails (at most
+    /// this many images are decoded at once, which bounds the memory).
+    #[arg(long, env = "CHAT_IMAGE_THREADS", default_value_t = 2)]
+    pub image_threads: usize,
+
     /// A browser origin allowed to open WebSockets, besides the server's
     /// own (e.g. `https://chat.example.org`). Repeatable; comma-separated
     /// in the environment variable.

@@ -33,7 +33,7 @@
 //! - [`privacy`]: blocks and read-receipt settings, kept in memory.
 //! - [`limits`]: rate limits, login back-off, connection caps.
 //! - [`fd_limit`]: the open-file limit, and the caps fitted under it.
-//! - [`files`]: the bytes and types of sent files (in progress).
+//! - [`files`]: sent files: their bytes, types, thumbnails and removal.
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.

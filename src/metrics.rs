@@ -108,6 +108,8 @@ pub struct Metrics {
     pub queries_refused: AtomicU64,
     /// Time the hub spends on one event.
     pub hub_event_seconds: Histogram,
+    /// Stored files removed because no upload referred to them any more.
+    pub files_removed: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -121,6 +123,7 @@ impl Default for Metrics {
             outbox_drops: AtomicU64::new(0),
             queries_refused: AtomicU64::new(0),
             hub_event_seconds: Histogram::new(SECONDS_BUCKETS),
+            files_removed: AtomicU64::new(0),
         }
     }
 }
@@ -182,6 +185,12 @@ impl Metrics {
             "chat_queries_refused_total",
             "WebSocket history and sync requests refused (query pool full; told to retry).",
             load(&self.queries_refused),
+        );
+        render_counter(
+            out,
+            "chat_files_removed_total",
+            "Stored files removed: unsent for too long, or their message deleted.",
+            load(&self.files_removed),
         );
         render_gauge(
             out,

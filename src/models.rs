@@ -70,6 +70,9 @@ pub struct MessageAttachment {
     /// Where to download it (`GET /api/attachments/{id}`).
     #[serde(default)]
     pub url: String,
+    /// An image's thumbnail (`GET /api/attachments/{id}/thumbnail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
 }
 
 impl MessageAttachment {
@@ -138,6 +141,31 @@ pub struct Attachment {
     pub width: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    /// An image's thumbnail (`GET /api/attachments/{id}/thumbnail`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+}
+
+/// Where the thumbnail of attachment `id` is served.
+pub fn thumbnail_url(id: i64) -> String {
+    format!("/api/attachments/{id}/thumbnail")
+}
+
+/// A stored thumbnail: its bytes' SHA-256 (its name in the file store)
+/// and its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredThumbnail {
+    pub sha256: String,
+    pub mime: String,
+}
+
+/// An upload as the download endpoints need it: what its viewers see, and
+/// where its bytes are.
+#[derive(Debug, Clone)]
+pub struct StoredAttachment {
+    pub attachment: Attachment,
+    pub sha256: String,
+    pub thumbnail: Option<StoredThumbnail>,
 }
 
 /// An upload about to be recorded.
@@ -149,6 +177,7 @@ pub struct NewAttachment {
     pub size: u64,
     pub mime: String,
     pub image: Option<(u32, u32)>,
+    pub thumbnail: Option<StoredThumbnail>,
 }
 
 /// One version of an edited message's content

@@ -12,7 +12,9 @@ use crate::app::App;
 use crate::auth::DeviceKey;
 use crate::config::Config;
 use crate::fd_limit;
+use crate::files::janitor::Janitor;
 use crate::files::store::FileStore;
+use crate::files::workers::ImageWorkers;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
@@ -105,7 +107,10 @@ impl Server {
         let device_key = DeviceKey::generate().map_err(|e| StartError::Random(e.to_string()))?;
         let (app, all_done) = App::new(config, &core, (http_addr, ws_addr), device_key);
         let Core {
-            hub, hub_thread, ..
+            hub,
+            hub_thread,
+            janitor,
+            ..
         } = core;
         let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
         let http = HttpServer::spawn(http, app.clone(), app.config.http_threads)?;
@@ -121,6 +126,7 @@ impl Server {
                 ws_listener,
                 hub,
                 hub_thread,
+                janitor,
                 all_done,
             }),
         })
@@ -139,6 +145,10 @@ pub struct Core {
     pub privacy: Arc<Privacy>,
     /// The bytes of sent files.
     pub files: Arc<FileStore>,
+    /// The threads that work on uploaded images.
+    pub images: ImageWorkers,
+    /// The thread that removes files no upload refers to any more.
+    pub janitor: Janitor,
 }
 
 impl Core {
@@ -167,6 +177,13 @@ impl Core {
             config.query_queue,
         )?;
         let hub_thread = hub::spawn(hub_inbox, queries, metrics.clone(), privacy.clone())?;
+        let images = ImageWorkers::start(config.image_threads)?;
+        let janitor = Janitor::spawn(
+            store.clone(),
+            files.clone(),
+            metrics.clone(),
+            config.unsent_upload_lifetime,
+        )?;
         Ok(Core {
             store,
             hub,
@@ -174,6 +191,8 @@ impl Core {
             metrics,
             privacy,
             files,
+            images,
+            janitor,
         })
     }
 }
@@ -223,6 +242,7 @@ struct Running {
     ws_listener: WsListener,
     hub: HubHandle,
     hub_thread: JoinHandle<()>,
+    janitor: Janitor,
     all_done: Receiver<()>,
 }
 
@@ -252,6 +272,7 @@ impl ServerHandle {
         running.ws_listener.stop();
         running.hub.control(Control::Shutdown);
         let _ = running.hub_thread.join();
+        running.janitor.stop();
         // Every connection thread holds a clone of `alive`; the channel
         // disconnects when the last one ends.
         match running.all_done.recv_timeout(DRAIN_TIMEOUT) {

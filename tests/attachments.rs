@@ -11,43 +11,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Client, RECV_TIMEOUT, TestServer};
+use common::{Client, RECV_TIMEOUT, TestServer, sha256_hex, stored_file, upload};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-/// Uploads `bytes` as `name`: with a `Content-Length`, or (`chunked`)
-/// without one.
-fn upload(client: &Client, name: &str, bytes: &[u8], chunked: bool) -> (u16, Value) {
-    let request = ureq::post(&format!("{}/api/attachments", client.base))
-        .query("name", name)
-        .set("Cookie", client.cookie.as_deref().unwrap_or(""))
-        .set("Content-Type", "application/octet-stream")
-        .timeout(RECV_TIMEOUT * 6);
-    let result = if chunked {
-        request.send(bytes)
-    } else {
-        request.send_bytes(bytes)
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(e) => panic!("upload transport error: {e}"),
-    };
-    let status = response.status();
-    let body = response.into_json().expect("JSON answer");
-    (status, body)
-}
-
-fn stored_file(server: &TestServer, sha256: &str) -> std::path::PathBuf {
-    server.config.files_dir().join(&sha256[..2]).join(sha256)
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 #[test]
 fn uploads_are_stored_byte_for_byte_once_under_their_hash() {
@@ -132,10 +97,10 @@ fn the_quota_counts_every_upload_of_a_user() {
 fn the_type_comes_from_the_bytes_and_names_are_cleaned() {
     let server = TestServer::start();
     let (alice, _) = server.user("alice");
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.extend(640u32.to_be_bytes());
-    png.extend(480u32.to_be_bytes());
-    png.extend([8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let mut png = Vec::new();
+    image::RgbImage::new(640, 480)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encode PNG");
     let (status, body) = upload(&alice, "notes.txt", &png, false);
     assert_eq!(status, 201, "{body}");
     let attachment = &body["attachment"];

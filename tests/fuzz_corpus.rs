@@ -69,3 +69,25 @@ fn http_socket_corpus_gets_sound_answers_from_a_real_server() {
     }
     http_socket_input::assert_alive(addr);
 }
+
+#[test]
+fn upload_body_corpus_is_parsed_without_panicking() {
+    use chat_server::files::image::strip_metadata;
+    use chat_server::files::sniff::sniff;
+    use chat_server::http::multipart::extract_file;
+    let mut files = 0;
+    for input in corpus("upload_body") {
+        let mut file = Vec::new();
+        if let Ok(part) = extract_file(&input[..], "fuzzboundary", &mut file, 4096) {
+            assert_eq!(part.size, file.len() as u64);
+            files += 1;
+        }
+        for bytes in [&input[..], &file[..]] {
+            let sniffed = sniff(bytes);
+            if let Some(cleaned) = strip_metadata(bytes, sniffed.mime) {
+                assert_eq!(sniff(&cleaned).mime, sniffed.mime);
+            }
+        }
+    }
+    assert!(files >= 3, "the seed forms hold files");
+}

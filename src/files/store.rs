@@ -8,10 +8,12 @@
 //! checked to be 64 hex digits before they become paths, so no name from
 //! a request can reach outside the folder.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
@@ -32,9 +34,11 @@ pub enum FileError {
     Io(#[from] io::Error),
 }
 
-/// A file that is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Put {
+/// A file that is stored. Until it is dropped, its bytes are not removed
+/// even if no row refers to them yet: the upload that stored them is
+/// about to record the row (see [`FileStore::remove_if_unused`]).
+#[derive(Debug)]
+pub struct Put<'a> {
     /// Its SHA-256, in hex: its name in the store.
     pub sha256: String,
     pub size: u64,
@@ -42,12 +46,47 @@ pub struct Put {
     pub head: Vec<u8>,
     /// Whether these bytes were stored already (and are now shared).
     pub existed: bool,
+    store: &'a FileStore,
+}
+
+impl Drop for Put<'_> {
+    fn drop(&mut self) {
+        let mut pending = lock(&self.store.pending);
+        if let Some(count) = pending.get_mut(&self.sha256) {
+            *count -= 1;
+            if *count == 0 {
+                pending.remove(&self.sha256);
+            }
+        }
+    }
+}
+
+/// A temporary file, removed when dropped.
+#[derive(Debug)]
+pub struct Scratch {
+    pub path: PathBuf,
+    pub file: File,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// The folder of stored files.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// Digests stored by uploads that have not recorded their row yet,
+    /// with how many such uploads there are: never removed meanwhile.
+    pending: Mutex<HashMap<String, usize>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl FileStore {
@@ -56,6 +95,7 @@ impl FileStore {
     pub fn open(dir: &Path) -> io::Result<FileStore> {
         let store = FileStore {
             dir: dir.to_owned(),
+            pending: Mutex::new(HashMap::new()),
         };
         fs::DirBuilder::new()
             .recursive(true)
@@ -80,9 +120,23 @@ impl FileStore {
         self.tmp_dir()
     }
 
+    /// A new empty temporary file (e.g. for the file taken out of a form),
+    /// removed when dropped.
+    pub fn scratch(&self) -> io::Result<Scratch> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+        let path = self.tmp_dir().join(format!("scratch-{}", to_hex(&nonce)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(Scratch { path, file })
+    }
+
     /// Stores what `body` holds, at most `max_bytes` of it: a longer body
     /// is refused while it is read, and nothing of it is kept.
-    pub fn put(&self, body: impl Read, max_bytes: u64) -> Result<Put, FileError> {
+    pub fn put(&self, body: impl Read, max_bytes: u64) -> Result<Put<'_>, FileError> {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
         let tmp = self.tmp_dir().join(to_hex(&nonce));
@@ -97,8 +151,19 @@ impl FileStore {
         let path = self
             .path_of(&sha256)
             .ok_or_else(|| io::Error::other("bad digest"))?;
-        let existed = path.exists();
-        if existed {
+        // Marked pending before the look: a removal either went first
+        // (and the bytes are written anew) or waits for the row.
+        let mut pending = lock(&self.pending);
+        *pending.entry(sha256.clone()).or_insert(0) += 1;
+        let put = Put {
+            sha256,
+            size,
+            head,
+            existed: path.exists(),
+            store: self,
+        };
+        drop(pending);
+        if put.existed {
             fs::remove_file(&tmp)?;
         } else {
             if let Some(shard) = path.parent() {
@@ -116,12 +181,7 @@ impl FileStore {
                 File::open(shard)?.sync_all()?;
             }
         }
-        Ok(Put {
-            sha256,
-            size,
-            head,
-            existed,
-        })
+        Ok(put)
     }
 
     /// Where the file named `sha256` is (whether or not it exists); `None`
@@ -144,15 +204,54 @@ impl FileStore {
         File::open(path)
     }
 
-    /// Removes a stored file (no message refers to it any more).
-    pub fn remove(&self, sha256: &str) -> io::Result<()> {
-        match self.path_of(sha256) {
-            Some(path) => match fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            },
-            None => Ok(()),
+    /// Removes the file named `sha256` unless an upload that stored it is
+    /// still recording its row, or `in_use` (asked while no upload can
+    /// start using it) says a row refers to it. Returns whether it was
+    /// removed.
+    pub fn remove_if_unused(
+        &self,
+        sha256: &str,
+        in_use: impl FnOnce(&str) -> io::Result<bool>,
+    ) -> io::Result<bool> {
+        let Some(path) = self.path_of(sha256) else {
+            return Ok(false);
+        };
+        let pending = lock(&self.pending);
+        if pending.contains_key(sha256) || in_use(sha256)? {
+            return Ok(false);
         }
+        let removed = match fs::remove_file(path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        drop(pending);
+        Ok(removed)
+    }
+
+    /// The names of every stored file (for the sweep that removes files a
+    /// crash left without a row).
+    pub fn all_names(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for shard in fs::read_dir(&self.dir)? {
+            let shard = shard?;
+            let shard_name = shard.file_name();
+            let Some(shard_name) = shard_name.to_str() else {
+                continue;
+            };
+            if shard_name.len() != 2 || !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(shard.path())? {
+                if let Some(name) = file?.file_name().to_str()
+                    && self.path_of(name).is_some()
+                    && name.starts_with(shard_name)
+                {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Ok(names)
     }
 }
 
@@ -275,14 +374,37 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("files");
         let store = FileStore::open(&root).expect("open");
-        let kept = store.put(&b"kept"[..], 10).expect("put");
+        let kept = store.put(&b"kept"[..], 10).expect("put").sha256.clone();
         fs::write(store.tmp_dir().join("interrupted"), b"half").expect("leftover");
         drop(store);
         let store = FileStore::open(&root).expect("reopen");
         assert_eq!(fs::read_dir(store.tmp_dir()).expect("tmp").count(), 0);
-        assert_eq!(read_back(&store, &kept.sha256), b"kept");
-        store.remove(&kept.sha256).expect("remove");
-        assert!(store.open_file(&kept.sha256).is_err());
-        store.remove(&kept.sha256).expect("removing twice is fine");
+        assert_eq!(read_back(&store, &kept), b"kept");
+        assert_eq!(store.all_names().expect("list"), vec![kept.clone()]);
+        let again = store.put(&b"kept"[..], 10).expect("again");
+        let sha256 = kept;
+        assert!(
+            !store
+                .remove_if_unused(&sha256, |_| Ok(false))
+                .expect("remove"),
+            "an upload that has not recorded its row keeps its file"
+        );
+        drop(again);
+        assert!(
+            !store
+                .remove_if_unused(&sha256, |_| Ok(true))
+                .expect("in use")
+        );
+        assert!(
+            store
+                .remove_if_unused(&sha256, |_| Ok(false))
+                .expect("remove")
+        );
+        assert!(store.open_file(&sha256).is_err());
+        assert!(
+            !store
+                .remove_if_unused(&sha256, |_| Ok(false))
+                .expect("twice")
+        );
     }
 }

@@ -11,19 +11,25 @@
 //!   connection's thread.
 
 use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
 
 use serde_json::json;
 
 use super::handlers::{chat_error, path_segment};
+use super::multipart::{self, MultipartError};
 use super::{
     ApiError, FileBody, HttpRequest, HttpResponse, Reply, guards::authenticate, query_text,
 };
 use crate::app::App;
 use crate::chat::ChatError;
+use crate::files::image::{ImageError, Prepared, check_pixels};
+use crate::files::janitor::remove_if_unused;
 use crate::files::name::safe_name;
-use crate::files::sniff::{is_inline_image, sniff};
-use crate::files::store::FileError;
-use crate::models::NewAttachment;
+use crate::files::sniff::{SNIFF_BYTES, is_inline_image, sniff};
+use crate::files::store::{FileError, Scratch};
+use crate::files::workers::{ImageSource, WorkError};
+use crate::models::{NewAttachment, StoredAttachment, StoredThumbnail};
 use crate::repo::{Refusal, StoreError};
 use tiny_http::SpoolOutcome;
 
@@ -37,53 +43,74 @@ pub fn upload(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         .messages
         .check(user.id)
         .map_err(|wait| ApiError::too_many("too many uploads; slow down", wait))?;
+    let max = app.config.max_upload;
+    let received = received_body(request, max)?;
+    // A form's file is taken out of it first; its name is the form's.
+    let boundary = request
+        .header_values("Content-Type")
+        .next()
+        .and_then(multipart::form_boundary)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (body, form_name) = match boundary {
+        Some(boundary) => {
+            let (scratch, name) = file_of_form(app, &received, &boundary)?;
+            (Body::Scratch(scratch), Some(name))
+        }
+        None => (received, None),
+    };
     let raw_name = query_text(&request.query, "name")
+        .or(form_name)
         .ok_or_else(|| ApiError::bad_request("name is required (?name=FILENAME)"))?;
     let name =
         safe_name(&raw_name).ok_or_else(|| ApiError::bad_request("name must name a file"))?;
-    let max = app.config.max_upload;
-    let too_large = || {
-        ApiError::new(413, format!("the file is larger than {max} bytes")).with_code("too_large")
+    let sniffed = sniff(&body.head().map_err(ApiError::internal)?);
+    let image = match sniffed.image {
+        Some(size) => prepare_image(app, &body, sniffed.mime, size)?,
+        None => None,
     };
-    // The body: in a file written by the connection's thread, or (empty,
-    // or from a request built without one, as in the fuzz target) in memory.
-    let put = match &request.upload {
-        Some(upload) => match (upload.outcome, &upload.path) {
-            (SpoolOutcome::Whole, Some(path)) => {
-                let file = File::open(path).map_err(ApiError::internal)?;
-                app.files.put(file, max)
-            }
-            (SpoolOutcome::TooLarge, _) => return Err(too_large()),
-            (SpoolOutcome::Busy, _) => {
-                return Err(ApiError::too_busy(
-                    "too many uploads at once; retry in a moment",
-                    BUSY_RETRY_SECONDS,
-                ));
-            }
-            _ => {
-                return Err(ApiError::internal(
-                    "the upload could not be written to disk",
-                ));
-            }
-        },
-        None if request.body_too_large => return Err(too_large()),
-        None => app.files.put(&request.body[..], max),
+    let cleaned = image.as_ref().and_then(|i| i.cleaned.as_deref());
+    let put = match cleaned {
+        Some(cleaned) => app.files.put(cleaned, max),
+        None => app
+            .files
+            .put(body.reader().map_err(ApiError::internal)?, max),
     };
-    let put = match put {
-        Ok(put) => put,
-        Err(FileError::TooLarge { .. }) => return Err(too_large()),
-        Err(FileError::Io(e)) => return Err(ApiError::internal(e)),
+    let put = put.map_err(|e| match e {
+        FileError::TooLarge { .. } => too_large(max),
+        FileError::Io(e) => ApiError::internal(e),
+    })?;
+    let thumbnail = match &image {
+        Some(image) => Some(
+            app.files
+                .put(&image.thumbnail.bytes[..], max)
+                .map_err(ApiError::internal)?,
+        ),
+        None => None,
     };
-    let sniffed = sniff(&put.head);
     let new = NewAttachment {
         uploader_id: user.id,
         sha256: put.sha256.clone(),
         name,
         size: put.size,
         mime: sniffed.mime.to_owned(),
-        image: sniffed.image,
+        image: image.as_ref().map(|i| i.size),
+        thumbnail: image
+            .as_ref()
+            .zip(thumbnail.as_ref())
+            .map(|(i, t)| StoredThumbnail {
+                sha256: t.sha256.clone(),
+                mime: i.thumbnail.mime.to_owned(),
+            }),
     };
-    match app.store.insert_attachment(new, app.config.upload_quota) {
+    let recorded = app.store.insert_attachment(new, app.config.upload_quota);
+    // The row is recorded (or refused): the files may be removed again.
+    let digests: Vec<String> = std::iter::once(&put)
+        .chain(&thumbnail)
+        .map(|p| p.sha256.clone())
+        .collect();
+    drop((put, thumbnail));
+    match recorded {
         Ok(attachment) => {
             log::info!(
                 "user {} uploaded attachment {} ({} bytes)",
@@ -95,10 +122,8 @@ pub fn upload(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         }
         Err(refused) => {
             // Bytes stored only for this upload go with it.
-            if !put.existed
-                && let Err(e) = app.files.remove(&put.sha256)
-            {
-                log::warn!("cannot remove a refused upload's file: {e}");
+            for sha256 in digests {
+                remove_if_unused(&app.store, &app.files, &app.metrics, &sha256);
             }
             match refused {
                 StoreError::Refused(Refusal::QuotaExceeded) => Err(ApiError::new(
@@ -112,28 +137,181 @@ pub fn upload(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     }
 }
 
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(413, format!("the file is larger than {max} bytes")).with_code("too_large")
+}
+
+/// Where an upload's bytes are.
+enum Body<'a> {
+    /// The file the connection's thread wrote the body to.
+    Spooled(&'a Path),
+    /// The file taken out of a form.
+    Scratch(Scratch),
+    /// In memory: an empty body, or a request built without a connection
+    /// (as in the fuzz target).
+    Memory(&'a [u8]),
+}
+
+impl Body<'_> {
+    fn reader(&self) -> std::io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Body::Spooled(path) => Box::new(File::open(path)?),
+            Body::Scratch(scratch) => Box::new(File::open(&scratch.path)?),
+            Body::Memory(bytes) => Box::new(*bytes),
+        })
+    }
+
+    /// Its first bytes, to find its type from.
+    fn head(&self) -> std::io::Result<Vec<u8>> {
+        let mut head = Vec::new();
+        self.reader()?
+            .take(SNIFF_BYTES as u64)
+            .read_to_end(&mut head)?;
+        Ok(head)
+    }
+}
+
+/// The body of an upload as the connection's thread left it, or the
+/// answer when it did not keep it.
+fn received_body(request: &HttpRequest, max: u64) -> Result<Body<'_>, ApiError> {
+    match &request.upload {
+        Some(upload) => match (upload.outcome, &upload.path) {
+            (SpoolOutcome::Whole, Some(path)) => Ok(Body::Spooled(path)),
+            (SpoolOutcome::TooLarge, _) => Err(too_large(max)),
+            (SpoolOutcome::Busy, _) => Err(ApiError::too_busy(
+                "too many uploads at once; retry in a moment",
+                BUSY_RETRY_SECONDS,
+            )),
+            _ => Err(ApiError::internal(
+                "the upload could not be written to disk",
+            )),
+        },
+        None if request.body_too_large => Err(too_large(max)),
+        None => Ok(Body::Memory(&request.body)),
+    }
+}
+
+/// Takes the file out of a `multipart/form-data` body into a temporary
+/// file; returns it and the name the form gave it.
+fn file_of_form(app: &App, body: &Body<'_>, boundary: &str) -> Result<(Scratch, String), ApiError> {
+    let mut scratch = app.files.scratch().map_err(ApiError::internal)?;
+    let reader = body.reader().map_err(ApiError::internal)?;
+    let mut out = std::io::BufWriter::new(&mut scratch.file);
+    let part = multipart::extract_file(reader, boundary, &mut out, app.config.max_upload);
+    let flushed = out.flush();
+    drop(out);
+    let part = part.map_err(|e| match e {
+        MultipartError::TooLarge { max } => too_large(max),
+        MultipartError::Io(e) => ApiError::internal(e),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+    flushed.map_err(ApiError::internal)?;
+    Ok((scratch, part.file_name))
+}
+
+/// Removes an image's metadata and makes its thumbnail, on the image
+/// workers. `None` for an image that does not decode (it is kept as a
+/// plain file); 400 for one with too many pixels, before any decoding.
+fn prepare_image(
+    app: &App,
+    body: &Body<'_>,
+    mime: &str,
+    size: (u32, u32),
+) -> Result<Option<Prepared>, ApiError> {
+    let refuse_pixels =
+        |e: ImageError| ApiError::bad_request(e.to_string()).with_code("image_too_large");
+    check_pixels(size).map_err(refuse_pixels)?;
+    let source = match body {
+        Body::Spooled(path) => ImageSource::File(path.to_path_buf()),
+        Body::Scratch(scratch) => ImageSource::File(scratch.path.clone()),
+        Body::Memory(bytes) => ImageSource::Bytes(bytes.to_vec()),
+    };
+    match app
+        .images
+        .prepare(source, mime, app.config.keep_image_metadata)
+    {
+        Ok(prepared) => Ok(Some(prepared)),
+        Err(WorkError::Busy) => Err(ApiError::too_busy(
+            "too many images are being processed; retry in a moment",
+            BUSY_RETRY_SECONDS,
+        )),
+        Err(WorkError::Image(e @ ImageError::TooManyPixels { .. })) => Err(refuse_pixels(e)),
+        Err(WorkError::Image(ImageError::Undecodable(reason))) => {
+            log::debug!("an uploaded {mime} does not decode: {reason}");
+            Ok(None)
+        }
+        Err(WorkError::Io(e)) => Err(ApiError::internal(e)),
+    }
+}
+
 /// `GET /api/attachments/{id}`: the file, to its uploader and to both
 /// sides of a conversation it was sent in; 404 to anyone else, whether it
 /// exists or not.
 pub fn download(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let stored = viewable(app, request)?;
+    let attachment = &stored.attachment;
+    let served = Served {
+        sha256: &stored.sha256,
+        mime: &attachment.mime,
+        name: &attachment.name,
+        size: attachment.size,
+    };
+    serve(app, request, served)
+}
+
+/// `GET /api/attachments/{id}/thumbnail`: an image's thumbnail, to whoever
+/// may see the image; 404 for files that have none.
+pub fn thumbnail(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let stored = viewable(app, request)?;
+    let thumbnail = stored
+        .thumbnail
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("this attachment has no thumbnail"))?;
+    let path = app
+        .files
+        .path_of(&thumbnail.sha256)
+        .ok_or_else(|| ApiError::internal("a stored digest is not a file name"))?;
+    let size = std::fs::metadata(path).map_err(ApiError::internal)?.len();
+    let name = format!("thumbnail-{}", stored.attachment.name);
+    let served = Served {
+        sha256: &thumbnail.sha256,
+        mime: &thumbnail.mime,
+        name: &name,
+        size,
+    };
+    serve(app, request, served)
+}
+
+/// The attachment named by the path, if the caller may see it.
+fn viewable(app: &App, request: &HttpRequest) -> Result<StoredAttachment, ApiError> {
     let (_, user) = authenticate(app, request)?;
     let missing = || ApiError::not_found("no such attachment");
     let id: i64 = path_segment(request, 3)?.parse().map_err(|_| missing())?;
-    let (attachment, sha256) = app.store.attachment(user.id, id)?.ok_or_else(missing)?;
+    app.store.attachment(user.id, id)?.ok_or_else(missing)
+}
+
+/// A stored file about to be sent.
+struct Served<'a> {
+    sha256: &'a str,
+    mime: &'a str,
+    name: &'a str,
+    size: u64,
+}
+
+/// Answers with a stored file, whole or the range asked for, with the
+/// headers that keep a hostile file from acting as a page of ours.
+fn serve(app: &App, request: &HttpRequest, file: Served<'_>) -> Result<Reply, ApiError> {
     let path = app
         .files
-        .path_of(&sha256)
+        .path_of(file.sha256)
         .ok_or_else(|| ApiError::internal("a stored digest is not a file name"))?;
-    let etag = format!("\"{sha256}\"");
+    let etag = format!("\"{}\"", file.sha256);
     let mut headers: Vec<(&'static str, String)> = vec![
-        ("Content-Type", attachment.mime.clone()),
+        ("Content-Type", file.mime.to_owned()),
         // Opened directly, even an HTML file is a sandboxed page of no
         // origin: it cannot run script as ours or read our cookies.
         ("Content-Security-Policy", "sandbox".into()),
-        (
-            "Content-Disposition",
-            disposition(&attachment.mime, &attachment.name),
-        ),
+        ("Content-Disposition", disposition(file.mime, file.name)),
         ("ETag", etag.clone()),
         // The bytes behind an id never change.
         (
@@ -150,7 +328,7 @@ pub fn download(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
             file,
         })
     };
-    let size = attachment.size;
+    let size = file.size;
     if request
         .header_values("If-None-Match")
         .flat_map(|v| v.split(','))
@@ -173,8 +351,8 @@ pub fn download(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
                 .with_header("Content-Range", format!("bytes */{size}")));
         }
     };
-    let file = FileBody { path, offset, len };
-    Ok(respond(status, headers, Some(file)))
+    let body = FileBody { path, offset, len };
+    Ok(respond(status, headers, Some(body)))
 }
 
 /// A `Range` header, as far as we answer it: one range of bytes.

@@ -68,6 +68,11 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Delete, "/api/blocks/{}", people::unblock),
     (Method::Post, super::UPLOAD_PATH, attachments::upload),
     (Method::Get, "/api/attachments/{}", attachments::download),
+    (
+        Method::Get,
+        "/api/attachments/{}/thumbnail",
+        attachments::thumbnail,
+    ),
 ];
 
 /// Whether `path` matches `pattern` (see [`ROUTES`]).

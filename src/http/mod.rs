@@ -16,6 +16,7 @@ mod guards;
 mod handlers;
 mod login;
 mod message_actions;
+pub mod multipart;
 mod people;
 
 pub use handlers::route;
@@ -77,21 +78,33 @@ pub fn upload_spool(
     store: Arc<dyn crate::repo::Store>,
     dir: std::path::PathBuf,
 ) -> tiny_http::Spool {
+    let max_upload = config.max_upload;
     let wants = move |method: &Method, url: &str, headers: &[Header]| {
         let path = url.split('?').next().unwrap_or(url);
         if *method != Method::Post || path != UPLOAD_PATH {
-            return false;
+            return None;
         }
         let cookies = headers
             .iter()
             .filter(|h| h.field.equiv("Cookie"))
             .map(|h| h.value.as_str());
-        crate::auth::session_token_from_cookies(cookies).is_some_and(|token| {
+        let logged_in = crate::auth::session_token_from_cookies(cookies).is_some_and(|token| {
             let hash = crate::auth::hash_token(token);
             matches!(store.session(&hash, chrono::Utc::now()), Ok(Some(_)))
-        })
+        });
+        // A form carries its file among boundaries and fields.
+        let is_form = headers
+            .iter()
+            .find(|h| h.field.equiv("Content-Type"))
+            .is_some_and(|h| multipart::form_boundary(h.value.as_str()).is_some());
+        let slack = if is_form {
+            multipart::FORM_OVERHEAD_BYTES
+        } else {
+            0
+        };
+        logged_in.then_some(max_upload + slack)
     };
-    tiny_http::Spool::new(dir, config.max_upload, UPLOADS_AT_ONCE, Arc::new(wants))
+    tiny_http::Spool::new(dir, UPLOADS_AT_ONCE, Arc::new(wants))
 }
 
 /// Deadlines and caps for every HTTP connection, from the configuration.

@@ -25,10 +25,12 @@ use chrono::{DateTime, Utc};
 
 #[cfg(doc)]
 use crate::changes::Written;
+use crossbeam_channel::Receiver;
+
 use crate::changes::{Change, Origin, Seq};
 use crate::models::{
     Attachment, Conversation, Message, MessageId, NewAttachment, NewMessage, Page, Session,
-    SessionId, User, UserId, Version,
+    SessionId, StoredAttachment, User, UserId, Version,
 };
 
 /// What can go wrong in storage, in the words callers branch on.
@@ -296,14 +298,20 @@ pub trait Store: Send + Sync {
     /// with it stay within `quota` bytes (checked inside the transaction);
     /// [`Refusal::QuotaExceeded`] otherwise.
     fn insert_attachment(&self, new: NewAttachment, quota: u64) -> Result<Attachment, StoreError>;
-    /// Attachment `id` and the SHA-256 of its bytes, if `viewer` may see
-    /// it (its uploader, or a side of a conversation it was sent in);
-    /// `None` whether it exists or not.
-    fn attachment(
-        &self,
-        viewer: UserId,
-        id: i64,
-    ) -> Result<Option<(Attachment, String)>, StoreError>;
+    /// Attachment `id` and where its bytes are, if `viewer` may see it
+    /// (its uploader, or a side of a conversation it was sent in); `None`
+    /// whether it exists or not.
+    fn attachment(&self, viewer: UserId, id: i64) -> Result<Option<StoredAttachment>, StoreError>;
+    /// Removes the uploads that no message carried and that were made
+    /// before `before`; returns the digests of the files they held.
+    fn remove_unsent_attachments(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
+    /// Whether some upload still refers to the stored file `sha256`
+    /// (as its bytes or its thumbnail).
+    fn file_in_use(&self, sha256: &str) -> Result<bool, StoreError>;
+    /// Digests of stored files that a committed write stopped referring to
+    /// (a message deleted for everyone): each may now be unused. Best
+    /// effort: when nobody takes them, a periodic sweep finds them.
+    fn released_files(&self) -> Receiver<String>;
 
     /// Unread messages to `me` over all conversations.
     fn unread_count(&self, me: UserId) -> Result<i64, StoreError>;

@@ -524,3 +524,37 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Uploads `bytes` as `name`: with a `Content-Length`, or (`chunked`)
+/// without one.
+pub fn upload(client: &Client, name: &str, bytes: &[u8], chunked: bool) -> (u16, Value) {
+    let request = ureq::post(&format!("{}/api/attachments", client.base))
+        .query("name", name)
+        .set("Cookie", client.cookie.as_deref().unwrap_or(""))
+        .set("Content-Type", "application/octet-stream")
+        .timeout(RECV_TIMEOUT * 6);
+    let result = if chunked {
+        request.send(bytes)
+    } else {
+        request.send_bytes(bytes)
+    };
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("upload transport error: {e}"),
+    };
+    let status = response.status();
+    let body = response.into_json().expect("JSON answer");
+    (status, body)
+}
+
+pub fn stored_file(server: &TestServer, sha256: &str) -> std::path::PathBuf {
+    server.config.files_dir().join(&sha256[..2]).join(sha256)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    <sha2::Sha256 as sha2::Digest>::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -105,11 +105,20 @@ fn message_by_id(conn: &Connection, id: MessageId, viewer: UserId) -> Result<Mes
 /// Does the requested action. Returns the outcome (with the message as it
 /// is now only if `with_message`: a WebSocket's action does not need it)
 /// and the change it logged, if it changed anything.
+/// What an action did, once committed.
+pub(super) struct Done {
+    pub acted: Acted,
+    /// The change to tell the hub of (none for a reaction that was there).
+    pub change: Option<(Seq, Change)>,
+    /// Digests of files no longer referred to by this message.
+    pub released_files: Vec<String>,
+}
+
 pub(super) fn act(
     conn: &Connection,
     request: ActionRequest,
     with_message: bool,
-) -> Result<(Acted, Option<(Seq, Change)>), StoreError> {
+) -> Result<Done, StoreError> {
     let ActionRequest {
         user,
         message_id: id,
@@ -130,6 +139,7 @@ pub(super) fn act(
             Ok(())
         }
     };
+    let mut released_files = Vec::new();
     let change = match action {
         MessageAction::Edit { content, window } => {
             only_sender(window)?;
@@ -140,7 +150,9 @@ pub(super) fn act(
             window,
         } => {
             only_sender(window)?;
-            Some(delete_for_everyone(conn, &facts, id, user, now)?)
+            let (change, released) = delete_for_everyone(conn, &facts, id, user, now)?;
+            released_files = released;
+            Some(change)
         }
         MessageAction::Delete {
             for_everyone: false,
@@ -152,13 +164,14 @@ pub(super) fn act(
                 false => None,
             };
             let change = hide(conn, &facts, id, user)?;
-            return Ok((
-                Acted {
+            return Ok(Done {
+                acted: Acted {
                     message,
                     seq: Some(change.0),
                 },
-                Some(change),
-            ));
+                change: Some(change),
+                released_files,
+            });
         }
         MessageAction::React { emoji, on } => {
             if facts.deleted {
@@ -172,7 +185,11 @@ pub(super) fn act(
         false => None,
     };
     let seq = change.as_ref().map(|(seq, _)| *seq);
-    Ok((Acted { message, seq }, change))
+    Ok(Done {
+        acted: Acted { message, seq },
+        change,
+        released_files,
+    })
 }
 
 fn touch(conn: &Connection, a: UserId, b: UserId, seq: Seq) -> Result<(), StoreError> {
@@ -234,11 +251,18 @@ fn delete_for_everyone(
     id: MessageId,
     user: UserId,
     now: DateTime<Utc>,
-) -> Result<(Seq, Change), StoreError> {
+) -> Result<((Seq, Change), Vec<String>), StoreError> {
     let partner = facts.receiver_id;
     stop_counting_unread(conn, id, partner, user)?;
     conn.prepare_cached(sql::ERASE_MESSAGE)?
         .execute((id, millis(now)))?;
+    let mut released = Vec::new();
+    for digests in conn
+        .prepare_cached(sql::ERASE_ATTACHMENTS)?
+        .query_map([id], super::digests_at)?
+    {
+        released.extend(digests?);
+    }
     for erase in [
         sql::ERASE_VERSIONS,
         sql::ERASE_REACTIONS,
@@ -250,15 +274,13 @@ fn delete_for_everyone(
     row.flag = Some(true);
     let seq = log_change(conn, row)?;
     touch(conn, user, partner, seq)?;
-    Ok((
-        seq,
-        Change::MessageDeleted {
-            message_id: id,
-            user_id: user,
-            partner_id: partner,
-            for_everyone: true,
-        },
-    ))
+    let change = Change::MessageDeleted {
+        message_id: id,
+        user_id: user,
+        partner_id: partner,
+        for_everyone: true,
+    };
+    Ok(((seq, change), released))
 }
 
 /// Deletion for me: hidden from `user` only.

@@ -32,9 +32,11 @@ use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{
     Attachment, Conversation, Cursor, Message, MessageAttachment, MessageId, NewAttachment,
-    NewMessage, Page, Reaction, ReplyTo, Session, SessionId, User, UserId, Version,
+    NewMessage, Page, Reaction, ReplyTo, Session, SessionId, StoredAttachment, StoredThumbnail,
+    User, UserId, Version, thumbnail_url,
 };
 use checkpointer::Checkpointer;
+use crossbeam_channel::{Receiver, Sender};
 use writer::Writer;
 
 /// How long a connection waits for a lock held by another process (a backup
@@ -54,7 +56,14 @@ pub struct SqliteStore {
     changes: ChangeSink,
     readers: ReaderPool,
     checkpointer: Checkpointer,
+    /// Digests of files a committed write stopped referring to, for
+    /// whoever removes unused files (see [`Store::released_files`]).
+    released: (Sender<String>, Receiver<String>),
 }
+
+/// Released digests held for the file remover; when it falls this far
+/// behind, the rest are left to its periodic sweep.
+const RELEASED_QUEUE: usize = 1024;
 
 /// The read connections: opened on demand, at most [`MAX_READERS`], kept.
 struct ReaderPool {
@@ -164,6 +173,7 @@ impl SqliteStore {
             changes,
             readers: ReaderPool::new(path),
             checkpointer: Checkpointer::spawn(path)?,
+            released: crossbeam_channel::bounded(RELEASED_QUEUE),
         })
     }
 
@@ -317,6 +327,13 @@ fn message_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
         reactions: reactions_at(row, at + 11)?,
         attachment: attachment_at(row, at + 12)?,
     })
+}
+
+/// The file digests a `RETURNING sha256, thumbnail_sha256` row holds.
+pub(super) fn digests_at(row: &Row<'_>) -> rusqlite::Result<Vec<String>> {
+    let file: String = row.get(0)?;
+    let thumbnail: Option<String> = row.get(1)?;
+    Ok(std::iter::once(file).chain(thumbnail).collect())
 }
 
 /// The attachment column: a JSON object, or NULL.
@@ -942,13 +959,21 @@ impl Store for SqliteStore {
 
     fn act_on_message(&self, request: ActionRequest, origin: Origin, reply: Option<Reply<Acted>>) {
         let changes = self.changes.clone();
+        let released = self.released.0.clone();
         let (message_id, action) = (request.message_id, request.action.frame_type());
         let with_message = reply.is_some();
         self.writer.submit(
             move |conn| actions::act(conn, request, with_message),
             move |outcome| match outcome {
-                Ok((acted, change)) => {
+                Ok(actions::Done {
+                    acted,
+                    change,
+                    released_files,
+                }) => {
                     emit_change(&changes, change, origin);
+                    for sha256 in released_files {
+                        let _ = released.try_send(sha256);
+                    }
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(acted));
                     }
@@ -1007,6 +1032,8 @@ impl Store for SqliteStore {
                 return Err(StoreError::Refused(super::Refusal::QuotaExceeded));
             }
             let (width, height) = new.image.unzip();
+            let (thumbnail_sha256, thumbnail_mime) =
+                new.thumbnail.as_ref().map(|t| (&t.sha256, &t.mime)).unzip();
             conn.prepare_cached(sql::INSERT_ATTACHMENT)?.execute((
                 new.uploader_id,
                 &new.sha256,
@@ -1016,38 +1043,69 @@ impl Store for SqliteStore {
                 width,
                 height,
                 millis(Utc::now()),
+                thumbnail_sha256,
+                thumbnail_mime,
             ))?;
+            let id = conn.last_insert_rowid();
             Ok(Attachment {
-                id: conn.last_insert_rowid(),
+                id,
                 name: new.name,
                 size: new.size,
                 mime: new.mime,
                 width,
                 height,
+                thumbnail_url: new.thumbnail.map(|_| thumbnail_url(id)),
             })
         })
     }
 
-    fn attachment(
-        &self,
-        viewer: UserId,
-        id: i64,
-    ) -> Result<Option<(Attachment, String)>, StoreError> {
+    fn remove_unsent_attachments(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let before = millis(before);
+        self.write(move |conn| {
+            let mut statement = conn.prepare_cached(sql::ERASE_UNSENT_ATTACHMENTS)?;
+            let rows = statement.query_map([before], digests_at)?;
+            let mut digests = Vec::new();
+            for row in rows {
+                digests.extend(row?);
+            }
+            Ok(digests)
+        })
+    }
+
+    fn file_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(sql::FILE_IN_USE)?
+                .query_row([sha256], |row| row.get(0))
+        })
+    }
+
+    fn released_files(&self) -> Receiver<String> {
+        self.released.1.clone()
+    }
+
+    fn attachment(&self, viewer: UserId, id: i64) -> Result<Option<StoredAttachment>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(sql::ATTACHMENT_FOR_VIEWER)?
                 .query_row((id, viewer), |row| {
                     let size: i64 = row.get(2)?;
-                    Ok((
-                        Attachment {
-                            id: row.get(0)?,
+                    let thumbnail_sha256: Option<String> = row.get(7)?;
+                    let thumbnail_mime: Option<String> = row.get(8)?;
+                    let thumbnail = thumbnail_sha256
+                        .zip(thumbnail_mime)
+                        .map(|(sha256, mime)| StoredThumbnail { sha256, mime });
+                    Ok(StoredAttachment {
+                        attachment: Attachment {
+                            id,
                             name: row.get(1)?,
                             size: u64::try_from(size).unwrap_or(0),
                             mime: row.get(3)?,
                             width: row.get(4)?,
                             height: row.get(5)?,
+                            thumbnail_url: thumbnail.as_ref().map(|_| thumbnail_url(id)),
                         },
-                        row.get(6)?,
-                    ))
+                        sha256: row.get(6)?,
+                        thumbnail,
+                    })
                 })
                 .optional()
         })

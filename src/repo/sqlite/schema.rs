@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -134,6 +134,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX attachments_by_uploader ON attachments (uploader_id);
          CREATE INDEX attachments_by_sha256 ON attachments (sha256);
          CREATE INDEX attachments_by_message ON attachments (message_id) WHERE message_id IS NOT NULL;",
+    ),
+    // Thumbnails of images.
+    (
+        7,
+        "ALTER TABLE attachments ADD COLUMN thumbnail_sha256 TEXT;
+         ALTER TABLE attachments ADD COLUMN thumbnail_mime TEXT;
+         CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
+             WHERE thumbnail_sha256 IS NOT NULL;",
     ),
 ];
 

@@ -28,7 +28,9 @@ macro_rules! message_columns {
              (SELECT json_group_array(json_array(x.emoji, x.user_id))
               FROM reactions x WHERE x.message_id = m.id),
              (SELECT json_object('id', a.id, 'name', a.name, 'size', a.size, 'mime', a.mime,
-                                 'width', a.width, 'height', a.height)
+                                 'width', a.width, 'height', a.height, 'thumbnail_url',
+                                 CASE WHEN a.thumbnail_sha256 IS NOT NULL
+                                 THEN '/api/attachments/' || a.id || '/thumbnail' END)
               FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL)"
         )
     };
@@ -171,20 +173,36 @@ pub const REMOVE_REACTION: &str =
 
 /// Uploads: a new one, and the bytes a user's uploads hold (the quota).
 pub const INSERT_ATTACHMENT: &str = "INSERT INTO attachments
-         (uploader_id, sha256, name, size, mime, width, height, created_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+         (uploader_id, sha256, name, size, mime, width, height, created_at,
+          thumbnail_sha256, thumbnail_mime)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 /// An upload of user ?2 that no message carries yet, to send with one.
 pub const UNSENT_ATTACHMENT: &str =
     "SELECT json_object('id', id, 'name', name, 'size', size, 'mime', mime,
-                        'width', width, 'height', height)
+                        'width', width, 'height', height, 'thumbnail_url',
+                        CASE WHEN thumbnail_sha256 IS NOT NULL
+                        THEN '/api/attachments/' || id || '/thumbnail' END)
      FROM attachments WHERE id = ?1 AND uploader_id = ?2 AND message_id IS NULL";
+/// A message deleted for everyone loses its file: the row goes, and the
+/// bytes once no other row holds them.
+pub const ERASE_ATTACHMENTS: &str =
+    "DELETE FROM attachments WHERE message_id = ?1 RETURNING sha256, thumbnail_sha256";
+/// Uploads never sent, made before ?1 (milliseconds): removed.
+pub const ERASE_UNSENT_ATTACHMENTS: &str =
+    "DELETE FROM attachments WHERE message_id IS NULL AND created_at < ?1
+     RETURNING sha256, thumbnail_sha256";
+/// Whether some row still refers to the stored file ?1.
+pub const FILE_IN_USE: &str = "SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = ?1)
+         OR EXISTS (SELECT 1 FROM attachments WHERE thumbnail_sha256 = ?1)";
 /// It goes with message ?2.
 pub const ATTACH: &str = "UPDATE attachments SET message_id = ?2 WHERE id = ?1";
 
 /// Attachment ?1 if user ?2 may see it: its uploader, or a side of a
 /// conversation it was sent in (and not deleted from).
 pub const ATTACHMENT_FOR_VIEWER: &str =
-    "SELECT a.id, a.name, a.size, a.mime, a.width, a.height, a.sha256 FROM attachments a
+    "SELECT a.id, a.name, a.size, a.mime, a.width, a.height, a.sha256,
+            a.thumbnail_sha256, a.thumbnail_mime
+     FROM attachments a
      WHERE a.id = ?1 AND (a.uploader_id = ?2 OR EXISTS (
          SELECT 1 FROM private_messages m
          WHERE m.id = a.message_id AND m.deleted_at IS NULL AND ?2 IN (m.sender_id, m.receiver_id)))";

@@ -56,32 +56,30 @@ pub struct Limits {
 /// before the request is handed to a worker: a worker then reads the file,
 /// and a slow uploader holds only its connection's thread, as for small
 /// bodies. `wants` decides from the head (e.g. an upload by a logged-in
-/// user); a body over `max_bytes` is not read (the request says it was too
-/// large, and the connection closes after the answer).
+/// user) and returns the largest body it takes for that request; a body
+/// over it is not read (the request says it was too large, and the
+/// connection closes after the answer).
 #[derive(Clone)]
 pub struct Spool {
     /// Where the files go (removed when the request is dropped).
     pub dir: PathBuf,
-    /// Largest body written.
-    pub max_bytes: u64,
     /// Bodies being written at once, at most; a request over it is handed
     /// on unread (and says so), for an answer such as 503.
     pub max_at_once: usize,
-    /// Which requests' bodies are written, from their head.
-    pub wants: Arc<dyn Fn(&Method, &str, &[Header]) -> bool + Send + Sync>,
+    /// Which requests' bodies are written, from their head, and the
+    /// largest body of each (`None`: not written).
+    pub wants: Arc<dyn Fn(&Method, &str, &[Header]) -> Option<u64> + Send + Sync>,
     pub(crate) at_once: Arc<AtomicUsize>,
 }
 
 impl Spool {
     pub fn new(
         dir: PathBuf,
-        max_bytes: u64,
         max_at_once: usize,
-        wants: Arc<dyn Fn(&Method, &str, &[Header]) -> bool + Send + Sync>,
+        wants: Arc<dyn Fn(&Method, &str, &[Header]) -> Option<u64> + Send + Sync>,
     ) -> Spool {
         Spool {
             dir,
-            max_bytes,
             max_at_once,
             wants,
             at_once: Arc::new(AtomicUsize::new(0)),
@@ -93,7 +91,6 @@ impl fmt::Debug for Spool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Spool")
             .field("dir", &self.dir)
-            .field("max_bytes", &self.max_bytes)
             .field("max_at_once", &self.max_at_once)
             .finish()
     }

@@ -105,7 +105,7 @@ pub struct SpooledBody {
 pub enum SpoolOutcome {
     /// The whole body is in the file.
     Whole,
-    /// The body was larger than `Spool::max_bytes` (by its
+    /// The body was larger than the size `Spool::wants` allowed (by its
     /// `Content-Length`, or while it was read): not kept.
     TooLarge,
     /// `Spool::max_at_once` bodies were being written: not read.
@@ -171,11 +171,16 @@ fn spool_path(dir: &Path) -> PathBuf {
     dir.join(format!("upload-{}-{nanos}-{n}", std::process::id()))
 }
 
-/// Writes `body` to a new file in `spool.dir`, at most `spool.max_bytes`.
+/// Writes `body` to a new file in `spool.dir`, at most `max_bytes`.
 /// A failed read (the client stopped sending, past its deadline) is an
 /// error, as for a prebuffered body; a failed write (a full disk) is a
 /// [`SpoolOutcome::Failed`] for the handler to answer.
-fn spool_body(spool: &Spool, slot: SpoolSlot, body: &mut dyn Read) -> io::Result<SpooledBody> {
+fn spool_body(
+    spool: &Spool,
+    max_bytes: u64,
+    slot: SpoolSlot,
+    body: &mut dyn Read,
+) -> io::Result<SpooledBody> {
     let path = spool_path(&spool.dir);
     let mut open = OpenOptions::new();
     open.write(true).create_new(true);
@@ -200,7 +205,7 @@ fn spool_body(spool: &Spool, slot: SpoolSlot, body: &mut dyn Read) -> io::Result
             Err(e) => return Err(e),
         };
         len += n as u64;
-        if len > spool.max_bytes {
+        if len > max_bytes {
             return Ok(SpooledBody::refused(SpoolOutcome::TooLarge));
         }
         if out.write_all(&chunk[..n]).is_err() {
@@ -405,12 +410,16 @@ where
     let spool = state
         .as_ref()
         .and_then(|s| s.limits.spool.clone())
-        .filter(|spool| has_body && (spool.wants)(&method, &path, &headers));
+        .filter(|_| has_body)
+        .and_then(|spool| {
+            let max_bytes = (spool.wants)(&method, &path, &headers)?;
+            Some((spool, max_bytes))
+        });
     let mut spool_slot = None;
     let mut spooled = None;
-    if let Some(spool) = &spool {
+    if let Some((spool, max_bytes)) = &spool {
         match framing {
-            Framing::Length(length) if length as u64 > spool.max_bytes => {
+            Framing::Length(length) if length as u64 > *max_bytes => {
                 spooled = Some(SpooledBody::refused(SpoolOutcome::TooLarge));
             }
             _ => match SpoolSlot::take(spool) {
@@ -437,12 +446,12 @@ where
     // socket to the handler as its body; the body is framed like any other.
     let body_start = Instant::now();
     let reader = match (spool, spool_slot) {
-        (Some(spool), Some(slot)) => {
+        (Some((spool, max_bytes)), Some(slot)) => {
             let body = BodyDeadline::new(source_data, state.clone(), body_start);
             let outcome = match framing {
                 Framing::Length(length) => {
                     let mut body = body.complete_after(length as u64);
-                    let outcome = spool_body(&spool, slot, &mut (&mut body).take(length as u64))?;
+                    let outcome = spool_body(&spool, max_bytes, slot, &mut (&mut body).take(length as u64))?;
                     if outcome.outcome == SpoolOutcome::Whole && body.received < length as u64 {
                         let info = "Connection has been closed before we received enough data";
                         return Err(IoError::new(ErrorKind::ConnectionAborted, info).into());
@@ -451,7 +460,7 @@ where
                 }
                 _ => {
                     let mut decoder = Decoder::new(body);
-                    let outcome = spool_body(&spool, slot, &mut decoder)?;
+                    let outcome = spool_body(&spool, max_bytes, slot, &mut decoder)?;
                     if outcome.outcome == SpoolOutcome::Whole {
                         decoder.get_mut().complete();
                     }
