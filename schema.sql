@@ -179,6 +179,8 @@ CREATE INDEX attachments_by_uploader ON attachments (uploader_id);
 CREATE INDEX attachments_by_sha256 ON attachments (sha256);
 -- A message's file (one lookup per message read).
 CREATE INDEX attachments_by_message ON attachments (message_id) WHERE message_id IS NOT NULL;
+-- Uploads not sent yet, oldest first (those unsent too long are removed).
+CREATE INDEX attachments_unsent ON attachments (created_at) WHERE message_id IS NULL;
 -- Whether some row still refers to a stored thumbnail (before removing it).
 CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
     WHERE thumbnail_sha256 IS NOT NULL;

@@ -12,10 +12,12 @@
 //! with their number (`#42`), which the commands take:
 //!
 //! `/users`, `/open NICK`, `/older`, `/reply N text`, `/edit N text`,
-//! `/delete N [me]`, `/react N 👍` (again to take it back), `/block NICK`,
-//! `/unblock NICK`, `/help`, `/quit`. Any other line that does not start
-//! with `/` is sent to the open conversation; an unknown `/command` is
-//! refused, never sent.
+//! `/delete N [me]`, `/react N 👍` (again to take it back), `/file PATH
+//! [caption]` (sends a file; quote a path with spaces), `/download ID [PATH]` (saves a received
+//! file, shown as `📎 name (size) file:ID`), `/block NICK`, `/unblock
+//! NICK`, `/help`, `/quit`. Any other line that does not start with `/` is
+//! sent to the open conversation; an unknown `/command` is refused, never
+//! sent.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, IsTerminal};
@@ -184,13 +186,15 @@ fn run(args: Args) -> Result<(), Error> {
             "/edit" => edit(&api, rest),
             "/delete" => delete(&api, rest),
             "/react" => react(&api, rest),
+            "/file" => send_file(&api, &session, &outgoing, rest, &mut next_client_id),
+            "/download" => download(&api, rest),
             "/block" => block(&api, &session, rest, true),
             "/unblock" => block(&api, &session, rest, false),
             "" => Ok(()),
             unknown if unknown.starts_with('/') => {
                 Err(format!("unknown command {unknown}; /help lists them").into())
             }
-            _ => send(&session, &outgoing, line, None, &mut next_client_id),
+            _ => send(&session, &outgoing, line, None, None, &mut next_client_id),
         };
         if let Err(e) = result {
             println!("! {e}");
@@ -200,7 +204,8 @@ fn run(args: Args) -> Result<(), Error> {
 }
 
 const HELP: &str = "/users  /open NICK  /older  /reply N text  /edit N text  /delete N [me]  \
-                    /react N EMOJI  /block NICK  /unblock NICK  /quit  (other lines are sent)";
+                    /react N EMOJI  /file PATH [caption]  /download ID [PATH]  /block NICK  \
+                    /unblock NICK  /quit  (other lines are sent)";
 
 /// `N rest`: a message number and what follows it.
 fn numbered(args: &str) -> Result<(i64, &str), Error> {
@@ -222,7 +227,7 @@ fn reply(
     if text.is_empty() {
         return Err("usage: /reply N text".into());
     }
-    send(session, outgoing, text, Some(id), next_id)
+    send(session, outgoing, text, Some(id), None, next_id)
 }
 
 fn edit(api: &Api, args: &str) -> Result<(), Error> {
@@ -364,11 +369,12 @@ fn show_event(frame: &Value, session: &Session) {
                 session.name(from)
             };
             println!(
-                "[{}] #{} {who}: {}{}",
+                "[{}] #{} {who}: {}{}{}",
                 time(&frame["timestamp"]),
                 id("message_id"),
                 quoted(&frame["reply_to"], session),
-                frame["content"].as_str().unwrap_or("")
+                frame["content"].as_str().unwrap_or(""),
+                file_label(&frame["attachment"])
             );
         }
         "typing" => {
@@ -560,10 +566,11 @@ fn print_page(api: &Api, session: &Session, partner: i64, query: &str) -> Result
             ""
         };
         println!(
-            "[{}] #{} {who}: {}{content}{edited}{reactions}{seen}",
+            "[{}] #{} {who}: {}{content}{}{edited}{reactions}{seen}",
             time(&m["created_at"]),
             m["id"].as_i64().unwrap_or_default(),
             quoted(&m["reply_to"], session),
+            file_label(&m["attachment"]),
         );
     }
     Ok(())
@@ -582,6 +589,7 @@ fn send(
     outgoing: &Sender<String>,
     text: &str,
     reply_to: Option<i64>,
+    attachment: Option<i64>,
     next_id: &mut u64,
 ) -> Result<(), Error> {
     let partner = open_partner(session)?;
@@ -590,9 +598,118 @@ fn send(
     if let Some(id) = reply_to {
         frame["reply_to_id"] = json!(id);
     }
+    if let Some(id) = attachment {
+        frame["attachment_id"] = json!(id);
+    }
     *next_id += 1;
     outgoing
         .send(frame.to_string())
         .map_err(|_| "connection closed")?;
     Ok(())
+}
+
+/// ` 📎 name (size) file:ID` for a message's file; empty without one.
+fn file_label(attachment: &Value) -> String {
+    if attachment.is_null() {
+        return String::new();
+    }
+    let size = attachment["size"].as_u64().unwrap_or_default();
+    let size = match size {
+        0..1_000 => format!("{size} B"),
+        1_000..1_000_000 => format!("{:.1} KB", size as f64 / 1e3),
+        _ => format!("{:.1} MB", size as f64 / 1e6),
+    };
+    format!(
+        " 📎 {} ({size}) file:{}",
+        attachment["name"].as_str().unwrap_or("?"),
+        attachment["id"].as_i64().unwrap_or_default()
+    )
+}
+
+/// `/file PATH [caption]`: uploads the file (streamed from disk), then
+/// sends it to the open conversation.
+fn send_file(
+    api: &Api,
+    session: &Session,
+    outgoing: &Sender<String>,
+    args: &str,
+    next_id: &mut u64,
+) -> Result<(), Error> {
+    // A path with spaces is quoted: /file "my notes.txt" caption
+    let (path, caption) = match args.strip_prefix('"') {
+        Some(quoted) => quoted
+            .split_once('"')
+            .ok_or("a quoted path needs its closing quote")?,
+        None => args.split_once(' ').unwrap_or((args, "")),
+    };
+    if path.is_empty() {
+        return Err("usage: /file PATH [caption]".into());
+    }
+    open_partner(session)?;
+    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let result = ureq::post(&format!("{}/api/attachments", api.base))
+        .query("name", &name)
+        .set("Cookie", &api.cookie)
+        .set("Content-Type", "application/octet-stream")
+        .send(file);
+    let uploaded: Value = match result {
+        Ok(response) => response.into_json()?,
+        Err(ureq::Error::Status(code, response)) => {
+            let body: Value = response.into_json().unwrap_or_default();
+            return Err(format!("{code}: {}", body["error"].as_str().unwrap_or("error")).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = uploaded["attachment"]["id"]
+        .as_i64()
+        .ok_or("the server did not say which file it stored")?;
+    send(session, outgoing, caption.trim(), None, Some(id), next_id)
+}
+
+/// `/download ID [PATH]`: saves a file (by default under its own name in
+/// the current folder), never over an existing file.
+fn download(api: &Api, args: &str) -> Result<(), Error> {
+    let (id, path) = args.split_once(' ').unwrap_or((args, ""));
+    let id: i64 = id
+        .trim_start_matches("file:")
+        .parse()
+        .map_err(|_| format!("{id:?} is not a file id (shown as file:ID)"))?;
+    let response = match ureq::get(&format!("{}/api/attachments/{id}", api.base))
+        .set("Cookie", &api.cookie)
+        .call()
+    {
+        Ok(response) => response,
+        Err(ureq::Error::Status(code, response)) => {
+            let body: Value = response.into_json().unwrap_or_default();
+            return Err(format!("{code}: {}", body["error"].as_str().unwrap_or("error")).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let path = match path.trim() {
+        "" => suggested_name(response.header("Content-Disposition"))
+            .unwrap_or_else(|| format!("file-{id}")),
+        given => given.to_owned(),
+    };
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let bytes = io::copy(&mut response.into_reader(), &mut out)?;
+    println!("* saved {path} ({bytes} bytes)");
+    Ok(())
+}
+
+/// The plain file name of a `Content-Disposition` header, as a name in the
+/// current folder (no path, no hidden file).
+fn suggested_name(header: Option<&str>) -> Option<String> {
+    let name = header?
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("filename="))?
+        .trim_matches('"');
+    let name = std::path::Path::new(name).file_name()?.to_str()?;
+    (!name.starts_with('.')).then(|| name.to_owned())
 }

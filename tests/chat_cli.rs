@@ -1,6 +1,6 @@
 //! The terminal client (`examples/chat_cli.rs`) against a real server, typed
 //! into like a person would: sending, typing and seen, replies, edits,
-//! reactions, deletions and blocks by message number.
+//! reactions, deletions and blocks by message number, files sent and saved.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use common::{RECV_TIMEOUT, TestServer, Ws};
+use common::{RECV_TIMEOUT, TestServer, Ws, upload};
 use serde_json::json;
 
 /// The example's binary. A plain `cargo test` has built it next to the
@@ -38,7 +38,10 @@ fn terminal_client_logs_in_lists_sends_and_receives() {
     let (bob, _) = server.user("bob");
     let (mut bob_ws, _) = Ws::connect(&server, &bob);
 
+    // Downloads land in the client's folder.
+    let folder = tempfile::tempdir().expect("temp dir");
     let mut cli = Command::new(example_path("chat_cli"))
+        .current_dir(folder.path())
         .args(["--server", &server.base(), "--register", "alice"])
         .env("CHAT_PASSWORD", "password123")
         .stdin(Stdio::piped())
@@ -114,6 +117,30 @@ fn terminal_client_logs_in_lists_sends_and_receives() {
     writeln!(stdin, "/delete {mine}").expect("type");
     assert_eq!(bob_ws.recv_type("message_deleted")["for"], "everyone");
     expect_line(&format!("* #{mine} was deleted"));
+    // Files: one sent with a caption, one received and saved.
+    let sent = folder.path().join("notes from alice.txt");
+    std::fs::write(&sent, b"the minutes of the meeting").expect("file to send");
+    writeln!(stdin, "/file \"{}\" the minutes", sent.display()).expect("type");
+    let with_file = bob_ws.recv_type("private_message");
+    assert_eq!(with_file["content"], "the minutes");
+    assert_eq!(with_file["attachment"]["size"], 26);
+    let (status, uploaded) = upload(&bob, "photo.bin", b"bytes from bob", false);
+    assert_eq!(status, 201, "{uploaded}");
+    let file_id = uploaded["attachment"]["id"].as_i64().expect("id");
+    bob_ws.send_json(&json!({"type": "private_message", "to_user_id": alice_id,
+                             "content": "", "attachment_id": file_id}));
+    expect_line(&format!("📎 photo.bin (14 B) file:{file_id}"));
+    writeln!(stdin, "/download {file_id}").expect("type");
+    expect_line("* saved photo.bin (14 bytes)");
+    assert_eq!(
+        std::fs::read(folder.path().join("photo.bin")).expect("saved"),
+        b"bytes from bob"
+    );
+    writeln!(stdin, "/download {file_id}").expect("type");
+    expect_line("photo.bin: "); // never over an existing file
+    writeln!(stdin, "/download 999999").expect("type");
+    expect_line("! 404");
+
     writeln!(stdin, "/block bob").expect("type");
     expect_line("* bob blocked");
     writeln!(stdin, "are you there?").expect("type");

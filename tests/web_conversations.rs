@@ -6,30 +6,8 @@
 mod common;
 
 use common::TestServer;
-use common::browser::Browser;
+use common::browser::{Browser, log_in, open_with, q};
 use serde_json::json;
-
-/// `document.querySelector(selector)` as a JavaScript expression.
-fn q(selector: &str) -> String {
-    format!("document.querySelector({selector:?})")
-}
-
-fn log_in(page: &mut Browser, base: &str, nickname: &str) {
-    page.goto(base);
-    page.wait_for("document.body.dataset.ready === 'true'", "page ready");
-    page.type_into("#login-form [name=identifier]", nickname);
-    page.type_into("#login-form [name=password]", "password123");
-    page.click("#login-form button[type=submit]");
-    page.wait_for(
-        "document.body.dataset.sync === 'done'",
-        "logged in and synced",
-    );
-}
-
-fn open_with(page: &mut Browser, partner: i64) {
-    page.click(&format!("#conversations li[data-user-id=\"{partner}\"]"));
-    page.wait_for(&format!("!{}.hidden", q("#composer")), "conversation open");
-}
 
 /// The message node of `id` in the open conversation.
 fn msg(id: i64) -> String {

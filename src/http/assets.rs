@@ -48,6 +48,8 @@ const ASSETS: &[Asset] = &[
     module!("messages"),
     module!("compose"),
     module!("actions"),
+    module!("uploads"),
+    module!("media"),
 ];
 
 /// The asset served at `path`, if any.
@@ -61,7 +63,7 @@ pub fn find(path: &str) -> Option<&'static Asset> {
 /// network access only to ourselves and the WebSocket endpoint.
 pub fn content_security_policy(ws_url: &str) -> String {
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
          connect-src 'self' {ws_url}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 }

@@ -15,6 +15,8 @@
 //   conversation.js  opening a conversation, history pages, marking read
 //   messages.js      drawing the open conversation
 //   compose.js       sending, replying, editing, typing signals
+//   uploads.js       attaching files: pick, drop, paste, progress, cancel
+//   media.js         files in messages: thumbnails, lightbox, file cards
 //   actions.js       edit, delete, react, block, settings (REST)
 //   dom.js           DOM and date helpers
 
@@ -25,6 +27,8 @@ import { onLogin, onRegister, switchAuthTab, logout, startChat, showAuth } from 
 import { closeConversation, loadOlder, markRead, LOAD_OLDER_AT_PX } from "./conversation.js";
 import { submitComposer, cancelCompose, onInput, editLastOwn, stopTyping } from "./compose.js";
 import { toggleBlock, setReadReceipts } from "./actions.js";
+import { wireUploads } from "./uploads.js";
+import { wireLightbox } from "./media.js";
 
 function wireUp() {
   $("login-form").addEventListener("submit", onLogin);
@@ -36,6 +40,8 @@ function wireUp() {
   $("block").addEventListener("click", () => toggleBlock(state.openPartner));
   $("receipts").addEventListener("change", (event) => setReadReceipts(event.target.checked));
   $("compose-cancel").addEventListener("click", cancelCompose);
+  wireUploads();
+  wireLightbox();
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < LOAD_OLDER_AT_PX) loadOlder();
   });

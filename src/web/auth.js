@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { $, initial } from "./dom.js";
 import { refreshLists, renderPane } from "./sidebar.js";
 import { connect, disconnect } from "./socket.js";
+import { clearTray } from "./uploads.js";
 
 export function showAuth(message) {
   disconnect();
@@ -66,6 +67,7 @@ export async function logout() {
   // Closed first, on purpose: the server's "logged out" close (4001) that
   // follows must not be shown as news to the user who asked for it.
   disconnect();
+  clearTray();
   // Whatever is still loading for this login sees it is over (startChat
   // checks), instead of reporting the logout as an error of its own.
   state.me = null;

@@ -1,11 +1,13 @@
-// The composer: sending (optionally as a reply), editing my last or any
-// message, and telling the partner that I am typing.
+// The composer: sending (optionally as a reply, optionally with the files
+// in the tray), editing my last or any message, and telling the partner
+// that I am typing.
 
 import { state, thread } from "./state.js";
 import { $ } from "./dom.js";
 import { renderMessages } from "./messages.js";
 import { submitEdit } from "./actions.js";
 import { sendFrame } from "./socket.js";
+import { uploading, takeAttachments } from "./uploads.js";
 
 /** A `start` lasts 6 s on the server; repeat it well within that while
  * the user keeps typing. */
@@ -41,29 +43,41 @@ export function cancelCompose() {
 
 export function submitComposer() {
   const content = $("input").value;
-  if (content.trim() === "") return;
-  $("input").value = "";
-  stopTyping();
   if (state.editing !== null) {
+    if (content.trim() === "") return;
+    $("input").value = "";
+    stopTyping();
     const id = state.editing;
     state.editing = null;
     renderComposer();
     submitEdit(id, content);
     return;
   }
-  send(content);
+  // Files wait for their uploads; then each goes in a message of its own,
+  // the text with the first.
+  if (uploading()) return;
+  const attachments = takeAttachments();
+  if (content.trim() === "" && attachments.length === 0) return;
+  $("input").value = "";
+  stopTyping();
+  if (attachments.length === 0) {
+    send(content, null);
+    return;
+  }
+  attachments.forEach((attachment, i) => send(i === 0 ? content : "", attachment));
 }
 
-function send(content) {
+function send(content, attachment) {
   const partner = state.openPartner;
   if (partner === null) return;
   const replyTo = state.replyTo;
   state.replyTo = null;
   renderComposer();
   const clientId = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-  state.pending.set(clientId, { partner, content, replyTo, state: "sending", created: new Date() });
+  state.pending.set(clientId, { partner, content, replyTo, attachment, state: "sending", created: new Date() });
   const frame = { type: "private_message", to_user_id: partner, content, client_id: clientId };
   if (replyTo) frame.reply_to_id = replyTo.id;
+  if (attachment) frame.attachment_id = attachment.id;
   if (sendFrame(frame)) {
     const p = state.pending.get(clientId);
     p.sent = true;

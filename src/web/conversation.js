@@ -7,6 +7,7 @@ import { $ } from "./dom.js";
 import { renderSidebar, renderPane } from "./sidebar.js";
 import { renderMessages, renderTyping } from "./messages.js";
 import { renderComposer } from "./compose.js";
+import { clearTray } from "./uploads.js";
 
 export const PAGE_SIZE = 50;        // messages per history request
 export const LOAD_OLDER_AT_PX = 80; // scrolling this close to the top loads more
@@ -15,6 +16,7 @@ export async function openConversation(partner) {
   if (state.openPartner !== partner) {
     state.replyTo = null;
     state.editing = null;
+    clearTray(); // files picked for one person never go to another
   }
   state.openPartner = partner;
   $("chat-view").classList.add("open");
@@ -33,6 +35,7 @@ export async function openConversation(partner) {
 }
 
 export function closeConversation() {
+  clearTray();
   state.openPartner = null;
   $("chat-view").classList.remove("open");
   renderSidebar();

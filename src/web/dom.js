@@ -14,6 +14,16 @@ export function initial(nickname) {
   return (nickname || "?").charAt(0).toUpperCase();
 }
 
+/** "812 B", "4.2 KB", "25.0 MB": a file's size for people. */
+export function formatSize(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ["KB", "MB", "GB"];
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
 export function formatTime(iso) {
   return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }

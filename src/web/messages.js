@@ -1,6 +1,6 @@
 // The open conversation: day separators, runs of messages with one time
-// each, ticks on my messages, replies as quotes, "edited", deleted
-// messages, reactions, and the actions on each message.
+// each, ticks on my messages, replies as quotes, files and images,
+// "edited", deleted messages, reactions, and the actions on each message.
 //
 // Nodes are kept per message and rebuilt only when what they show
 // changes, so that a conversation of thousands of messages re-renders in
@@ -9,6 +9,7 @@
 import { state, thread } from "./state.js";
 import { $, el, formatTime, dayLabel } from "./dom.js";
 import { startReply, startEdit, deleteMessage, toggleReaction } from "./actions.js";
+import { attachmentNode } from "./media.js";
 
 /** Messages closer than this, from one sender, share one time. */
 const RUN_GAP_MS = 5 * 60 * 1000;
@@ -126,7 +127,7 @@ function dayNode(day, iso) {
 function messageNode(m, view) {
   const signature = `${m.content}\u0000${m.edited_at}\u0000${m.deleted_at}\u0000${
     m.reactions.length > 0 ? JSON.stringify(m.reactions) : ""}\u0000${
-    m.reply_to ? JSON.stringify(m.reply_to) : ""}\u0000${view.endsRun}\u0000${view.delivery}\u0000${view.sender}`;
+    m.reply_to ? JSON.stringify(m.reply_to) : ""}\u0000${m.attachment ? m.attachment.id : ""}\u0000${view.endsRun}\u0000${view.delivery}\u0000${view.sender}`;
   const cached = nodes.get(m.id);
   if (cached && cached.signature === signature) return cached.node;
   const node = buildMessage(m, view);
@@ -141,9 +142,12 @@ function buildMessage(m, { mine, endsRun, delivery, sender }) {
   wrap.dataset.messageId = m.id;
   if (m.deleted_at) wrap.classList.add("deleted");
   if (m.reply_to) wrap.append(quoteNode(m.reply_to));
+  if (m.attachment && !m.deleted_at) wrap.append(attachmentNode(m.attachment));
   const bubble = el("div", "bubble", m.deleted_at ? "This message was deleted" : m.content);
   bubble.dir = "auto";
-  wrap.append(bubble);
+  // A file without a caption has no bubble (the bubble still opens the
+  // actions on touch screens when there is one).
+  if (m.deleted_at || m.content !== "" || !m.attachment) wrap.append(bubble);
   if (m.reactions.length > 0) wrap.append(reactionsNode(m));
   const meta = el("div", "meta");
   const parts = [];
@@ -162,12 +166,14 @@ function buildMessage(m, { mine, endsRun, delivery, sender }) {
 function pendingNode(p) {
   const wrap = el("div", "msg mine");
   if (p.replyTo) wrap.append(quoteNode(p.replyTo));
+  if (p.attachment) wrap.append(attachmentNode(p.attachment));
   const bubble = el("div", "bubble", p.content);
   bubble.dir = "auto";
+  if (p.content !== "" || !p.attachment) wrap.append(bubble);
   const meta = el("div", "meta");
   const text = p.state === "failed" ? `failed: ${p.error || "error"}` : STATE_TEXT[p.state] || "";
   meta.append(el("span", `state ${p.state}`, text));
-  wrap.append(bubble, meta);
+  wrap.append(meta);
   return wrap;
 }
 

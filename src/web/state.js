@@ -131,6 +131,7 @@ export function messageFromFrame(frame) {
     content: frame.content, created_at: frame.timestamp, is_read: false,
     reply_to: frame.reply_to || null, edited_at: frame.edited_at || null,
     deleted_at: frame.deleted_at || null, reactions: [],
+    attachment: frame.attachment || null,
   };
 }
 

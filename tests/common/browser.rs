@@ -306,3 +306,28 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// `document.querySelector(selector)` as a JavaScript expression.
+pub fn q(selector: &str) -> String {
+    format!("document.querySelector({selector:?})")
+}
+
+/// Opens the web client at `base` and logs in as `nickname` (password
+/// `password123`); returns once the first sync is done.
+pub fn log_in(page: &mut Browser, base: &str, nickname: &str) {
+    page.goto(base);
+    page.wait_for("document.body.dataset.ready === 'true'", "page ready");
+    page.type_into("#login-form [name=identifier]", nickname);
+    page.type_into("#login-form [name=password]", "password123");
+    page.click("#login-form button[type=submit]");
+    page.wait_for(
+        "document.body.dataset.sync === 'done'",
+        "logged in and synced",
+    );
+}
+
+/// Opens the conversation with `partner` from the list.
+pub fn open_with(page: &mut Browser, partner: i64) {
+    page.click(&format!("#conversations li[data-user-id=\"{partner}\"]"));
+    page.wait_for(&format!("!{}.hidden", q("#composer")), "conversation open");
+}

@@ -140,6 +140,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         "ALTER TABLE attachments ADD COLUMN thumbnail_sha256 TEXT;
          ALTER TABLE attachments ADD COLUMN thumbnail_mime TEXT;
+         CREATE INDEX attachments_unsent ON attachments (created_at) WHERE message_id IS NULL;
          CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
              WHERE thumbnail_sha256 IS NOT NULL;",
     ),
