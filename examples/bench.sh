@@ -13,7 +13,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
 OUT=${OUT:-target/bench}
 PORT=${PORT:-18600}
 mkdir -p "$OUT"
-cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup --example web_render
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup --example web_render --example file_bench
 # SERVER_CPUS / LOADGEN_CPUS pin the server and the generator to separate
 # cores (`taskset -c`), for the per-core figure.
 pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
@@ -39,6 +39,14 @@ run() { # name, server flags, loadgen arguments...
       --message-rate 0 --login-rate 0 --register-rate 0 --max-connections 20000 $flags 2>"$OUT/$name.$i.server.log" &
     local pid=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+    # With BACKGROUND, another load beside the generator (given the
+    # server's URL), started first and waited for after.
+    local background=""
+    if [ -n "${BACKGROUND:-}" ]; then
+      # shellcheck disable=SC2086
+      $BACKGROUND --server "http://127.0.0.1:$PORT" >"$OUT/$name.$i.background" 2>&1 &
+      background=$!
+    fi
     # The generator, or with CLIENT another program (given the server's URL).
     if [ -n "${CLIENT:-}" ]; then
       # shellcheck disable=SC2086
@@ -47,8 +55,10 @@ run() { # name, server flags, loadgen arguments...
       pin "${LOADGEN_CPUS:-}" target/release/examples/loadgen --server "http://127.0.0.1:$PORT" \
         --server-pid $pid --sessions "$db/sessions" "$@"
     fi >"$OUT/$name.$i.txt" 2>"$OUT/$name.$i.progress" || echo "run $name.$i failed"
+    [ -z "$background" ] || wait "$background" || echo "background of $name.$i failed"
     kill $pid; wait $pid 2>/dev/null || true
     echo "== $name run $i"; cat "$OUT/$name.$i.txt"
+    [ -z "$background" ] || cat "$OUT/$name.$i.background"
   done
   [ -n "${DB_KEY:-}" ] || rm -rf "$db"
 }
@@ -109,6 +119,13 @@ sel typing && run typing-on "" pairs --users 1000 --rate 5000 --seconds "$SECOND
 for kind in message react edit; do
   sel actions && run "actions-$kind" "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --kind $kind
 done
+# Files: upload and download throughput against nginx, thumbnails, and
+# message latency at 1,000 msg/s without and with 8 uploads running.
+sel files && target/release/examples/file_bench transfer --runs "$RUNS" | tee "$OUT/files-transfer.txt"
+sel files && target/release/examples/file_bench thumbnail --runs 30 | tee "$OUT/files-thumbnail.txt"
+sel files && run files-latency-alone "" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
+sel files && BACKGROUND="target/release/examples/file_bench uploads --seconds $((SECONDS_PER_RUN + 2))" \
+  run files-latency-uploads "" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
 # The web client with a long conversation, in Chromium (not in "everything").
 [[ " ${all[*]} " == *" web-render "* ]] && cargo run -q --release --example web_render -- --messages 5000 | tee "$OUT/web-render.txt"
 # Not in the default set: ten minutes, once.

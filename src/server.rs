@@ -177,7 +177,9 @@ impl Core {
             config.query_queue,
         )?;
         let hub_thread = hub::spawn(hub_inbox, queries, metrics.clone(), privacy.clone())?;
-        let images = ImageWorkers::start(config.image_threads)?;
+        // Room for every upload the HTTP side takes at once: an image
+        // waits for a thread rather than being refused.
+        let images = ImageWorkers::start(config.image_threads, http::UPLOADS_AT_ONCE)?;
         let janitor = Janitor::spawn(
             store.clone(),
             files.clone(),

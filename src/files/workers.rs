@@ -4,8 +4,9 @@
 //! [`super::image::MAX_IMAGE_PIXELS`] times 4 bytes of memory. On the REST
 //! workers, a burst of uploads would take every worker and that much
 //! memory per worker; here at most [`ImageWorkers::threads`] images are
-//! decoded at once, a few more wait, and the rest are told to retry
-//! (503), so the server's memory stays bounded whatever arrives.
+//! decoded at once and the others wait their turn (holding only where
+//! their bytes are), so the server's memory stays bounded whatever
+//! arrives. A full queue is told to retry (503).
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -14,9 +15,6 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use super::image::{ImageError, Prepared, prepare};
-
-/// Images waiting for a thread, per thread, before uploads are refused.
-const QUEUED_PER_THREAD: usize = 4;
 
 /// Where an image's bytes are.
 #[derive(Debug)]
@@ -54,10 +52,11 @@ pub struct ImageWorkers {
 }
 
 impl ImageWorkers {
-    /// Starts `threads` threads (at least one).
-    pub fn start(threads: usize) -> std::io::Result<ImageWorkers> {
+    /// Starts `threads` threads (at least one), with room for `queued`
+    /// images waiting (a waiting image holds its path, not its bytes).
+    pub fn start(threads: usize, queued: usize) -> std::io::Result<ImageWorkers> {
         let threads = threads.max(1);
-        let (jobs, queue) = bounded::<Job>(threads * QUEUED_PER_THREAD);
+        let (jobs, queue) = bounded::<Job>(queued);
         for n in 0..threads {
             let queue: Receiver<Job> = queue.clone();
             thread::Builder::new()

@@ -1,14 +1,16 @@
 //! Files over REST.
 //!
-//! - Uploads, `POST /api/attachments?name=NAME` with the file as the body.
-//!   By the time a worker runs this, the connection's own thread has
-//!   written the body to a file (`super::upload_spool`): the worker copies
-//!   it into the file store (hashing it), finds its type from its bytes,
-//!   and records it, within the uploader's quota.
-//! - Downloads, `GET /api/attachments/{id}`: for those who may see it
-//!   only, with the headers that keep a hostile file from acting as a page
-//!   of ours; whole, or the `Range` asked for; streamed from disk by the
-//!   connection's thread.
+//! - Uploads, `POST /api/attachments?name=NAME` with the file as the body
+//!   (or a form's file). By the time a worker runs this, the connection's
+//!   own thread has written the body to a file (`super::upload_spool`).
+//!   The worker, in order: takes a form's file out of it; finds the type
+//!   from the bytes; for an image, has the image workers remove its
+//!   metadata and make its thumbnail; copies the result into the file
+//!   store (hashing it); and records it, within the uploader's quota.
+//! - Downloads, `GET /api/attachments/{id}` and `.../thumbnail`: for
+//!   those who may see the file only, with the headers that keep a
+//!   hostile file from acting as a page of ours; whole, or the `Range`
+//!   asked for; streamed from disk by the connection's thread.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -37,6 +39,7 @@ use tiny_http::SpoolOutcome;
 /// written at once.
 const BUSY_RETRY_SECONDS: u64 = 5;
 
+/// `POST /api/attachments`: stores a file for its uploader to send.
 pub fn upload(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (_, user) = authenticate(app, request)?;
     app.limits

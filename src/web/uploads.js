@@ -7,19 +7,35 @@
 import { state } from "./state.js";
 import { $, el, formatSize } from "./dom.js";
 
-/** Files in the tray: {file, progress (0-1), xhr, attachment, error, preview}. */
+/** Files in the tray: {file, progress (0-1), xhr, attachment, error,
+ * preview, waiting}. */
 const tray = [];
+/** Uploads at once; more wait their turn (the server takes 16 at once
+ * from everyone, and one person pasting twenty photos should not take
+ * them all). */
+const UPLOADS_AT_ONCE = 3;
 
 /** Starts uploading each of `files` (a FileList or an array of Files). */
 export function addFiles(files) {
   if (state.openPartner === null || state.blocked.has(state.openPartner)) return;
   for (const file of files) {
-    const item = { file, progress: 0, xhr: null, attachment: null, error: null, preview: null };
+    const item = { file, progress: 0, xhr: null, attachment: null, error: null, preview: null, waiting: true };
     if (file.type.startsWith("image/")) item.preview = URL.createObjectURL(file);
     tray.push(item);
-    upload(item);
   }
+  startWaiting();
   renderTray();
+}
+
+/** Starts waiting uploads while fewer than UPLOADS_AT_ONCE run. */
+function startWaiting() {
+  for (const item of tray) {
+    if (tray.filter((i) => i.xhr !== null).length >= UPLOADS_AT_ONCE) return;
+    if (item.waiting) {
+      item.waiting = false;
+      upload(item);
+    }
+  }
 }
 
 /** Uploads one file as the raw body. XMLHttpRequest, not fetch: only it
@@ -44,11 +60,13 @@ function upload(item) {
     } else {
       item.error = body.error || `upload failed (HTTP ${xhr.status})`;
     }
+    startWaiting();
     renderTray();
   });
   xhr.addEventListener("error", () => {
     item.xhr = null;
     item.error = "upload failed: cannot reach the server";
+    startWaiting();
     renderTray();
   });
   xhr.send(item.file);
@@ -57,15 +75,17 @@ function upload(item) {
 /** Cancels an upload in progress, or takes a file out of the tray. */
 function remove(item) {
   if (item.xhr) item.xhr.abort();
+  item.xhr = null;
   if (item.preview) URL.revokeObjectURL(item.preview);
   tray.splice(tray.indexOf(item), 1);
+  startWaiting();
   renderTray();
   $("input").focus();
 }
 
 /** Whether files are still uploading (sending waits for them). */
 export function uploading() {
-  return tray.some((item) => item.xhr !== null);
+  return tray.some((item) => item.xhr !== null || item.waiting);
 }
 
 /** Takes the uploaded files out of the tray, to send; failed ones stay
@@ -82,6 +102,7 @@ export function takeAttachments() {
 
 /** Empties the tray (another conversation was opened, or logout). */
 export function clearTray() {
+  for (const item of tray) item.waiting = false; // none starts on the way out
   for (const item of [...tray]) remove(item);
 }
 
@@ -110,7 +131,8 @@ export function renderTray() {
     }
     const cancel = el("button", "link tray-remove", "✕");
     cancel.type = "button";
-    cancel.setAttribute("aria-label", item.xhr ? `Cancel uploading ${item.file.name}` : `Remove ${item.file.name}`);
+    const busy = item.xhr !== null || item.waiting;
+    cancel.setAttribute("aria-label", busy ? `Cancel uploading ${item.file.name}` : `Remove ${item.file.name}`);
     cancel.addEventListener("click", () => remove(item));
     row.append(cancel);
     box.append(row);
