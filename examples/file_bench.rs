@@ -15,8 +15,9 @@
 //!   p50/p99.
 //! - `thumbnail`: what an uploaded photo costs: metadata removed and a
 //!   thumbnail made (`files::image::prepare`), against decoding alone.
-//! - `uploads`: 8 clients uploading 1 MiB files in a loop for a while, as
-//!   background load (bench.sh runs it beside loadgen at 1,000 msg/s).
+//! - `uploads`: 8 clients uploading 1 MiB files in a loop for a while,
+//!   as fast as they can or at a pace, as background load (bench.sh runs
+//!   it beside loadgen at 1,000 msg/s).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -65,6 +66,10 @@ enum Scenario {
         clients: usize,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// Each client's pace, in MiB/s (1 MiB files); 0: as fast as the
+        /// server takes them.
+        #[arg(long, default_value_t = 0.0)]
+        mib_per_second: f64,
     },
 }
 
@@ -87,7 +92,8 @@ fn main() {
             server,
             clients,
             seconds,
-        } => background_uploads(&server, clients, seconds),
+            mib_per_second,
+        } => background_uploads(&server, clients, seconds, mib_per_second),
     }
 }
 
@@ -297,7 +303,7 @@ fn thumbnail(runs: usize) {
     );
 }
 
-fn background_uploads(server: &str, clients: usize, seconds: u64) {
+fn background_uploads(server: &str, clients: usize, seconds: u64, mib_per_second: f64) {
     let cookies: Vec<String> = (0..clients)
         .map(|i| login_or_register(server, &format!("up{i}")))
         .collect();
@@ -305,7 +311,10 @@ fn background_uploads(server: &str, clients: usize, seconds: u64) {
         base: server.to_owned(),
         cookies,
     };
-    let until = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    // The time one 1 MiB upload may take at the pace asked for.
+    let interval = (mib_per_second > 0.0).then(|| Duration::from_secs_f64(1.0 / mib_per_second));
     let latency = Mutex::new(histogram());
     let done = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -321,13 +330,21 @@ fn background_uploads(server: &str, clients: usize, seconds: u64) {
                     record(latency, t.elapsed());
                     done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     n += 1;
+                    if let Some(interval) = interval {
+                        let next = started + interval * n as u32;
+                        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    }
                 }
             });
         }
     });
     let uploads = done.into_inner();
+    let pace = match interval {
+        Some(_) => format!("paced at {mib_per_second} MiB/s each"),
+        None => "unpaced".into(),
+    };
     println!(
-        "# background uploads: {clients} clients, {uploads} uploads of 1 MiB in {seconds} s \
+        "# background uploads: {clients} clients ({pace}), {uploads} uploads of 1 MiB in {seconds} s \
          ({:.1} MiB/s), p50/p99 ms {}",
         uploads as f64 / seconds as f64,
         p50_p99(&latency.into_inner().unwrap_or_else(|p| p.into_inner()))

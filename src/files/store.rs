@@ -140,14 +140,29 @@ impl FileStore {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
         let tmp = self.tmp_dir().join(to_hex(&nonce));
-        let written = write_hashed(body, &tmp, max_bytes);
-        let (sha256, size, head) = match written {
-            Ok(done) => done,
+        let written = write_hashed(body, Some(&tmp), max_bytes);
+        match written {
+            Ok(hashed) => self.settle(&tmp, hashed),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
-                return Err(e);
+                Err(e)
             }
-        };
+        }
+    }
+
+    /// Stores the temporary file at `path` (an upload as it was received,
+    /// in this store's `tmp/`) by moving it into place: hashed as it is
+    /// read once, never copied. The file is gone from `path` afterwards.
+    pub fn adopt(&self, path: &Path, max_bytes: u64) -> Result<Put<'_>, FileError> {
+        let hashed = write_hashed(File::open(path)?, None, max_bytes)?;
+        // Synced before the rename, like a file we wrote ourselves.
+        File::open(path)?.sync_all()?;
+        self.settle(path, hashed)
+    }
+
+    /// Moves the complete, synced file `tmp` to its name (or drops it when
+    /// those bytes are stored already).
+    fn settle(&self, tmp: &Path, (sha256, size, head): Hashed) -> Result<Put<'_>, FileError> {
         let path = self
             .path_of(&sha256)
             .ok_or_else(|| io::Error::other("bad digest"))?;
@@ -164,7 +179,7 @@ impl FileStore {
         };
         drop(pending);
         if put.existed {
-            fs::remove_file(&tmp)?;
+            fs::remove_file(tmp)?;
         } else {
             if let Some(shard) = path.parent() {
                 fs::DirBuilder::new()
@@ -172,8 +187,8 @@ impl FileStore {
                     .mode(0o700)
                     .create(shard)?;
             }
-            if let Err(e) = fs::rename(&tmp, &path) {
-                let _ = fs::remove_file(&tmp);
+            if let Err(e) = fs::rename(tmp, &path) {
+                let _ = fs::remove_file(tmp);
                 return Err(e.into());
             }
             // The rename itself survives a crash once its folder is synced.
@@ -255,18 +270,26 @@ impl FileStore {
     }
 }
 
-/// Copies `body` into a new file at `tmp` (private to this user), hashing
-/// it on the way, and syncs it. Returns its hash, size and first bytes.
+/// A file's SHA-256 (hex), size and first bytes.
+type Hashed = (String, u64, Vec<u8>);
+
+/// Reads `body` to its end, hashing it, at most `max_bytes`; with `tmp`,
+/// copies it into a new file there (private to this user) and syncs it.
 fn write_hashed(
     mut body: impl Read,
-    tmp: &Path,
+    tmp: Option<&Path>,
     max_bytes: u64,
-) -> Result<(String, u64, Vec<u8>), FileError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)?;
+) -> Result<Hashed, FileError> {
+    let mut file = match tmp {
+        Some(tmp) => Some(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(tmp)?,
+        ),
+        None => None,
+    };
     let mut hasher = Sha256::new();
     let mut head = Vec::new();
     let mut size: u64 = 0;
@@ -288,9 +311,13 @@ fn write_hashed(
             head.extend_from_slice(&bytes[..take]);
         }
         hasher.update(bytes);
-        file.write_all(bytes)?;
+        if let Some(file) = &mut file {
+            file.write_all(bytes)?;
+        }
     }
-    file.sync_all()?;
+    if let Some(file) = &file {
+        file.sync_all()?;
+    }
     Ok((to_hex(&hasher.finalize()), size, head))
 }
 
@@ -351,6 +378,27 @@ mod tests {
             Err(FileError::TooLarge { .. })
         ));
         assert_eq!(fs::read_dir(store.tmp_dir()).expect("tmp").count(), 0);
+    }
+
+    #[test]
+    fn an_adopted_file_is_moved_in_under_its_hash() {
+        let (_dir, store) = store();
+        let bytes = b"received by the connection's thread".to_vec();
+        let received = store.tmp_dir().join("upload-1");
+        fs::write(&received, &bytes).expect("received");
+        let put = store.adopt(&received, 1000).expect("adopt");
+        assert_eq!(put.sha256, to_hex(&Sha256::digest(&bytes)));
+        assert!(!received.exists(), "moved, not copied");
+        assert_eq!(read_back(&store, &put.sha256), bytes);
+        // The same bytes again: the second file is dropped.
+        fs::write(&received, &bytes).expect("again");
+        assert!(store.adopt(&received, 1000).expect("again").existed);
+        assert!(!received.exists());
+        fs::write(&received, &bytes).expect("too large");
+        assert!(matches!(
+            store.adopt(&received, 10),
+            Err(FileError::TooLarge { .. })
+        ));
     }
 
     #[test]

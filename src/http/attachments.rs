@@ -73,11 +73,12 @@ pub fn upload(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         None => None,
     };
     let cleaned = image.as_ref().and_then(|i| i.cleaned.as_deref());
-    let put = match cleaned {
-        Some(cleaned) => app.files.put(cleaned, max),
-        None => app
-            .files
-            .put(body.reader().map_err(ApiError::internal)?, max),
+    // Bytes as received are moved into the store, not copied.
+    let put = match (cleaned, &body) {
+        (Some(cleaned), _) => app.files.put(cleaned, max),
+        (None, Body::Spooled(path)) => app.files.adopt(path, max),
+        (None, Body::Scratch(scratch)) => app.files.adopt(&scratch.path, max),
+        (None, Body::Memory(bytes)) => app.files.put(*bytes, max),
     };
     let put = put.map_err(|e| match e {
         FileError::TooLarge { .. } => too_large(max),
