@@ -121,12 +121,12 @@ for kind in message react edit; do
 done
 # Files: upload and download throughput against nginx, thumbnails, and
 # message latency at 1,000 msg/s without and with 8 uploads running.
-sel files && target/release/examples/file_bench transfer --runs "$RUNS" | tee "$OUT/files-transfer.txt"
-sel files && target/release/examples/file_bench thumbnail --runs 30 | tee "$OUT/files-thumbnail.txt"
+{ sel files || sel files-transfer; } && target/release/examples/file_bench transfer --runs "$RUNS" | tee "$OUT/files-transfer.txt"
+{ sel files || sel files-thumbnail; } && target/release/examples/file_bench thumbnail --runs 30 | tee "$OUT/files-thumbnail.txt"
 # (Uploads as fast as loopback takes them, and at 2 MiB/s per uploader.)
-sel files && run files-latency-alone "" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
+{ sel files || sel files-latency; } && run files-latency-alone "" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
 for pace in 0 2; do
-  sel files && BACKGROUND="target/release/examples/file_bench uploads --seconds $((SECONDS_PER_RUN + 2)) --mib-per-second $pace" \
+  { sel files || sel files-latency; } && BACKGROUND="target/release/examples/file_bench uploads --seconds $((SECONDS_PER_RUN + 2)) --mib-per-second $pace" \
     run "files-latency-uploads-$pace" "--upload-quota 1000GiB" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
 done
 # The web client with a long conversation, in Chromium (not in "everything").

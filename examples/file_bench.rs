@@ -311,6 +311,10 @@ fn background_uploads(server: &str, clients: usize, seconds: u64, mib_per_second
         base: server.to_owned(),
         cookies,
     };
+    // Files of another run (same database) are different files too.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_nanos() as usize);
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     // The time one 1 MiB upload may take at the pace asked for.
@@ -324,7 +328,7 @@ fn background_uploads(server: &str, clients: usize, seconds: u64, mib_per_second
                 let mut body = pattern(MIB, client);
                 let mut n = 0;
                 while Instant::now() < until {
-                    body[..16].copy_from_slice(&unique(usize::MAX, client, n));
+                    body[..16].copy_from_slice(&unique(run, client, n));
                     let t = Instant::now();
                     target.upload(client, n, &body);
                     record(latency, t.elapsed());
