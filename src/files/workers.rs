@@ -16,6 +16,13 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use super::image::{ImageError, Prepared, prepare};
 
+/// How much nicer than the rest of the server the image threads are
+/// (`nice` +10): decoding a photo is a long burst of CPU, and on a small
+/// box it must not delay the hub or the database writer. (A thread may
+/// lower its own priority, never raise it again unprivileged: these
+/// threads do nothing else, so they keep it.)
+const IMAGE_NICENESS: libc::c_int = 10;
+
 /// Where an image's bytes are.
 #[derive(Debug)]
 pub enum ImageSource {
@@ -62,6 +69,7 @@ impl ImageWorkers {
             thread::Builder::new()
                 .name(format!("images-{n}"))
                 .spawn(move || {
+                    lower_priority();
                     for job in queue {
                         // A decoder that panics on a hostile file must
                         // not take the thread (and the pool) with it.
@@ -111,10 +119,71 @@ impl ImageWorkers {
     }
 }
 
+/// Makes the calling thread nicer by [`IMAGE_NICENESS`]. Best effort: a
+/// thread that stays at normal priority still works.
+fn lower_priority() {
+    // SAFETY: gettid, getpriority and setpriority only read their integer
+    // arguments; on Linux, PRIO_PROCESS with a thread id applies to that
+    // thread only. (getpriority's -1 is a valid niceness; an error there
+    // only makes the value set below less nice than meant.)
+    let done = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + IMAGE_NICENESS).min(19))
+    };
+    if done != 0 {
+        log::debug!(
+            "image threads keep normal priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn run(source: ImageSource, mime: &str, keep_metadata: bool) -> Result<Prepared, WorkError> {
     let bytes = match source {
         ImageSource::File(path) => std::fs::read(path)?,
         ImageSource::Bytes(bytes) => bytes,
     };
     Ok(prepare(bytes, mime, keep_metadata)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `nice` value of this process's thread named `name`, from
+    /// `/proc` (field 19 of `stat`).
+    fn niceness_of(name: &str) -> Option<i64> {
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let task = task.ok()?.path();
+            let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+            if comm.trim() == name {
+                let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+                // After the command name (in parentheses): state is field 3.
+                let after = stat.rsplit_once(')')?.1;
+                return after.split_whitespace().nth(16)?.parse().ok();
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn image_threads_run_at_a_lower_priority_and_survive_bad_input() {
+        let workers = ImageWorkers::start(1, 4).expect("start");
+        // A file that is no image: an answer, not a dead thread.
+        let answer = workers.prepare(
+            ImageSource::Bytes(b"not a png".to_vec()),
+            "image/png",
+            false,
+        );
+        assert!(matches!(
+            answer,
+            Err(WorkError::Image(ImageError::Undecodable(_)))
+        ));
+        let niceness = niceness_of("images-0").expect("the thread is listed");
+        // Relative to the process's own (a test run may itself be niced).
+        // SAFETY: getpriority only reads its integer arguments.
+        let ours = i64::from(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) });
+        assert_eq!(niceness, (ours + i64::from(IMAGE_NICENESS)).min(19));
+    }
 }
