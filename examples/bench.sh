@@ -124,11 +124,19 @@ done
 { sel files || sel files-transfer; } && target/release/examples/file_bench transfer --runs "$RUNS" | tee "$OUT/files-transfer.txt"
 { sel files || sel files-thumbnail; } && target/release/examples/file_bench thumbnail --runs 30 | tee "$OUT/files-thumbnail.txt"
 # (Uploads as fast as loopback takes them, and at 2 MiB/s per uploader.)
+# One database for all of them: the users are registered once, in the
+# first run "alone", never while uploads run.
+export DB_KEY=files-latency
 { sel files || sel files-latency; } && run files-latency-alone "" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
 for pace in 0 2; do
   { sel files || sel files-latency; } && BACKGROUND="target/release/examples/file_bench uploads --seconds $((SECONDS_PER_RUN + 2)) --mib-per-second $pace" \
     run "files-latency-uploads-$pace" "--upload-quota 1000GiB" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
+  # The baseline: the same uploads to an nginx beside the server.
+  { sel files || sel files-latency; } && BACKGROUND="target/release/examples/file_bench uploads --seconds $((SECONDS_PER_RUN + 2)) --mib-per-second $pace --nginx-bin ${NGINX:-/usr/sbin/nginx}" \
+    run "files-latency-nginx-uploads-$pace" "" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
 done
+rm -rf "$OUT/db-files-latency"
+unset DB_KEY
 # The web client with a long conversation, in Chromium (not in "everything").
 [[ " ${all[*]} " == *" web-render "* ]] && cargo run -q --release --example web_render -- --messages 5000 | tee "$OUT/web-render.txt"
 # Not in the default set: ten minutes, once.

@@ -16,8 +16,9 @@
 //! - `thumbnail`: what an uploaded photo costs: metadata removed and a
 //!   thumbnail made (`files::image::prepare`), against decoding alone.
 //! - `uploads`: 8 clients uploading 1 MiB files in a loop for a while,
-//!   as fast as they can or at a pace, as background load (bench.sh runs
-//!   it beside loadgen at 1,000 msg/s).
+//!   as fast as they can or at a pace, to the server or (the baseline) to
+//!   an nginx on the same box, as background load (bench.sh runs it
+//!   beside loadgen at 1,000 msg/s).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -70,6 +71,13 @@ enum Scenario {
         /// server takes them.
         #[arg(long, default_value_t = 0.0)]
         mib_per_second: f64,
+        /// Upload to a fresh nginx (this binary) instead of the server: the
+        /// same load on the box, the baseline for what it does to the
+        /// server's messages.
+        #[arg(long)]
+        nginx_bin: Option<PathBuf>,
+        #[arg(long, default_value_t = 18790)]
+        nginx_port: u16,
     },
 }
 
@@ -93,7 +101,24 @@ fn main() {
             clients,
             seconds,
             mib_per_second,
-        } => background_uploads(&server, clients, seconds, mib_per_second),
+            nginx_bin,
+            nginx_port,
+        } => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let nginx = nginx_bin.map(|bin| Nginx::start(&bin, dir.path(), nginx_port));
+            let target = match &nginx {
+                Some(nginx) => Target::Nginx {
+                    base: nginx.base.clone(),
+                },
+                None => Target::Chat {
+                    cookies: (0..clients)
+                        .map(|i| login_or_register(&server, &format!("up{i}")))
+                        .collect(),
+                    base: server,
+                },
+            };
+            background_uploads(&target, clients, seconds, mib_per_second);
+        }
     }
 }
 
@@ -303,14 +328,7 @@ fn thumbnail(runs: usize) {
     );
 }
 
-fn background_uploads(server: &str, clients: usize, seconds: u64, mib_per_second: f64) {
-    let cookies: Vec<String> = (0..clients)
-        .map(|i| login_or_register(server, &format!("up{i}")))
-        .collect();
-    let target = Target::Chat {
-        base: server.to_owned(),
-        cookies,
-    };
+fn background_uploads(target: &Target, clients: usize, seconds: u64, mib_per_second: f64) {
     // Files of another run (same database) are different files too.
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -323,7 +341,7 @@ fn background_uploads(server: &str, clients: usize, seconds: u64, mib_per_second
     let done = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for client in 0..clients {
-            let (target, latency, done) = (&target, &latency, &done);
+            let (latency, done) = (&latency, &done);
             scope.spawn(move || {
                 let mut body = pattern(MIB, client);
                 let mut n = 0;
@@ -347,8 +365,12 @@ fn background_uploads(server: &str, clients: usize, seconds: u64, mib_per_second
         Some(_) => format!("paced at {mib_per_second} MiB/s each"),
         None => "unpaced".into(),
     };
+    let to = match target {
+        Target::Chat { .. } => "the server",
+        Target::Nginx { .. } => "nginx",
+    };
     println!(
-        "# background uploads: {clients} clients ({pace}), {uploads} uploads of 1 MiB in {seconds} s \
+        "# background uploads to {to}: {clients} clients ({pace}), {uploads} uploads of 1 MiB in {seconds} s \
          ({:.1} MiB/s), p50/p99 ms {}",
         uploads as f64 / seconds as f64,
         p50_p99(&latency.into_inner().unwrap_or_else(|p| p.into_inner()))
