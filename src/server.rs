@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::app::App;
 use crate::auth::DeviceKey;
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::fd_limit;
 use crate::files::janitor::Janitor;
 use crate::files::store::FileStore;
@@ -164,12 +164,14 @@ impl Core {
         let metrics = Arc::new(Metrics::default());
         let privacy = Arc::new(Privacy::load(&*store)?);
         let files_dir = config.files_dir();
-        let files = Arc::new(
-            FileStore::open(&files_dir).map_err(|error| StartError::Files {
+        // Files are as durable as messages: synced with `full` only.
+        let sync_files = config.durability == Durability::Full;
+        let files = Arc::new(FileStore::open(&files_dir, sync_files).map_err(|error| {
+            StartError::Files {
                 path: files_dir,
                 error,
-            })?,
-        );
+            }
+        })?);
         let queries = QueryPool::spawn(
             store.clone(),
             metrics.clone(),

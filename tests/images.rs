@@ -448,10 +448,21 @@ fn uploads_never_sent_are_removed_after_their_lifetime() {
 
 #[test]
 fn a_crash_mid_upload_leaves_no_half_file_and_a_restart_leaks_nothing() {
+    crash_mid_upload("normal");
+}
+
+#[test]
+fn a_crash_mid_upload_with_full_durability_leaves_no_half_file_either() {
+    crash_mid_upload("full");
+}
+
+/// SIGKILL while an upload is half received, with `--durability MODE`.
+fn crash_mid_upload(durability: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("chat.db");
     let files = dir.path().join("chat-files");
-    let server = ServerProcess::start(&db, &[]);
+    let args = ["--durability", durability, "--addr", "127.0.0.1:0"];
+    let server = ServerProcess::start(&db, &args);
     let mut alice = server.client();
     let alice_id = alice.register("alice");
     alice.login("alice", "password123");
@@ -488,7 +499,7 @@ fn a_crash_mid_upload_leaves_no_half_file_and_a_restart_leaks_nothing() {
     drop(server); // SIGKILL
     drop(raw);
 
-    let server = ServerProcess::start(&db, &[]);
+    let server = ServerProcess::start(&db, &args);
     await_removed(&orphan);
     assert_eq!(
         std::fs::read_dir(&spool).expect("tmp").count(),

@@ -1,10 +1,16 @@
 //! The bytes of sent files, on disk, each under its SHA-256.
 //!
 //! A file is written to a temporary file (named at random, in `tmp/`)
-//! while its hash is computed, synced, then renamed to its hash: a rename
-//! is atomic, so a name under which a file is stored always holds all of
-//! it, and a crash mid-upload leaves only a temporary file, which the next
-//! start removes. The same bytes sent twice are stored once. Names are
+//! while its hash is computed, then renamed to its hash: a rename is
+//! atomic, so a name under which a file is stored always holds all of it,
+//! and a crash mid-upload leaves only a temporary file, which the next
+//! start removes. How much a crash may take follows `--durability`, as
+//! for messages: with `normal` the bytes are in the kernel's hands when
+//! the upload is answered (they survive the server's crash); with `full`
+//! the file and its folder are also synced before the rename and the
+//! answer (they survive a power loss). A sync per upload stalls the
+//! filesystem's journal, and with it the database's writes, for
+//! milliseconds: `normal` does not pay that. The same bytes sent twice are stored once. Names are
 //! checked to be 64 hex digits before they become paths, so no name from
 //! a request can reach outside the folder.
 
@@ -78,6 +84,9 @@ impl Drop for Scratch {
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// Whether files and their folders are synced before they are named
+    /// (`--durability full`).
+    sync: bool,
     /// Digests stored by uploads that have not recorded their row yet,
     /// with how many such uploads there are: never removed meanwhile.
     pending: Mutex<HashMap<String, usize>>,
@@ -91,10 +100,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl FileStore {
     /// Opens (or creates, readable by this user only) the store in `dir`,
-    /// and removes the temporary files that a crash left behind.
-    pub fn open(dir: &Path) -> io::Result<FileStore> {
+    /// and removes the temporary files that a crash left behind. With
+    /// `sync`, every file is synced to disk before it is named.
+    pub fn open(dir: &Path, sync: bool) -> io::Result<FileStore> {
         let store = FileStore {
             dir: dir.to_owned(),
+            sync,
             pending: Mutex::new(HashMap::new()),
         };
         fs::DirBuilder::new()
@@ -140,7 +151,7 @@ impl FileStore {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
         let tmp = self.tmp_dir().join(to_hex(&nonce));
-        let written = write_hashed(body, Some(&tmp), max_bytes);
+        let written = write_hashed(body, Some(&tmp), max_bytes, self.sync);
         match written {
             Ok(hashed) => self.settle(&tmp, hashed),
             Err(e) => {
@@ -154,9 +165,11 @@ impl FileStore {
     /// in this store's `tmp/`) by moving it into place: hashed as it is
     /// read once, never copied. The file is gone from `path` afterwards.
     pub fn adopt(&self, path: &Path, max_bytes: u64) -> Result<Put<'_>, FileError> {
-        let hashed = write_hashed(File::open(path)?, None, max_bytes)?;
-        // Synced before the rename, like a file we wrote ourselves.
-        File::open(path)?.sync_all()?;
+        let hashed = write_hashed(File::open(path)?, None, max_bytes, false)?;
+        if self.sync {
+            // Synced before the rename, like a file we wrote ourselves.
+            File::open(path)?.sync_all()?;
+        }
         self.settle(path, hashed)
     }
 
@@ -191,8 +204,9 @@ impl FileStore {
                 let _ = fs::remove_file(tmp);
                 return Err(e.into());
             }
-            // The rename itself survives a crash once its folder is synced.
-            if let Some(shard) = path.parent() {
+            // The rename itself survives a power loss once its folder is
+            // synced.
+            if let Some(shard) = path.parent().filter(|_| self.sync) {
                 File::open(shard)?.sync_all()?;
             }
         }
@@ -274,11 +288,13 @@ impl FileStore {
 type Hashed = (String, u64, Vec<u8>);
 
 /// Reads `body` to its end, hashing it, at most `max_bytes`; with `tmp`,
-/// copies it into a new file there (private to this user) and syncs it.
+/// copies it into a new file there (private to this user), synced if
+/// `sync`.
 fn write_hashed(
     mut body: impl Read,
     tmp: Option<&Path>,
     max_bytes: u64,
+    sync: bool,
 ) -> Result<Hashed, FileError> {
     let mut file = match tmp {
         Some(tmp) => Some(
@@ -315,7 +331,7 @@ fn write_hashed(
             file.write_all(bytes)?;
         }
     }
-    if let Some(file) = &file {
+    if let Some(file) = file.as_ref().filter(|_| sync) {
         file.sync_all()?;
     }
     Ok((to_hex(&hasher.finalize()), size, head))
@@ -327,7 +343,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, FileStore) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = FileStore::open(&dir.path().join("files")).expect("open");
+        let store = FileStore::open(&dir.path().join("files"), true).expect("open");
         (dir, store)
     }
 
@@ -421,11 +437,11 @@ mod tests {
     fn half_written_files_of_a_crash_are_removed_at_the_next_start() {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("files");
-        let store = FileStore::open(&root).expect("open");
+        let store = FileStore::open(&root, false).expect("open");
         let kept = store.put(&b"kept"[..], 10).expect("put").sha256.clone();
         fs::write(store.tmp_dir().join("interrupted"), b"half").expect("leftover");
         drop(store);
-        let store = FileStore::open(&root).expect("reopen");
+        let store = FileStore::open(&root, false).expect("reopen");
         assert_eq!(fs::read_dir(store.tmp_dir()).expect("tmp").count(), 0);
         assert_eq!(read_back(&store, &kept), b"kept");
         assert_eq!(store.all_names().expect("list"), vec![kept.clone()]);
