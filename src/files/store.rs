@@ -8,9 +8,7 @@
 //! for messages: with `normal` the bytes are in the kernel's hands when
 //! the upload is answered (they survive the server's crash); with `full`
 //! the file and its folder are also synced before the rename and the
-//! answer (they survive a power loss). A sync per upload stalls the
-//! filesystem's journal, and with it the database's writes, for
-//! milliseconds: `normal` does not pay that. The same bytes sent twice are stored once. Names are
+//! answer (they survive a power loss), which costs two syncs per upload. The same bytes sent twice are stored once. Names are
 //! checked to be 64 hex digits before they become paths, so no name from
 //! a request can reach outside the folder.
 
