@@ -7,25 +7,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::browser::Browser;
+use common::browser::{Browser, q, save_screenshot};
 use common::{ServerProcess, TestServer, free_port};
-
-fn screenshot(browser: &mut Browser, name: &str) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
-        root.join("docs/screenshots")
-    } else {
-        root.join("target/screenshots")
-    };
-    browser.screenshot(&dir.join(format!("{name}.png")));
-}
-
-/// `document.querySelector(selector)` as a JavaScript expression.
-fn q(selector: &str) -> String {
-    format!("document.querySelector({selector:?})")
-}
 
 fn register_in_page(page: &mut Browser, nickname: &str, email: &str) {
     page.click("#show-register");
@@ -72,7 +55,7 @@ fn two_people_chat_in_real_browsers() {
     alice.goto(&base);
     alice.wait_for("document.body.dataset.ready === 'true'", "page ready");
     alice.wait_for(&format!("!{}.hidden", q("#auth-view")), "login form shown");
-    screenshot(&mut alice, "1-login");
+    save_screenshot(&mut alice, "1-login");
     register_in_page(&mut alice, "alice", "alice@example.org");
     alice.wait_for(
         &format!("{}.textContent === 'alice'", q("#me-name")),
@@ -105,7 +88,7 @@ fn two_people_chat_in_real_browsers() {
     register_in_page(&mut bob, "ALICE", "bob@example.org");
     let error = bob.wait_for(&format!("{}.textContent", q("#auth-error")), "taken error");
     assert_eq!(error, "Sorry, that nickname is already taken.");
-    screenshot(&mut bob, "2-register-error");
+    save_screenshot(&mut bob, "2-register-error");
     register_in_page(&mut bob, "bob", "bob@example.org");
     bob.wait_for(
         &format!("{}.textContent === 'bob'", q("#me-name")),
@@ -158,7 +141,7 @@ fn two_people_chat_in_real_browsers() {
         "unread badge",
     );
     assert_eq!(badge, "1");
-    screenshot(&mut bob, "3-unread-badge");
+    save_screenshot(&mut bob, "3-unread-badge");
 
     // ---- bob opens it: badge clears, message shown, he replies ----
     bob.click(&conversation(alice_id));
@@ -233,8 +216,8 @@ fn two_people_chat_in_real_browsers() {
         ),
         0
     );
-    screenshot(&mut bob, "4-conversation");
-    screenshot(&mut alice, "5-conversation-alice");
+    save_screenshot(&mut bob, "4-conversation");
+    save_screenshot(&mut alice, "5-conversation-alice");
 
     // ---- bob scrolls back through carol's 100 messages ----
     bob.click(&conversation(carol_id));
@@ -289,7 +272,7 @@ fn two_people_chat_in_real_browsers() {
     for page in [&mut alice, &mut bob] {
         page.wait_for(&format!("!{}.hidden", q("#banner")), "reconnecting banner");
     }
-    screenshot(&mut alice, "6-reconnecting");
+    save_screenshot(&mut alice, "6-reconnecting");
     let server = ServerProcess::start(&db, &args);
     // Sent right after the restart, before the pages' next reconnect
     // attempt (at least 375 ms away): bob's page gets it through sync when
@@ -335,13 +318,13 @@ fn two_people_chat_in_real_browsers() {
         &format!("getComputedStyle({}).display === 'none'", q(".sidebar")),
         "sidebar hidden while a conversation is open",
     );
-    screenshot(&mut alice, "7-phone-conversation");
+    save_screenshot(&mut alice, "7-phone-conversation");
     alice.click("#back");
     alice.wait_for(
         &format!("getComputedStyle({}).display === 'none'", q("#pane")),
         "conversation hidden on the list",
     );
-    screenshot(&mut alice, "8-phone-list");
+    save_screenshot(&mut alice, "8-phone-list");
 
     // ---- a server that cannot be reached is said so ----
     alice.set_viewport(1280, 800);

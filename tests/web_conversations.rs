@@ -6,7 +6,7 @@
 mod common;
 
 use common::TestServer;
-use common::browser::{Browser, log_in, open_with, q};
+use common::browser::{Browser, log_in, open_with, q, save_screenshot};
 use serde_json::json;
 
 /// The message node of `id` in the open conversation.
@@ -280,18 +280,7 @@ fn two_people_use_every_conversation_feature_in_real_browsers() {
     assert_eq!(bob.eval(background), "rgb(243, 244, 247)");
     bob.color_scheme("dark");
     assert_eq!(bob.eval(background), "rgb(20, 22, 27)");
-    screenshot_dark(&mut bob);
-}
-
-/// The conversation in the dark theme, beside the other screenshots.
-fn screenshot_dark(page: &mut Browser) {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
-        root.join("docs/screenshots")
-    } else {
-        root.join("target/screenshots")
-    };
-    page.screenshot(&dir.join("9-dark-conversation.png"));
+    save_screenshot(&mut bob, "9-dark-conversation");
 }
 
 #[test]

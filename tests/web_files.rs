@@ -7,7 +7,7 @@
 mod common;
 
 use common::TestServer;
-use common::browser::{Browser, log_in, open_with, q};
+use common::browser::{Browser, log_in, open_with, q, save_screenshot};
 
 /// Alice and Bob in two browsers, each in their conversation, which Bob
 /// started with `first`.
@@ -136,6 +136,8 @@ fn a_pasted_image_arrives_as_a_thumbnail_that_opens_full_size() {
         "{loaded}"
     );
 
+    save_screenshot(&mut bob, "10-files");
+
     // ---- a click opens it full size ----
     bob.click("#messages .thumb");
     bob.wait_for(&format!("{}.open", q("#lightbox")), "the lightbox opens");
@@ -181,6 +183,19 @@ fn a_dropped_file_arrives_as_a_card_and_a_cancelled_one_never_leaves() {
         "{card}"
     );
     assert_eq!(card[3], "report.pdf");
+    // The conversation list names the file.
+    let listed = bob.wait_for(
+        &format!(
+            "{}?.textContent.includes('report.pdf') && {}.textContent",
+            q("#conversations li"),
+            q("#conversations li")
+        ),
+        "the file in the conversation list",
+    );
+    assert!(
+        listed.as_str().is_some_and(|t| t.contains("📎 report.pdf")),
+        "{listed}"
+    );
     // Only that one file was sent: the cancelled one never was.
     let files =
         bob.eval("document.querySelectorAll('#messages .file-card, #messages .thumb').length");

@@ -48,7 +48,11 @@ function personItem(user, extra) {
 
 function preview(message) {
   const mine = message.sender_id === state.me.id;
-  const text = message.deleted_at ? "This message was deleted" : message.content;
+  let text = message.deleted_at ? "This message was deleted" : message.content;
+  // A file: its name, then the caption if there is one.
+  if (!message.deleted_at && message.attachment) {
+    text = `📎 ${message.attachment.name}${text ? ` · ${text}` : ""}`;
+  }
   return (mine ? "You: " : "") + text;
 }
 

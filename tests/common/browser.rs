@@ -331,3 +331,15 @@ pub fn open_with(page: &mut Browser, partner: i64) {
     page.click(&format!("#conversations li[data-user-id=\"{partner}\"]"));
     page.wait_for(&format!("!{}.hidden", q("#composer")), "conversation open");
 }
+
+/// Saves a screenshot of `page` as `NAME.png`: in `docs/screenshots/` with
+/// `UPDATE_SCREENSHOTS=1`, else in `target/screenshots/`.
+pub fn save_screenshot(page: &mut Browser, name: &str) {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    page.screenshot(&dir.join(format!("{name}.png")));
+}
