@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Bucket bounds for durations, in seconds: 10 µs to 1 s.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -110,6 +110,8 @@ pub struct Metrics {
     pub hub_event_seconds: Histogram,
     /// Stored files removed because no upload referred to them any more.
     pub files_removed: AtomicU64,
+    /// When the server started (`process_start_time_seconds`).
+    pub started: SystemTime,
 }
 
 impl Default for Metrics {
@@ -124,6 +126,7 @@ impl Default for Metrics {
             queries_refused: AtomicU64::new(0),
             hub_event_seconds: Histogram::new(SECONDS_BUCKETS),
             files_removed: AtomicU64::new(0),
+            started: SystemTime::now(),
         }
     }
 }
@@ -202,6 +205,100 @@ impl Metrics {
             out,
             "chat_hub_event_seconds",
             "Time the hub spends on one event.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP chat_build_info The version of this server.\n\
+             # TYPE chat_build_info gauge\n\
+             chat_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        render_process(out, self.started);
+    }
+}
+
+/// The process's own figures, under the names Prometheus's client
+/// libraries use (`process_*`), so that the usual dashboards and alerts
+/// work: memory, CPU, file descriptors, threads, start time. Read from
+/// `/proc/self`; on a system without it only the start time is given.
+fn render_process(out: &mut String, started: SystemTime) {
+    let float_metric = |out: &mut String, name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    let since_epoch = started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    float_metric(
+        out,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch, in seconds.",
+        since_epoch,
+    );
+    // /proc/self/stat: the fields after the command name (in parentheses,
+    // which may hold spaces) start with field 3, the state.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or_else(Vec::new, |(_, rest)| rest.split_whitespace().collect());
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf only reads its integer argument.
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if let (Some(user), Some(system), true) = (field(14), field(15), ticks > 0) {
+        float_metric(
+            out,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            (user + system) as f64 / ticks as f64,
+        );
+    }
+    if let (Some(pages), true) = (field(24), page > 0) {
+        let bytes = pages.saturating_mul(page.unsigned_abs());
+        render_gauge(
+            out,
+            "process_resident_memory_bytes",
+            "Resident memory size, in bytes.",
+            i64::try_from(bytes).unwrap_or(i64::MAX),
+        );
+    }
+    if let Some(threads) = field(20) {
+        render_gauge(
+            out,
+            "process_threads",
+            "Threads of the process.",
+            i64::try_from(threads).unwrap_or(i64::MAX),
+        );
+    }
+    if let Ok(open) = std::fs::read_dir("/proc/self/fd") {
+        // The listing itself holds one descriptor while it is read.
+        let count = open.count().saturating_sub(1);
+        render_gauge(
+            out,
+            "process_open_fds",
+            "Open file descriptors.",
+            i64::try_from(count).unwrap_or(i64::MAX),
+        );
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, on this stack frame.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        render_gauge(
+            out,
+            "process_max_fds",
+            "The most file descriptors the process may open.",
+            i64::try_from(limit.rlim_cur).unwrap_or(i64::MAX),
         );
     }
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestServer, Ws, pm};
+use common::{ServerProcess, TestServer, Ws, pm};
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -61,4 +61,62 @@ fn metrics_count_connections_messages_failures_and_commits() {
     assert!(metric(&text, "chat_db_commit_batch_size_count") >= 1.0);
     assert!(metric(&text, "chat_db_commit_seconds_bucket{le=\"+Inf\"}") >= 1.0);
     assert!(text.contains("# TYPE chat_hub_queue_depth gauge"));
+}
+
+#[test]
+fn metrics_carry_the_process_figures_operators_expect() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let server = ServerProcess::start(&dir.path().join("chat.db"), &["--addr", "127.0.0.1:0"]);
+    // Some work first (a registration hashes a password: CPU time).
+    server.client().register("alice");
+    let text = ureq::get(&format!("{}/metrics", server.base()))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("text");
+    // What procps's `ps` (not our code) says of the same process.
+    let ps = std::process::Command::new("ps")
+        .args(["-o", "rss=,nlwp=", "-p", &server.pid().to_string()])
+        .output()
+        .expect("run ps");
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let mut columns = ps
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().expect("number"));
+    let (rss_kib, threads) = (columns.next().expect("rss"), columns.next().expect("nlwp"));
+
+    let rss = metric(&text, "process_resident_memory_bytes");
+    assert!(
+        (rss / 1024.0 - rss_kib).abs() < rss_kib * 0.5,
+        "RSS {rss} bytes, ps says {rss_kib} KiB"
+    );
+    // A connection's thread may come or go between the two looks.
+    let ours = metric(&text, "process_threads");
+    assert!(
+        (ours - threads).abs() <= 2.0,
+        "{ours} threads, ps says {threads}"
+    );
+    let open = metric(&text, "process_open_fds");
+    let listed = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("fd list")
+        .count() as f64;
+    // Each side may hold a descriptor the other does not see (a request
+    // in flight); the listeners, the database and the logs are in both.
+    assert!((open - listed).abs() <= 3.0, "{open} open, {listed} listed");
+    assert!(metric(&text, "process_max_fds") >= open);
+    assert!(metric(&text, "process_cpu_seconds_total") > 0.0);
+    let started = metric(&text, "process_start_time_seconds");
+    assert!(
+        started >= before - 1.0 && started <= before + 60.0,
+        "{started}"
+    );
+    let version = format!(
+        "chat_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(metric(&text, &version), 1.0);
 }
