@@ -157,6 +157,23 @@ impl LoginBackoff {
     }
 }
 
+/// The part of a client's address that per-address limits count against:
+/// an IPv4 address, or the /64 network of an IPv6 address. A host picks
+/// any address in its /64 at will (privacy addresses change by the hour),
+/// so keyed by the whole address one host would have 2^64 fresh limits.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !(u128::from(u64::MAX));
+                IpAddr::V6(network.into())
+            }
+        },
+    }
+}
+
 /// What a failed login counts against, each a key of bounded length
 /// however long the identifier sent: the client's address; a browser that
 /// holds a device cookie for the account; or, for everyone else, the
@@ -171,7 +188,7 @@ pub enum LoginKey<'a> {
 impl LoginKey<'_> {
     pub fn key(&self) -> String {
         match self {
-            LoginKey::Address(ip) => format!("ip:{ip}"),
+            LoginKey::Address(ip) => format!("ip:{}", address_key(*ip)),
             LoginKey::Device(nonce) => format!("device:{nonce}"),
             LoginKey::StrangersToAccount(id) => format!("account:{id}"),
             LoginKey::StrangersToUnknownName(name) => {
@@ -286,6 +303,20 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64_and_ipv4_by_address() {
+        let key = |text: &str| address_key(text.parse().expect("address"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2::"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("192.0.2.7"), key("::ffff:192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+        assert_eq!(
+            LoginKey::Address(key("2001:db8::1")).key(),
+            LoginKey::Address(key("2001:db8::2")).key()
+        );
+    }
 
     #[test]
     fn token_bucket_allows_the_burst_then_the_rate() {

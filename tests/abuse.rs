@@ -99,6 +99,32 @@ fn registrations_are_rate_limited_per_address() {
 }
 
 #[test]
+fn ipv6_clients_count_by_their_64_network() {
+    // Behind a proxy, so that the client's address can be any address.
+    let server = TestServer::start_with(|c| {
+        c.register_rate = 1.0;
+        c.trust_proxy = true;
+    });
+    let register = |n: u32, address: &str| {
+        let result = ureq::post(&format!("{}/api/register", server.base()))
+            .set("X-Forwarded-For", address)
+            .send_json(json!({"nickname": format!("v6user{n}"),
+                              "email": format!("v6user{n}@example.org"),
+                              "password": "password123"}));
+        match result {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(register(1, "2001:db8:aa:1::1"), 201);
+    // Another address of the same /64 (a host may take any): the same limit.
+    assert_eq!(register(2, "2001:db8:aa:1:ffff:eeee:dddd:cccc"), 429);
+    // Another /64 is another network.
+    assert_eq!(register(3, "2001:db8:aa:2::1"), 201);
+}
+
+#[test]
 fn state_changing_requests_from_a_foreign_origin_are_refused() {
     let server = TestServer::start();
     let (alice, _) = server.user("alice");

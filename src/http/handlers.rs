@@ -338,7 +338,7 @@ struct RegisterBody {
 fn register(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     app.limits
         .registrations
-        .check(client_ip(app, request))
+        .check(crate::limits::address_key(client_ip(app, request)))
         .map_err(|wait| ApiError::too_many("too many registrations from this address", wait))?;
     let body: RegisterBody = read_json(request)?;
     auth::validate_registration(&body.nickname, &body.email, &body.password)

@@ -10,7 +10,7 @@ use super::guards::{audit, client_ip};
 use super::{ApiError, HttpRequest, Reply, read_json};
 use crate::app::App;
 use crate::auth::{self, SESSION_COOKIE};
-use crate::limits::LoginKey;
+use crate::limits::{LoginKey, address_key};
 
 #[derive(Deserialize)]
 struct LoginBody {
@@ -21,7 +21,7 @@ struct LoginBody {
 pub(super) fn login(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let ip = client_ip(app, request);
     let too_many = |wait| ApiError::too_many("too many login attempts; wait and try again", wait);
-    app.limits.logins.check(ip).map_err(too_many)?;
+    app.limits.logins.check(address_key(ip)).map_err(too_many)?;
     let body: LoginBody = read_json(request)?;
     let identifier = body.identifier.trim();
     let failures = &app.limits.login_failures;
