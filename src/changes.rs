@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
-use crate::models::{Message, MessageAttachment, MessageId, ReplyTo, UserId, format_timestamp};
+use crate::models::{Attachment, Message, MessageId, ReplyTo, UserId, format_timestamp};
 use crate::repo::StoreError;
 
 /// Position of a change in the stream: strictly increasing in commit order.
@@ -189,7 +189,7 @@ pub enum ChangeFrame<'a> {
         reply_to: Option<&'a ReplyTo>,
         /// The file sent with it.
         #[serde(skip_serializing_if = "Option::is_none")]
-        attachment: Option<&'a MessageAttachment>,
+        attachment: Option<&'a Attachment>,
         /// In a sync page, a message edited since: its content is the
         /// current one (its `message_edited` changes follow).
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -53,15 +53,17 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// The file sent with it (`content` is then its caption, maybe empty).
     /// Boxed: most messages have none, and messages travel by value.
-    pub attachment: Option<Box<MessageAttachment>>,
+    pub attachment: Option<Box<Attachment>>,
 }
 
-/// A message's file, as message objects show it.
+/// An uploaded file, as its uploader (`POST /api/attachments`) and the
+/// people it is sent to (a message's `attachment`) see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct MessageAttachment {
+pub struct Attachment {
     pub id: i64,
     pub name: String,
     pub size: u64,
+    /// Found from the bytes, never from the name or the client.
     pub mime: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
@@ -75,10 +77,10 @@ pub struct MessageAttachment {
     pub thumbnail_url: Option<String>,
 }
 
-impl MessageAttachment {
+impl Attachment {
     /// Fills in what is derived from the id.
-    pub fn with_url(mut self) -> MessageAttachment {
-        self.url = format!("/api/attachments/{}", self.id);
+    pub fn with_url(mut self) -> Attachment {
+        self.url = attachment_url(self.id);
         self
     }
 }
@@ -128,22 +130,9 @@ pub struct Reaction {
     pub user_ids: Vec<UserId>,
 }
 
-/// An uploaded file, as its uploader and the people it is sent to see it
-/// (`POST /api/attachments`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attachment {
-    pub id: i64,
-    pub name: String,
-    pub size: u64,
-    /// Found from the bytes, never from the name or the client.
-    pub mime: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height: Option<u32>,
-    /// An image's thumbnail (`GET /api/attachments/{id}/thumbnail`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thumbnail_url: Option<String>,
+/// Where attachment `id` is served.
+pub fn attachment_url(id: i64) -> String {
+    format!("/api/attachments/{id}")
 }
 
 /// Where the thumbnail of attachment `id` is served.

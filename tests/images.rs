@@ -146,15 +146,14 @@ fn photos_lose_their_position_and_serial_but_keep_their_pixels_and_orientation()
         (&json!(800), &json!(1200))
     );
     let id = attachment["id"].as_i64().expect("id");
+    assert_eq!(attachment["url"], format!("/api/attachments/{id}"));
     assert_eq!(
         attachment["thumbnail_url"],
         format!("/api/attachments/{id}/thumbnail")
     );
+    // The message shows the same object as the upload's answer.
     let message = send_file(&alice, bob_id, &attachment["id"], "");
-    assert_eq!(
-        message["attachment"]["thumbnail_url"],
-        attachment["thumbnail_url"]
-    );
+    assert_eq!(&message["attachment"], attachment);
 
     let (status, mime, stored) = get_bytes(&bob, &format!("/api/attachments/{id}"));
     assert_eq!((status, mime.as_str()), (200, "image/jpeg"));

@@ -31,9 +31,9 @@ use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{
-    Attachment, Conversation, Cursor, Message, MessageAttachment, MessageId, NewAttachment,
-    NewMessage, Page, Reaction, ReplyTo, Session, SessionId, StoredAttachment, StoredThumbnail,
-    User, UserId, Version, thumbnail_url,
+    Attachment, Conversation, Cursor, Message, MessageId, NewAttachment, NewMessage, Page,
+    Reaction, ReplyTo, Session, SessionId, StoredAttachment, StoredThumbnail, User, UserId,
+    Version, attachment_url, thumbnail_url,
 };
 use checkpointer::Checkpointer;
 use crossbeam_channel::{Receiver, Sender};
@@ -337,11 +337,11 @@ pub(super) fn digests_at(row: &Row<'_>) -> rusqlite::Result<Vec<String>> {
 }
 
 /// The attachment column: a JSON object, or NULL.
-fn attachment_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Box<MessageAttachment>>> {
+fn attachment_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Box<Attachment>>> {
     let Some(json) = row.get::<_, Option<String>>(idx)? else {
         return Ok(None);
     };
-    let attachment: MessageAttachment = serde_json::from_str(&json).map_err(|e| {
+    let attachment: Attachment = serde_json::from_str(&json).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
     })?;
     Ok(Some(Box::new(attachment.with_url())))
@@ -469,7 +469,7 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
                 .query_row((id, new.sender_id), |row| row.get(0))
                 .optional()?;
             let json = json.ok_or(StoreError::Refused(super::Refusal::InvalidAttachment))?;
-            let attachment: MessageAttachment = serde_json::from_str(&json)
+            let attachment: Attachment = serde_json::from_str(&json)
                 .map_err(|e| StoreError::Commit(format!("attachment {id}: {e}")))?;
             Some(Box::new(attachment.with_url()))
         }
@@ -1054,6 +1054,7 @@ impl Store for SqliteStore {
                 mime: new.mime,
                 width,
                 height,
+                url: attachment_url(id),
                 thumbnail_url: new.thumbnail.map(|_| thumbnail_url(id)),
             })
         })
@@ -1101,6 +1102,7 @@ impl Store for SqliteStore {
                             mime: row.get(3)?,
                             width: row.get(4)?,
                             height: row.get(5)?,
+                            url: attachment_url(id),
                             thumbnail_url: thumbnail.as_ref().map(|_| thumbnail_url(id)),
                         },
                         sha256: row.get(6)?,
