@@ -99,8 +99,8 @@ fn metrics_carry_the_process_figures_operators_expect() {
     // While /metrics is answered, its own connection holds two more
     // descriptors than a listing before it sees (the socket, and the
     // clone its connection's thread writes with); other descriptors come
-    // and go too (a checkpoint's connection to the database): compare
-    // within those two, at a moment when the listing holds still.
+    // and go too: compare within a few, at a moment when the listing
+    // holds still.
     let listed = || {
         std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
             .expect("fd list")
@@ -112,8 +112,9 @@ fn metrics_carry_the_process_figures_operators_expect() {
         let open = metric(&fetch_metrics(&server.base()), "process_open_fds");
         let after = listed();
         looks.push((before, open, after));
-        let steady =
-            (before == after || after == before + 2.0) && open >= before && open <= before + 2.0;
+        // (A connection of an earlier request may still be closing: up to
+        // two more.)
+        let steady = before == after && open >= before && open <= before + 4.0;
         if !steady {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
