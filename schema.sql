@@ -1,4 +1,4 @@
--- Schema of the chat server, version 6.
+-- Schema of the chat server, version 8.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
 -- `repo::sqlite::schema::migrate`. This file always describes a fresh
@@ -18,8 +18,19 @@ CREATE TABLE users (
     created_at    INTEGER NOT NULL, -- milliseconds since the Unix epoch, UTC
     -- 0: the partner does not learn how far this user has read, and this
     -- user does not learn it of anyone either (PATCH /api/me).
-    send_read_receipts INTEGER NOT NULL DEFAULT 1
+    send_read_receipts INTEGER NOT NULL DEFAULT 1,
+    -- 'admin' may manage accounts and invitations; the first account is one.
+    role          TEXT    NOT NULL DEFAULT 'member' CHECK (role IN ('member', 'admin')),
+    -- Set while an admin has disabled the account: no session, no login.
+    disabled_at   INTEGER,
+    -- The last request or connection of any of its sessions (to the minute).
+    last_seen_at  INTEGER
 );
+-- "Is there an admin?" (registration is open until there is one) and
+-- "who is disabled?" (read by the server when another process changed it):
+-- both are few rows among many, so each has a partial index.
+CREATE INDEX users_admins ON users (id) WHERE role = 'admin';
+CREATE INDEX users_disabled ON users (id) WHERE disabled_at IS NOT NULL;
 
 CREATE TABLE sessions (
     id          INTEGER PRIMARY KEY,
@@ -27,9 +38,36 @@ CREATE TABLE sessions (
     token_hash  BLOB    NOT NULL UNIQUE,
     user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL
+    expires_at  INTEGER NOT NULL,
+    -- What the owner sees in their list of sessions: when it was last used
+    -- (to the minute), from which address, and the browser's User-Agent.
+    last_seen_at INTEGER NOT NULL DEFAULT 0,
+    address      TEXT    NOT NULL DEFAULT '',
+    device       TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX sessions_by_user ON sessions (user_id);
+
+-- Invitations: registering with `--registration invite` needs one whose
+-- uses are not used up and that has not expired. The code is what the
+-- admin hands over; it lets someone create an account, never log in.
+CREATE TABLE invites (
+    code       TEXT    PRIMARY KEY,
+    created_by INTEGER REFERENCES users (id), -- NULL: the operator's shell
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,                       -- NULL: never
+    max_uses   INTEGER NOT NULL CHECK (max_uses > 0),
+    uses       INTEGER NOT NULL DEFAULT 0 CHECK (uses <= max_uses)
+) WITHOUT ROWID;
+CREATE INDEX invites_by_creator ON invites (created_by);
+
+-- One-time password-reset links an admin made for a user (there is no
+-- mail server: the admin hands the link over). Only the token's SHA-256.
+CREATE TABLE password_resets (
+    token_hash BLOB    PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX password_resets_by_user ON password_resets (user_id);
 
 CREATE TABLE private_messages (
     -- AUTOINCREMENT: ids are never reused, so "after id N" and "before id N"
@@ -185,4 +223,4 @@ CREATE INDEX attachments_unsent ON attachments (created_at) WHERE message_id IS 
 CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
     WHERE thumbnail_sha256 IS NOT NULL;
 
-PRAGMA user_version = 7;
+PRAGMA user_version = 8;

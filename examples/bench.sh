@@ -36,7 +36,7 @@ run() { # name, server flags, loadgen arguments...
     local launcher=()
     [ -z "${SERVER_CPUS:-}" ] || launcher=(taskset -c "$SERVER_CPUS") # execs the server: $! stays its pid
     "${launcher[@]}" "${SERVER_BIN:-target/release/chat-server}" --addr 127.0.0.1:$PORT --db "${DB_FILE:-$db/chat.db}" --log-level warn \
-      --message-rate 0 --login-rate 0 --register-rate 0 --max-connections 20000 $flags 2>"$OUT/$name.$i.server.log" &
+      --message-rate 0 --login-rate 0 --register-rate 0 --registration open --max-connections 20000 $flags 2>"$OUT/$name.$i.server.log" &
     local pid=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
     # With BACKGROUND, another load beside the generator (given the

@@ -399,6 +399,8 @@ impl ChatServer {
                 "0",
                 "--register-rate",
                 "0",
+                "--registration",
+                "open",
             ])
             .arg("--db")
             .arg(dir.join("chat.db"))

@@ -6,7 +6,7 @@
 //!   cargo run --release --example sync_catchup -- --server http://127.0.0.1:8080
 //!
 //! The server needs `--message-rate 0` (10,000 sends in a few seconds) and
-//! `--register-rate 0`. docs/BENCHMARKS.md has the figures.
+//! `--register-rate 0 --registration open`. docs/BENCHMARKS.md has the figures.
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -31,13 +31,27 @@ pub struct Config {
     pub public_ws_url: Option<String>,
 
     /// SQLite database file; created with the schema on first start.
-    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db", global = true)]
     pub db: PathBuf,
 
     /// Folder of the files users send (default: `NAME-files` beside the
     /// database file `NAME.db`).
-    #[arg(long, env = "CHAT_DATA_DIR")]
+    #[arg(long, env = "CHAT_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+
+    /// Who may create an account: `open` (anyone), `invite` (with an
+    /// invitation from an admin) or `closed` (nobody). Default: `open`
+    /// until the first account (the admin) exists, `invite` after.
+    #[arg(long, env = "CHAT_REGISTRATION", value_enum)]
+    pub registration: Option<RegistrationMode>,
+
+    /// Let every member create invitations, not only admins.
+    #[arg(long, env = "CHAT_MEMBERS_CAN_INVITE")]
+    pub members_can_invite: bool,
+
+    /// A tool instead of the server (see `chat-server help admin`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
 
     /// Largest file a user may upload, e.g. `25MiB`, `100KiB`, or bytes.
     #[arg(long, env = "CHAT_MAX_UPLOAD", default_value = "25MiB", value_parser = parse_size)]
@@ -187,6 +201,64 @@ pub struct Config {
     pub query_queue: usize,
 }
 
+/// `--registration`: who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// Anyone who reaches the server.
+    Open,
+    /// Only with an invitation (`POST /api/invites`, `chat-server admin
+    /// invite`).
+    Invite,
+    /// Nobody: the accounts that exist are all there will be.
+    Closed,
+}
+
+/// What `chat-server` runs instead of the server.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage accounts from the shell, on the database file (`--db`); works
+    /// while the server runs, which notices at once.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `chat-server admin ...`: the admin page's work, for the operator with
+/// shell access (and for the first admin of a server whose registration
+/// is not open).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AdminCommand {
+    /// List every account with its role, state and last activity.
+    Users,
+    /// Disable an account: its sessions end, its connections close, its
+    /// logins are refused; its messages stay.
+    Disable { nickname: String },
+    /// Enable a disabled account again.
+    Enable { nickname: String },
+    /// Make a one-time link that sets a new password for the account.
+    ResetPassword {
+        nickname: String,
+        /// How the server is reached, to print a whole link (e.g.
+        /// `https://chat.example.org`).
+        #[arg(long, default_value = "http://localhost:8080")]
+        base_url: String,
+    },
+    /// Make an invitation code.
+    Invite {
+        /// Accounts it can create.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it stays valid, e.g. `7d`, `12h`.
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        expires_in: Duration,
+        /// How the server is reached, to print a whole link.
+        #[arg(long, default_value = "http://localhost:8080")]
+        base_url: String,
+    },
+    /// Make an account an admin.
+    Promote { nickname: String },
+}
+
 /// SQLite's `synchronous` setting, in the words of `--durability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
@@ -199,8 +271,8 @@ pub enum Durability {
 impl Config {
     /// The defaults, as if started with no flags and no environment (the
     /// flag parser's own defaults, so the two cannot drift apart), on a
-    /// free loopback port: a base for tests and embedders that set fields
-    /// in code.
+    /// free loopback port, with open registration: a base for tests and
+    /// embedders that set fields in code.
     pub fn for_tests() -> Config {
         use clap::{CommandFactory, FromArgMatches};
         let without_environment = Config::command().mut_args(|arg| arg.env(None));
@@ -208,7 +280,12 @@ impl Config {
             .try_get_matches_from(["chat-server", "--addr", "127.0.0.1:0"])
             .and_then(|matches| Config::from_arg_matches(&matches));
         match defaults {
-            Ok(config) => config,
+            // Tests register many users without an admin's invitations;
+            // the registration modes have their own tests.
+            Ok(config) => Config {
+                registration: Some(RegistrationMode::Open),
+                ..config
+            },
             // The defaults are constants of this file: a unit test parses
             // them, so this cannot happen in a build that passed its tests.
             Err(e) => unreachable!("the default flags do not parse: {e}"),

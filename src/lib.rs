@@ -29,6 +29,8 @@
 //! - [`ws::listener`]: the WebSocket handshake (session cookie, Origin).
 //! - [`ws::queries`]: the threads that answer history and sync requests.
 //! - [`auth`]: password hashing, session tokens, input rules.
+//! - [`accounts`]: registration modes, invitations, admins, disabled
+//!   accounts, password changes and reset links.
 //! - [`origin`]: which browser origins may call us (CSRF, CSWSH).
 //! - [`privacy`]: blocks and read-receipt settings, kept in memory.
 //! - [`limits`]: rate limits, login back-off, connection caps.
@@ -37,12 +39,15 @@
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
+//! - [`cli`]: the `chat-server admin` subcommands.
 //! - [`app`]: the context shared by all threads.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod changes;
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod fd_limit;
 pub mod files;

@@ -12,6 +12,11 @@ use signal_hook::iterator::Signals;
 fn main() -> ExitCode {
     return_large_allocations_to_the_os();
     let config = Config::parse();
+    if let Some(command) = &config.command {
+        // Tools print what they did; only problems reach the log.
+        init_logging(log::LevelFilter::Warn);
+        return chat_server::cli::run(&config, command);
+    }
     init_logging(config.log_level);
 
     // Register for signals before starting, so none slips through between.

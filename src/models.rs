@@ -20,6 +20,35 @@ pub struct User {
     pub id: UserId,
     pub nickname: String,
     pub email: String,
+    pub role: Role,
+}
+
+/// What an account may do beyond chatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Member,
+    /// Manages accounts, invitations and reports. The first account
+    /// registered is one; `chat-server admin promote` makes others.
+    Admin,
+}
+
+impl Role {
+    /// The `users.role` column's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn from_column(text: &str) -> Role {
+        if text == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
 }
 
 /// A live login: who it is, and until when. A WebSocket opened with it is
@@ -29,6 +58,8 @@ pub struct Session {
     pub id: SessionId,
     pub user: User,
     pub expires_at: DateTime<Utc>,
+    /// When it was last used, to the minute (see `Accounts::touch_session`).
+    pub last_seen_at: DateTime<Utc>,
 }
 
 /// A stored private message, exactly as every endpoint returns it.
@@ -266,11 +297,13 @@ pub fn format_timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn serialize_timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+/// For `#[serde(serialize_with)]`: a time as [`format_timestamp`] writes it.
+pub fn serialize_timestamp<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_timestamp(t))
 }
 
-fn serialize_optional_timestamp<S: Serializer>(
+/// The same for an optional time (`null` when absent).
+pub fn serialize_optional_timestamp<S: Serializer>(
     t: &Option<DateTime<Utc>>,
     s: S,
 ) -> Result<S::Ok, S::Error> {

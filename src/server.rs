@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::accounts::watch::DisabledWatch;
 use crate::app::App;
 use crate::auth::DeviceKey;
 use crate::config::{Config, Durability};
@@ -112,6 +113,7 @@ impl Server {
             janitor,
             ..
         } = core;
+        let disabled_watch = DisabledWatch::spawn(app.store.clone(), hub.clone())?;
         let ws_listener = WsListener::spawn(ws_socket, app.clone())?;
         let http = HttpServer::spawn(http, app.clone(), app.config.http_threads)?;
         log::info!(
@@ -127,6 +129,7 @@ impl Server {
                 hub,
                 hub_thread,
                 janitor,
+                disabled_watch,
                 all_done,
             }),
         })
@@ -247,6 +250,7 @@ struct Running {
     hub: HubHandle,
     hub_thread: JoinHandle<()>,
     janitor: Janitor,
+    disabled_watch: DisabledWatch,
     all_done: Receiver<()>,
 }
 
@@ -277,6 +281,7 @@ impl ServerHandle {
         running.hub.control(Control::Shutdown);
         let _ = running.hub_thread.join();
         running.janitor.stop();
+        running.disabled_watch.stop();
         // Every connection thread holds a clone of `alive`; the channel
         // disconnects when the last one ends.
         match running.all_done.recv_timeout(DRAIN_TIMEOUT) {

@@ -4,7 +4,7 @@
 
 use chat_server::config::Durability;
 use chat_server::models::{Cursor, NewMessage, Page};
-use chat_server::repo::{SqliteStore, Store, insert_message_and_wait};
+use chat_server::repo::{Accounts, Admission, SqliteStore, Store, insert_message_and_wait};
 use proptest::prelude::*;
 
 const ALICE: i64 = 1;
@@ -22,7 +22,7 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
     .expect("open");
     for name in ["alice", "bob", "carol", "dave"] {
         store
-            .create_user(name, &format!("{name}@x"), "hash")
+            .create_user(name, &format!("{name}@x"), "hash", Admission::Anyone)
             .expect("user");
     }
     (dir, store)

@@ -25,7 +25,8 @@ fn curl_session() -> String {
 #[test]
 fn the_readme_curl_session_works_as_written_on_a_fresh_database() {
     let dir = tempfile::tempdir().expect("dir");
-    let server = ServerProcess::start(&dir.path().join("chat.db"), &["--addr", "127.0.0.1:0"]);
+    let server =
+        ServerProcess::start_as_deployed(&dir.path().join("chat.db"), &["--addr", "127.0.0.1:0"]);
     let script = curl_session().replace("localhost:8080", &server.http_addr);
     let output = Command::new("bash")
         .args(["-e", "-c", &format!("{script}\n")])

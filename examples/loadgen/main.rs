@@ -12,7 +12,7 @@
 //! cargo run --release --example loadgen -- history --clients 4 --seconds 30  # on a seed_db database
 //! ```
 //!
-//! Start the server with `--message-rate 0 --login-rate 0 --register-rate 0`
+//! Start the server with `--message-rate 0 --login-rate 0 --register-rate 0 --registration open`
 //! (the limits are for people, not for load tests). Users `lg0`, `lg1`, …
 //! are registered on first use and reused after. The sender puts the send
 //! time in each message; the receiver records send → receive latency in an

@@ -38,6 +38,7 @@ const ASSETS: &[Asset] = &[
     },
     module!("app"),
     module!("api"),
+    module!("admin"),
     module!("state"),
     module!("dom"),
     module!("socket"),

@@ -9,8 +9,9 @@ use chrono::Utc;
 use super::{ApiError, HttpRequest};
 use crate::app::App;
 use crate::auth;
-use crate::models::{SessionId, User};
+use crate::models::{Role, SessionId, User};
 use crate::origin;
+use crate::repo::LoginPlace;
 
 /// Whether a state-changing request may proceed: browsers send `Origin` on
 /// every POST, so a foreign one is a cross-site request forgery attempt
@@ -77,8 +78,49 @@ pub(super) fn authenticate(
 ) -> Result<(SessionId, User), ApiError> {
     let token = auth::session_token_from_cookies(request.header_values("Cookie"))
         .ok_or_else(ApiError::unauthorized)?;
-    app.store
-        .session(&auth::hash_token(token), Utc::now())?
-        .map(|session| (session.id, session.user))
-        .ok_or_else(ApiError::unauthorized)
+    let now = Utc::now();
+    let session = app
+        .store
+        .session(&auth::hash_token(token), now)?
+        .ok_or_else(ApiError::unauthorized)?;
+    if now - session.last_seen_at >= crate::accounts::LAST_SEEN_PRECISION {
+        app.store.touch_session(session.id, session.user.id, now);
+    }
+    Ok((session.id, session.user))
+}
+
+/// The same, for admins only: 403 for anyone else.
+pub(super) fn authenticate_admin(
+    app: &App,
+    request: &HttpRequest,
+) -> Result<(SessionId, User), ApiError> {
+    let (session, user) = authenticate(app, request)?;
+    if user.role != Role::Admin {
+        audit(
+            app,
+            request,
+            &format!("refused: user {} is not an admin", user.id),
+        );
+        return Err(ApiError::new(403, "only admins may do this"));
+    }
+    Ok((session, user))
+}
+
+/// Where a login comes from, for the owner's list of sessions: the
+/// address, and the browser's `User-Agent` (cut to a length a list shows,
+/// without control characters).
+pub(super) fn login_place(app: &App, request: &HttpRequest) -> LoginPlace {
+    const MAX_DEVICE_CHARS: usize = 200;
+    let device = request
+        .header_values("User-Agent")
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_DEVICE_CHARS)
+        .collect();
+    LoginPlace {
+        address: client_ip(app, request).to_string(),
+        device,
+    }
 }

@@ -12,20 +12,15 @@ use super::login::{login, session_cookie};
 use super::{
     ApiError, HttpRequest, HttpResponse, MAX_HEAD_BYTES, Reply, assets, query_i64, read_json,
 };
-use super::{attachments, message_actions, people};
+use super::{account, admin, attachments, invites, message_actions, people};
+use crate::accounts;
 use crate::app::App;
 use crate::auth;
 use crate::changes::Origin;
 use crate::chat::{self, ChatError, SendRequest};
 use crate::models::{Message, Page, UserId};
-use crate::repo::StoreError;
-use crate::ws::hub::Control;
 
 type Handler = fn(&App, &HttpRequest) -> Result<Reply, ApiError>;
-
-/// How long a logout waits for the hub to close the session's sockets (it
-/// takes microseconds; the bound only matters if the hub is stuck).
-const LOGOUT_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every endpoint: method, path, handler. A `{}` segment matches any one
 /// segment, which the handler reads ([`path_segment`]); a path that matches
@@ -37,6 +32,24 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Post, "/api/register", register),
     (Method::Post, "/api/login", login),
     (Method::Post, "/api/logout", logout),
+    (Method::Post, "/api/password-reset", account::reset_password),
+    (Method::Post, "/api/me/password", account::change_password),
+    (Method::Get, "/api/sessions", account::list),
+    (Method::Delete, "/api/sessions", account::end_others),
+    (Method::Delete, "/api/sessions/{}", account::end),
+    (Method::Post, "/api/invites", invites::create),
+    (Method::Get, "/api/invites", invites::list),
+    (Method::Delete, "/api/invites/{}", invites::delete),
+    (Method::Get, "/api/admin/users", admin::users),
+    (Method::Post, "/api/admin/users/{}/disable", admin::disable),
+    (Method::Post, "/api/admin/users/{}/enable", admin::enable),
+    (Method::Put, "/api/admin/users/{}/role", admin::set_role),
+    (
+        Method::Post,
+        "/api/admin/users/{}/reset-link",
+        admin::reset_link,
+    ),
+    (Method::Get, "/api/admin/stats", admin::stats),
     (Method::Get, "/api/me", me),
     (Method::Get, "/api/users", users),
     (Method::Post, "/api/messages", send_message),
@@ -270,9 +283,14 @@ fn healthz(app: &App, _: &HttpRequest) -> Result<Reply, ApiError> {
     }
 }
 
-/// Tells clients where the WebSocket endpoint is.
+/// Tells clients where the WebSocket endpoint is, and whether registering
+/// needs an invitation.
 fn client_config(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(json!({ "ws_url": ws_url(app, request) })))
+    let registration = accounts::registration_mode(&app.config, &*app.store)?;
+    Ok(Reply::ok(json!({
+        "ws_url": ws_url(app, request),
+        "registration": registration,
+    })))
 }
 
 /// `--public-ws-url`, or else the WebSocket port on the host the client
@@ -333,6 +351,9 @@ struct RegisterBody {
     nickname: String,
     email: String,
     password: String,
+    /// An invitation code, needed with `--registration invite`.
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 fn register(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
@@ -341,35 +362,25 @@ fn register(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         .check(crate::limits::address_key(client_ip(app, request)))
         .map_err(|wait| ApiError::too_many("too many registrations from this address", wait))?;
     let body: RegisterBody = read_json(request)?;
-    auth::validate_registration(&body.nickname, &body.email, &body.password)
-        .map_err(ApiError::bad_request)?;
-    let hash = auth::hash_password(&body.password).map_err(ApiError::internal)?;
-    match app.store.create_user(&body.nickname, &body.email, &hash) {
-        Ok(user) => {
-            log::info!("registered user {}", user.id);
-            Ok(Reply::with_status(201, json!({ "user": user })))
+    let user = accounts::register(
+        &*app.store,
+        &app.config,
+        (&body.nickname, &body.email, &body.password),
+        body.invite,
+    )
+    .inspect_err(|e| {
+        if e.status() == 403 {
+            audit(app, request, &format!("refused registration: {e}"));
         }
-        Err(StoreError::Taken(what)) => Err(ApiError::new(409, format!("{what} is already taken"))),
-        Err(e) => Err(e.into()),
-    }
+    })?;
+    Ok(Reply::with_status(201, json!({ "user": user })))
 }
 
 fn logout(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let (session_id, user) = authenticate(app, request)?;
     app.store.delete_session(session_id)?;
-    // Wait (briefly) until the hub has closed the session's sockets: after
-    // this answer, none of them acts on another frame.
-    let (closed, all_closed) = crossbeam_channel::bounded(1);
-    if app.hub.control(Control::CloseSession {
-        session: session_id,
-        closed,
-    }) && all_closed.recv_timeout(LOGOUT_CLOSE_WAIT).is_err()
-    {
-        log::warn!(
-            "logout of user {}: the hub did not confirm in time",
-            user.id
-        );
-    }
+    // After this answer, none of the session's sockets acts on a frame.
+    accounts::close_session_connections(&app.hub, session_id);
     log::info!("user {} logged out", user.id);
     Ok(Reply::ok(json!({ "ok": true })).set_cookie(session_cookie(app, "", 0)))
 }

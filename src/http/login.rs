@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::guards::{audit, client_ip};
+use super::guards::{audit, client_ip, login_place};
 use super::{ApiError, HttpRequest, Reply, read_json};
 use crate::app::App;
 use crate::auth::{self, SESSION_COOKIE};
@@ -64,17 +64,29 @@ pub(super) fn login(app: &App, request: &HttpRequest) -> Result<Reply, ApiError>
     failures.check(&account).map_err(too_many)?;
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.as_str());
     let verified = auth::verify_password(&body.password, stored_hash);
-    let Some(user) = credentials.filter(|_| verified).map(|c| c.user) else {
+    let Some((user, disabled)) = credentials
+        .filter(|_| verified)
+        .map(|c| (c.user, c.disabled))
+    else {
         return Err(refused(Some(&account), &who));
     };
 
     failures.succeeded(&account);
+    if disabled {
+        audit(
+            app,
+            request,
+            &format!("refused login: user {} is disabled", user.id),
+        );
+        return Err(ApiError::new(403, "this account is disabled").with_code("account_disabled"));
+    }
     let (token, token_hash) = auth::new_session_token().map_err(ApiError::internal)?;
     let ttl = app.config.session_ttl;
     let expires_at = Utc::now()
         + chrono::Duration::from_std(ttl)
             .map_err(|_| ApiError::internal("session TTL too large"))?;
-    app.store.create_session(user.id, &token_hash, expires_at)?;
+    app.store
+        .create_session(user.id, &token_hash, expires_at, login_place(app, request))?;
     log::info!("user {} logged in", user.id);
     let device_cookie = app.device_key.issue(user.id).map_err(ApiError::internal)?;
     Ok(Reply::ok(json!({ "user": user }))

@@ -10,10 +10,13 @@
 //! a socket, so a client that sends or reads slowly holds only its own
 //! connection's thread, and those are capped ([`connection_limits`]).
 
+mod account;
+mod admin;
 mod assets;
 mod attachments;
 mod guards;
 mod handlers;
+mod invites;
 mod login;
 mod message_actions;
 pub mod multipart;
@@ -434,6 +437,19 @@ impl ApiError {
             retry_after: None,
             code: None,
             headers: Vec::new(),
+        }
+    }
+}
+
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> ApiError {
+        if e.status() == 500 {
+            return ApiError::internal(e);
+        }
+        let error = ApiError::new(e.status(), e.to_string());
+        match e.code() {
+            Some(code) => error.with_code(code),
+            None => error,
         }
     }
 }

@@ -16,6 +16,7 @@ pub fn me_json(app: &App, user: &User) -> Value {
         "id": user.id,
         "nickname": user.nickname,
         "email": user.email,
+        "role": user.role,
         "send_read_receipts": app.privacy.sends_read_receipts(user.id),
     })
 }

@@ -17,8 +17,10 @@
 //! once committed, the store emits it on the change sink it was opened
 //! with (the hub's private-message channel), in commit order.
 
+pub mod accounts;
 mod sqlite;
 
+pub use accounts::{Accounts, Admission, LoginPlace, NotAdmitted};
 pub use sqlite::{SqliteStore, tune_writer};
 
 use chrono::{DateTime, Utc};
@@ -63,6 +65,10 @@ pub enum StoreError {
     /// The rules refused the write, as found inside its transaction.
     #[error("{0}")]
     Refused(Refusal),
+    /// A registration the invitation rules refused (inside its
+    /// transaction, so that a one-use invitation admits one account).
+    #[error("{0}")]
+    NotAdmitted(NotAdmitted),
 }
 
 /// Why a write about a message was refused: checked inside the writing
@@ -206,22 +212,17 @@ pub fn insert_message_and_wait(
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    /// An admin disabled the account: a right password still gets no
+    /// session.
+    pub disabled: bool,
 }
 
 /// The storage interface of the server. See the module docs for why it is a
 /// trait.
-pub trait Store: Send + Sync {
+pub trait Store: Accounts + Send + Sync {
     /// Succeeds when the database answers a trivial query (`/healthz`).
     fn ping(&self) -> Result<(), StoreError>;
 
-    /// Creates an account; [`StoreError::Taken`] when the nickname or email
-    /// is already used, compared case-insensitively.
-    fn create_user(
-        &self,
-        nickname: &str,
-        email: &str,
-        password_hash: &str,
-    ) -> Result<User, StoreError>;
     /// Finds an account by nickname or email, for login.
     fn credentials(&self, identifier: &str) -> Result<Option<Credentials>, StoreError>;
     fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
@@ -234,6 +235,7 @@ pub trait Store: Send + Sync {
         user_id: UserId,
         token_hash: &[u8],
         expires_at: DateTime<Utc>,
+        place: LoginPlace,
     ) -> Result<SessionId, StoreError>;
     /// The live session with this token hash and its user; `None` when the
     /// token is unknown or expired at `now`.

@@ -18,21 +18,24 @@
 //   uploads.js       attaching files: pick, drop, paste, progress, cancel
 //   media.js         files in messages: thumbnails, lightbox, file cards
 //   actions.js       edit, delete, react, block, settings (REST)
+//   admin.js         the admin page: invitations, accounts, numbers
 //   dom.js           DOM and date helpers
 
 import { state } from "./state.js";
 import { api } from "./api.js";
 import { $ } from "./dom.js";
-import { onLogin, onRegister, switchAuthTab, logout, startChat, showAuth } from "./auth.js";
+import { onLogin, onRegister, onReset, switchAuthTab, logout, startChat, showAuth } from "./auth.js";
 import { closeConversation, loadOlder, markRead, LOAD_OLDER_AT_PX } from "./conversation.js";
 import { submitComposer, cancelCompose, onInput, editLastOwn, stopTyping } from "./compose.js";
 import { toggleBlock, setReadReceipts } from "./actions.js";
 import { wireUploads } from "./uploads.js";
 import { wireLightbox } from "./media.js";
+import { wireAdmin } from "./admin.js";
 
 function wireUp() {
   $("login-form").addEventListener("submit", onLogin);
   $("register-form").addEventListener("submit", onRegister);
+  $("reset-form").addEventListener("submit", onReset);
   $("show-login").addEventListener("click", () => switchAuthTab(false));
   $("show-register").addEventListener("click", () => switchAuthTab(true));
   $("logout").addEventListener("click", logout);
@@ -42,6 +45,7 @@ function wireUp() {
   $("compose-cancel").addEventListener("click", cancelCompose);
   wireUploads();
   wireLightbox();
+  wireAdmin();
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < LOAD_OLDER_AT_PX) loadOlder();
   });

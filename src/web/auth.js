@@ -7,23 +7,63 @@ import { refreshLists, renderPane } from "./sidebar.js";
 import { connect, disconnect } from "./socket.js";
 import { clearTray } from "./uploads.js";
 
+// An invitation link (/?invite=CODE) opens the registration with the code
+// filled in; a reset link (/?reset=TOKEN) opens the new-password form.
+const linked = new URLSearchParams(location.search);
+
 export function showAuth(message) {
   disconnect();
   state.me = null;
   $("chat-view").hidden = true;
   $("auth-view").hidden = false;
   $("banner").hidden = true;
-  switchAuthTab(false);
+  $("admin").close();
+  const invite = linked.get("invite");
+  if (invite) $("register-form").invite.value = invite;
+  switchAuthTab(Boolean(invite));
+  if (linked.get("reset")) showResetForm();
   $("auth-error").textContent = message || "";
   document.title = "Chat";
+  askForInvitationIfNeeded();
+}
+
+/** Shows the invitation field when the server registers by invitation. */
+async function askForInvitationIfNeeded() {
+  try {
+    const config = await api("GET", "/api/config");
+    $("invite-field").hidden = config.registration !== "invite" && !linked.get("invite");
+    $("show-register").hidden = config.registration === "closed";
+  } catch (e) { /* the field stays as it is; registering says what is wrong */ }
 }
 
 export function switchAuthTab(register) {
   $("login-form").hidden = register;
   $("register-form").hidden = !register;
+  $("reset-form").hidden = true;
   $("show-login").classList.toggle("active", !register);
   $("show-register").classList.toggle("active", register);
   $("auth-error").textContent = "";
+}
+
+function showResetForm() {
+  $("login-form").hidden = true;
+  $("register-form").hidden = true;
+  $("reset-form").hidden = false;
+}
+
+export async function onReset(event) {
+  event.preventDefault();
+  try {
+    const { nickname } = await api("POST", "/api/password-reset",
+      { token: linked.get("reset"), new_password: event.target.password.value });
+    linked.delete("reset");
+    history.replaceState(null, "", "/");
+    switchAuthTab(false);
+    if (nickname) $("login-form").identifier.value = nickname;
+    $("auth-error").textContent = "Your password is set. Log in with it.";
+  } catch (e) {
+    $("auth-error").textContent = e.message;
+  }
 }
 
 export async function onLogin(event) {
@@ -43,11 +83,16 @@ export async function onRegister(event) {
   const nickname = form.nickname.value.trim();
   const password = form.password.value;
   try {
-    await api("POST", "/api/register", { nickname, email: form.email.value.trim(), password });
+    const invite = form.invite.value.trim() || undefined;
+    await api("POST", "/api/register", { nickname, email: form.email.value.trim(), password, invite });
   } catch (e) {
     $("auth-error").textContent =
       e.status === 409 ? `Sorry, that ${e.message.replace(" is already taken", "")} is already taken.` : e.message;
     return;
+  }
+  if (linked.has("invite")) { // used: the next visit is a login
+    linked.delete("invite");
+    history.replaceState(null, "", "/");
   }
   try {
     await login(nickname, password);
@@ -82,6 +127,7 @@ export async function startChat(user) {
   $("me-name").textContent = user.nickname;
   $("me-avatar").textContent = initial(user.nickname);
   $("receipts").checked = user.send_read_receipts !== false;
+  $("open-admin").hidden = user.role !== "admin";
   // The user may log out while this is still loading: after every wait,
   // stop if this is no longer the current login.
   try {

@@ -51,6 +51,7 @@ export function connect() {
     state.ws = null;
     if (event.code === 4001) { showAuth("You were logged out."); return; }
     if (event.code === 4002) { showAuth("Your session expired. Please log in again."); return; }
+    if (event.code === 4003) { showAuth("Your account has been disabled by an admin."); return; }
     scheduleReconnect();
   };
 }

@@ -79,7 +79,13 @@ pub fn serve(
         id: session_id,
         user,
         expires_at,
+        last_seen_at,
     } = session;
+    // A connection is a use of the session, for "last seen".
+    let now = chrono::Utc::now();
+    if now - last_seen_at >= crate::accounts::LAST_SEEN_PRECISION {
+        app.store.touch_session(session_id, user.id, now);
+    }
     // The connection ends with its session (the clocks are the same
     // machine's; the database keeps wall-clock time).
     let session_ends = Instant::now()

@@ -105,6 +105,15 @@ pub enum Control {
         session: SessionId,
         closed: Sender<()>,
     },
+    /// `user`'s sessions ended (a password change, a disabled account):
+    /// close their connections, all but those of session `keep`, with
+    /// `reason`; then say so on `closed`, as for `CloseSession`.
+    CloseUser {
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: CloseReason,
+        closed: Sender<()>,
+    },
     /// Close every connection with 1001 and stop the hub.
     Shutdown,
     /// A client's `typing` frame: `from` is typing to `to`, or stopped.
@@ -174,6 +183,14 @@ impl HubHandle {
             + self.control.len()
             + self.private.len()
             + self.history.len()
+    }
+
+    /// How many users have at least one open WebSocket.
+    pub fn online_count(&self) -> usize {
+        self.presence
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 
     /// Whether `user` has at least one open WebSocket.
@@ -352,6 +369,15 @@ impl Hub {
                     self.close_session(session);
                     let _ = closed.try_send(());
                 }
+                Event::Control(Control::CloseUser {
+                    user,
+                    keep,
+                    reason,
+                    closed,
+                }) => {
+                    self.close_user(user, keep, reason);
+                    let _ = closed.try_send(());
+                }
                 Event::Control(Control::Shutdown) | Event::Orphaned => break,
                 Event::Control(Control::Typing { from, to, typing }) => {
                     self.typing_signal(from, to, typing);
@@ -444,6 +470,24 @@ impl Hub {
             .collect();
         for id in ids {
             self.remove(id, Some(CloseReason::LoggedOut));
+        }
+    }
+
+    fn close_user(&mut self, user: UserId, keep: Option<SessionId>, reason: CloseReason) {
+        let ids: Vec<ConnId> = self
+            .online
+            .get(&user)
+            .map(|entry| entry.conns.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|c| Some(c.session_id) != keep)
+            })
+            .collect();
+        for id in ids {
+            self.remove(id, Some(reason));
         }
     }
 

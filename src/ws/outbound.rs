@@ -34,10 +34,12 @@ pub enum CloseReason {
     LoggedOut,
     /// 4002: the session expired (log in again).
     SessionExpired,
+    /// 4003: an admin disabled the account.
+    AccountDisabled,
 }
 
 impl CloseReason {
-    const ALL: [CloseReason; 8] = [
+    const ALL: [CloseReason; 9] = [
         CloseReason::Normal,
         CloseReason::GoingAway,
         CloseReason::ProtocolError,
@@ -46,6 +48,7 @@ impl CloseReason {
         CloseReason::TooBig,
         CloseReason::LoggedOut,
         CloseReason::SessionExpired,
+        CloseReason::AccountDisabled,
     ];
 
     pub fn code(self) -> u16 {
@@ -58,6 +61,7 @@ impl CloseReason {
             CloseReason::TooBig => 1009,
             CloseReason::LoggedOut => 4001,
             CloseReason::SessionExpired => 4002,
+            CloseReason::AccountDisabled => 4003,
         }
     }
 
@@ -72,6 +76,7 @@ impl CloseReason {
             CloseReason::TooBig => "frame too big",
             CloseReason::LoggedOut => "logged out",
             CloseReason::SessionExpired => "session expired",
+            CloseReason::AccountDisabled => "account disabled",
         }
     }
 

@@ -416,6 +416,14 @@ impl ServerProcess {
         ServerProcess::spawn(db, args, None)
     }
 
+    /// The same, with registration as an operator gets it (no
+    /// `--registration`: open until the first account, invitations after).
+    pub fn start_as_deployed(db: &Path, args: &[&str]) -> ServerProcess {
+        let mut args = args.to_vec();
+        args.push("--as-deployed");
+        ServerProcess::spawn(db, &args, None)
+    }
+
     /// The same, with the soft and hard limit on open files set to
     /// `open_files` (as `ulimit -n` would).
     pub fn start_with_open_files(db: &Path, args: &[&str], open_files: u64) -> ServerProcess {
@@ -458,9 +466,18 @@ impl ServerProcess {
                 "--register-rate",
                 "0",
             ])
+            // Tests register many users without invitations, unless they
+            // test the registration modes.
+            .args(
+                if args.contains(&"--registration") || args.contains(&"--as-deployed") {
+                    &[][..]
+                } else {
+                    &["--registration", "open"][..]
+                },
+            )
             .arg("--db")
             .arg(db)
-            .args(args)
+            .args(args.iter().filter(|arg| **arg != "--as-deployed"))
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chat-server");

@@ -11,7 +11,10 @@
 //! - [`checkpointer`]: copies the WAL into the database off the writer's path.
 //! - [`actions`]: edits, deletions, reactions, blocks: writes about
 //!   messages and people that are checked inside their transaction.
+//! - [`accounts`]: invitations, roles, disabled accounts, sessions and
+//!   passwords.
 
+mod accounts;
 mod actions;
 pub mod checkpointer;
 mod private_files;
@@ -26,13 +29,15 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row};
 
-use super::{Acted, ActionRequest, Credentials, ReadMark, Reply, Store, StoreError, Stored};
+use super::{
+    Acted, ActionRequest, Credentials, LoginPlace, ReadMark, Reply, Store, StoreError, Stored,
+};
 use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
 use crate::metrics::render_counter;
 use crate::models::{
     Attachment, Conversation, Cursor, Message, MessageId, NewAttachment, NewMessage, Page,
-    Reaction, ReplyTo, Session, SessionId, StoredAttachment, StoredThumbnail, User, UserId,
+    Reaction, ReplyTo, Role, Session, SessionId, StoredAttachment, StoredThumbnail, User, UserId,
     Version, attachment_url, thumbnail_url,
 };
 use checkpointer::Checkpointer;
@@ -177,6 +182,14 @@ impl SqliteStore {
         })
     }
 
+    /// Bytes of the database file and its write-ahead log.
+    fn database_bytes(&self) -> u64 {
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let mut wal = self.readers.path.clone().into_os_string();
+        wal.push("-wal");
+        size(&self.readers.path) + size(Path::new(&wal))
+    }
+
     /// How many transactions and writes the writer has committed.
     pub fn writer_stats(&self) -> &writer::WriterStats {
         self.writer.stats()
@@ -292,6 +305,12 @@ fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// The time `ms` milliseconds after the epoch (the epoch itself for a time
+/// chrono cannot hold).
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
 fn timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     let ms: i64 = row.get(idx)?;
     Utc.timestamp_millis_opt(ms).single().ok_or_else(|| {
@@ -376,11 +395,13 @@ fn reactions_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<Reaction>> {
     Ok(reactions)
 }
 
+/// A user from the columns id, nickname, email, role starting at `at`.
 fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(at)?,
         nickname: row.get(at + 1)?,
         email: row.get(at + 2)?,
+        role: Role::from_column(&row.get::<_, String>(at + 3)?),
     })
 }
 
@@ -748,51 +769,14 @@ impl Store for SqliteStore {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
     }
 
-    fn create_user(
-        &self,
-        nickname: &str,
-        email: &str,
-        password_hash: &str,
-    ) -> Result<User, StoreError> {
-        let (nickname, email, hash) = (
-            nickname.to_owned(),
-            email.to_owned(),
-            password_hash.to_owned(),
-        );
-        self.write(move |conn| {
-            let inserted = conn.prepare_cached(sql::INSERT_USER)?.execute((
-                &nickname,
-                &email,
-                &hash,
-                millis(Utc::now()),
-            ));
-            match inserted {
-                Ok(_) => Ok(User {
-                    id: conn.last_insert_rowid(),
-                    nickname,
-                    email,
-                }),
-                Err(e) if constraint_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
-                    // SQLite names the column: "UNIQUE constraint failed: users.email".
-                    let column = if e.to_string().contains("users.email") {
-                        "email"
-                    } else {
-                        "nickname"
-                    };
-                    Err(StoreError::Taken(column))
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
-    }
-
     fn credentials(&self, identifier: &str) -> Result<Option<Credentials>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(sql::CREDENTIALS)?
                 .query_row([identifier], |row| {
                     Ok(Credentials {
                         user: user_at(row, 0)?,
-                        password_hash: row.get(3)?,
+                        password_hash: row.get(4)?,
+                        disabled: row.get(5)?,
                     })
                 })
                 .optional()
@@ -820,6 +804,7 @@ impl Store for SqliteStore {
         user_id: UserId,
         token_hash: &[u8],
         expires_at: DateTime<Utc>,
+        place: LoginPlace,
     ) -> Result<SessionId, StoreError> {
         let now = millis(Utc::now());
         let token_hash = token_hash.to_vec();
@@ -833,8 +818,13 @@ impl Store for SqliteStore {
                 user_id,
                 now,
                 millis(expires_at),
+                &place.address,
+                &place.device,
             ))?;
-            Ok(conn.last_insert_rowid())
+            let session = conn.last_insert_rowid();
+            conn.prepare_cached(sql::TOUCH_USER)?
+                .execute((user_id, now))?;
+            Ok(session)
         })
     }
 
@@ -849,7 +839,8 @@ impl Store for SqliteStore {
                     Ok(Session {
                         id: row.get(0)?,
                         user: user_at(row, 1)?,
-                        expires_at: timestamp(row, 4)?,
+                        expires_at: timestamp(row, 5)?,
+                        last_seen_at: timestamp(row, 6)?,
                     })
                 })
                 .optional()
@@ -1191,6 +1182,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::Accounts;
     use crate::repo::insert_message_and_wait;
 
     /// "No full scans per request": every statement but the user list (which
@@ -1215,18 +1207,22 @@ mod tests {
             for step in &plan {
                 // Scanning a subquery's (limited) rows, or the one row of
                 // a SELECT without a table, is not a table scan.
+                // Nor is reading a partial index whole: it holds only
+                // the rows wanted (the admins, the disabled accounts).
                 let full_scan = step.starts_with("SCAN")
                     && !step.starts_with("SCAN (subquery")
                     && step != "SCAN CONSTANT ROW"
-                    && *name != "ALL_USERS";
+                    && !PARTIAL_INDEXES.iter().any(|index| step.ends_with(index))
+                    && !LISTS_EVERYTHING.contains(name);
                 assert!(!full_scan, "{name} scans a table: {plan:?}");
                 // A rowid range is a scan of everything older or newer.
                 assert!(
                     !step.contains("(rowid<") && !step.contains("(rowid>"),
                     "{name}: {plan:?}"
                 );
-                // The conversation list sorts one row per partner (see sql.rs).
-                let sorts = step.contains("TEMP B-TREE") && *name != "CONVERSATIONS";
+                // The conversation list sorts one row per partner (see
+                // sql.rs), a session list one row per session.
+                let sorts = step.contains("TEMP B-TREE") && !SORTS_FEW_ROWS.contains(name);
                 assert!(!sorts, "{name} sorts: {plan:?}");
             }
             for (_, index) in EXPECTED_INDEXES.iter().filter(|(n, _)| n == name) {
@@ -1237,6 +1233,14 @@ mod tests {
             }
         }
     }
+
+    /// Statements that read every row by design: the user directory and
+    /// what the admin page lists and counts (run when an admin looks).
+    const LISTS_EVERYTHING: &[&str] = &["ALL_USERS", "ACCOUNTS", "INVITES", "STATS"];
+    /// Statements that sort what they found, a handful of rows.
+    const SORTS_FEW_ROWS: &[&str] = &["CONVERSATIONS", "SESSIONS_OF", "INVITES"];
+    /// Indexes that hold only the rows their queries want.
+    const PARTIAL_INDEXES: &[&str] = &["users_admins", "users_disabled"];
 
     /// The hot queries and the index each was designed for.
     const EXPECTED_INDEXES: &[(&str, &str)] = &[
@@ -1257,6 +1261,9 @@ mod tests {
         ("ERASE_ATTACHMENTS", "attachments_by_message"),
         ("ERASE_UNSENT_ATTACHMENTS", "attachments_unsent"),
         ("FILE_IN_USE", "attachments_by_thumbnail"),
+        ("ADMIN_EXISTS", "users_admins"),
+        ("DISABLED_USERS", "users_disabled"),
+        ("SESSIONS_OF", "sessions_by_user"),
     ];
 
     fn new_message(sender_id: UserId, receiver_id: UserId, client_id: Option<&str>) -> NewMessage {
@@ -1291,8 +1298,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (sink, changes) = crossbeam_channel::unbounded();
         let store = SqliteStore::open(&dir.path().join("t.db"), durability, sink).expect("open");
-        store.create_user("alice", "a@x", "h").expect("alice");
-        store.create_user("bob", "b@x", "h").expect("bob");
+        store
+            .create_user("alice", "a@x", "h", crate::repo::Admission::Anyone)
+            .expect("alice");
+        store
+            .create_user("bob", "b@x", "h", crate::repo::Admission::Anyone)
+            .expect("bob");
         (dir, std::sync::Arc::new(store), changes)
     }
 

@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -144,6 +144,38 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
              WHERE thumbnail_sha256 IS NOT NULL;",
     ),
+    // Roles, disabled accounts, invitations, password resets and what a
+    // session list shows. The oldest account becomes the admin, as the
+    // first one registered on a new server does.
+    (
+        8,
+        "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'member'
+             CHECK (role IN ('member', 'admin'));
+         ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+         ALTER TABLE users ADD COLUMN last_seen_at INTEGER;
+         UPDATE users SET role = 'admin' WHERE id = (SELECT min(id) FROM users);
+         CREATE INDEX users_admins ON users (id) WHERE role = 'admin';
+         CREATE INDEX users_disabled ON users (id) WHERE disabled_at IS NOT NULL;
+         ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE sessions ADD COLUMN address TEXT NOT NULL DEFAULT '';
+         ALTER TABLE sessions ADD COLUMN device TEXT NOT NULL DEFAULT '';
+         UPDATE sessions SET last_seen_at = created_at;
+         CREATE TABLE invites (
+             code       TEXT    PRIMARY KEY,
+             created_by INTEGER REFERENCES users (id),
+             created_at INTEGER NOT NULL,
+             expires_at INTEGER,
+             max_uses   INTEGER NOT NULL CHECK (max_uses > 0),
+             uses       INTEGER NOT NULL DEFAULT 0 CHECK (uses <= max_uses)
+         ) WITHOUT ROWID;
+         CREATE INDEX invites_by_creator ON invites (created_by);
+         CREATE TABLE password_resets (
+             token_hash BLOB    PRIMARY KEY,
+             user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+             expires_at INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         CREATE INDEX password_resets_by_user ON password_resets (user_id);",
+    ),
 ];
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a newer one.
@@ -206,6 +238,8 @@ mod tests {
             "hidden_messages",
             "blocks",
             "attachments",
+            "invites",
+            "password_resets",
         ] {
             let columns: Vec<String> = conn
                 .prepare(&format!(
@@ -251,6 +285,12 @@ mod tests {
             .query_row("SELECT content FROM private_messages", [], |r| r.get(0))
             .expect("message");
         assert_eq!(kept, "kept");
+        // The oldest account administers, as a new server's first one does.
+        let roles: Vec<(i64, String)> = old
+            .prepare("SELECT id, role FROM users ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .expect("roles");
+        assert_eq!(roles, vec![(1, "admin".into()), (2, "member".into())]);
         // Every stored message is a change, so that sync from 0 replays it.
         let change: (i64, i64, i64, i64) = old
             .query_row(

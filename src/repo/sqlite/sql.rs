@@ -50,22 +50,88 @@ macro_rules! hidden_from_me {
     };
 }
 
-pub const INSERT_USER: &str = "INSERT INTO users (nickname, email, password_hash, created_at)
-     VALUES (?1, ?2, ?3, ?4)";
-pub const CREDENTIALS: &str = "SELECT id, nickname, email, password_hash FROM users
+/// The first account on a server, or the first after every admin is gone,
+/// becomes an admin.
+pub const INSERT_USER: &str = "INSERT INTO users (nickname, email, password_hash, created_at, role)
+     VALUES (?1, ?2, ?3, ?4,
+             CASE WHEN EXISTS (SELECT 1 FROM users WHERE role = 'admin') THEN 'member' ELSE 'admin' END)";
+pub const CREDENTIALS: &str =
+    "SELECT id, nickname, email, role, password_hash, disabled_at IS NOT NULL FROM users
      WHERE nickname = ?1 OR email = ?1";
-pub const USER_BY_ID: &str = "SELECT id, nickname, email FROM users WHERE id = ?1";
-pub const ALL_USERS: &str = "SELECT id, nickname, email FROM users ORDER BY nickname, id";
+pub const USER_BY_ID: &str = "SELECT id, nickname, email, role FROM users WHERE id = ?1";
+pub const USER_BY_NICKNAME: &str =
+    "SELECT id, nickname, email, role FROM users WHERE nickname = ?1";
+/// The directory everyone sees: disabled accounts are not in it.
+pub const ALL_USERS: &str = "SELECT id, nickname, email, role FROM users
+     WHERE disabled_at IS NULL ORDER BY nickname, id";
 
 pub const DELETE_EXPIRED_SESSIONS: &str =
     "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2";
 pub const INSERT_SESSION: &str =
-    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-     VALUES (?1, ?2, ?3, ?4)";
-pub const SESSION_BY_TOKEN: &str = "SELECT s.id, u.id, u.nickname, u.email, s.expires_at
+    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, address, device)
+     VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)";
+/// A disabled account's sessions are deleted with it; the condition is for
+/// a lookup that races the disabling.
+pub const SESSION_BY_TOKEN: &str =
+    "SELECT s.id, u.id, u.nickname, u.email, u.role, s.expires_at, s.last_seen_at
      FROM sessions s JOIN users u ON u.id = s.user_id
-     WHERE s.token_hash = ?1 AND s.expires_at > ?2";
+     WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL";
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = ?1";
+
+// Accounts: invitations, roles, disabled accounts, sessions, passwords.
+
+/// Uses the partial index `users_admins`.
+pub const ADMIN_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')";
+pub const INVITE_STATE: &str = "SELECT expires_at, max_uses, uses FROM invites WHERE code = ?1";
+pub const USE_INVITE: &str = "UPDATE invites SET uses = uses + 1 WHERE code = ?1";
+pub const INSERT_INVITE: &str =
+    "INSERT INTO invites (code, created_by, created_at, expires_at, max_uses)
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+/// Invitations made by ?1, or all for NULL (an admin page lists them all).
+pub const INVITES: &str = "SELECT i.code, i.created_by, u.nickname, i.created_at, i.expires_at,
+            i.max_uses, i.uses
+     FROM invites i LEFT JOIN users u ON u.id = i.created_by
+     WHERE ?1 IS NULL OR i.created_by = ?1
+     ORDER BY i.created_at DESC, i.code";
+pub const DELETE_INVITE: &str =
+    "DELETE FROM invites WHERE code = ?1 AND (?2 IS NULL OR created_by = ?2)";
+/// Every account for the admin page, with its live sessions (at ?1).
+pub const ACCOUNTS: &str = "SELECT u.id, u.nickname, u.email, u.role, u.created_at,
+            u.last_seen_at, u.disabled_at IS NOT NULL,
+            (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_at > ?1)
+     FROM users u ORDER BY u.nickname, u.id";
+pub const SET_ROLE: &str = "UPDATE users SET role = ?2 WHERE id = ?1";
+/// ?2: when it was disabled, or NULL to enable it.
+pub const SET_DISABLED: &str = "UPDATE users SET disabled_at = ?2 WHERE id = ?1";
+/// Uses the partial index `users_disabled`.
+pub const DISABLED_USERS: &str = "SELECT id FROM users WHERE disabled_at IS NOT NULL";
+pub const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = ?1";
+pub const DELETE_OTHER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2";
+pub const DELETE_USER_SESSION: &str = "DELETE FROM sessions WHERE id = ?2 AND user_id = ?1";
+/// One user's sessions: a handful, sorted when read.
+pub const SESSIONS_OF: &str =
+    "SELECT id, created_at, last_seen_at, expires_at, address, device FROM sessions
+     WHERE user_id = ?1 AND expires_at > ?2 ORDER BY last_seen_at DESC, id DESC";
+pub const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1";
+pub const TOUCH_USER: &str = "UPDATE users SET last_seen_at = ?2 WHERE id = ?1";
+pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = ?2 WHERE id = ?1";
+pub const DELETE_USER_RESETS: &str = "DELETE FROM password_resets WHERE user_id = ?1";
+pub const INSERT_RESET: &str =
+    "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES (?1, ?2, ?3)";
+/// A reset link works once: reading it deletes it.
+pub const TAKE_RESET: &str =
+    "DELETE FROM password_resets WHERE token_hash = ?1 RETURNING user_id, expires_at";
+/// The admin page's numbers (?1: now). Counting scans; it runs when an
+/// admin opens the page, not per message.
+pub const STATS: &str = "SELECT
+     (SELECT count(*) FROM users),
+     (SELECT count(*) FROM users WHERE role = 'admin'),
+     (SELECT count(*) FROM users WHERE disabled_at IS NOT NULL),
+     (SELECT count(*) FROM sessions WHERE expires_at > ?1),
+     (SELECT coalesce(max(id), 0) FROM private_messages),
+     (SELECT count(*) FROM attachments),
+     (SELECT coalesce(sum(size), 0) FROM attachments),
+     (SELECT count(*) FROM invites WHERE uses < max_uses AND (expires_at IS NULL OR expires_at > ?1))";
 
 /// Stores nothing when this sender already used this client_id.
 pub const INSERT_MESSAGE: &str = "INSERT INTO private_messages
@@ -324,6 +390,28 @@ pub const ALL: &[(&str, &str)] = &[
     ("INSERT_SESSION", INSERT_SESSION),
     ("SESSION_BY_TOKEN", SESSION_BY_TOKEN),
     ("DELETE_SESSION", DELETE_SESSION),
+    ("USER_BY_NICKNAME", USER_BY_NICKNAME),
+    ("ADMIN_EXISTS", ADMIN_EXISTS),
+    ("INVITE_STATE", INVITE_STATE),
+    ("USE_INVITE", USE_INVITE),
+    ("INSERT_INVITE", INSERT_INVITE),
+    ("INVITES", INVITES),
+    ("DELETE_INVITE", DELETE_INVITE),
+    ("ACCOUNTS", ACCOUNTS),
+    ("SET_ROLE", SET_ROLE),
+    ("SET_DISABLED", SET_DISABLED),
+    ("DISABLED_USERS", DISABLED_USERS),
+    ("DELETE_USER_SESSIONS", DELETE_USER_SESSIONS),
+    ("DELETE_OTHER_SESSIONS", DELETE_OTHER_SESSIONS),
+    ("DELETE_USER_SESSION", DELETE_USER_SESSION),
+    ("SESSIONS_OF", SESSIONS_OF),
+    ("TOUCH_SESSION", TOUCH_SESSION),
+    ("TOUCH_USER", TOUCH_USER),
+    ("SET_PASSWORD", SET_PASSWORD),
+    ("DELETE_USER_RESETS", DELETE_USER_RESETS),
+    ("INSERT_RESET", INSERT_RESET),
+    ("TAKE_RESET", TAKE_RESET),
+    ("STATS", STATS),
     ("INSERT_MESSAGE", INSERT_MESSAGE),
     ("MESSAGE_BY_CLIENT_ID", MESSAGE_BY_CLIENT_ID),
     ("MESSAGE_BY_ID", MESSAGE_BY_ID),

@@ -1,0 +1,105 @@
+//! Running a group in the web client, in two real headless Chromium
+//! sessions: the admin makes an invitation on the admin page, the invitee
+//! opens its link and registers with the code already filled in, and when
+//! the admin disables the account the invitee's page says so at once.
+
+mod common;
+
+use common::TestServer;
+use common::browser::{Browser, log_in, q, save_screenshot};
+
+#[test]
+fn an_admin_invites_the_invitee_registers_through_the_link_and_is_disabled() {
+    // As an operator runs it: open until the first account, invite after.
+    let server = TestServer::start_with(|config| config.registration = None);
+    let base = server.base();
+    server.user("alice"); // the first account: the admin
+
+    let mut admin = Browser::launch(1280, 900);
+    log_in(&mut admin, &base, "alice");
+    admin.click("#open-admin");
+    admin.wait_for(&format!("{}.open", q("#admin")), "the admin page");
+    admin.wait_for(
+        &format!(
+            "{}.textContent.includes('registration: invite')",
+            q("#admin-stats")
+        ),
+        "the numbers",
+    );
+    admin.click("#invite-form button[type=submit]");
+    let link = admin.wait_for(
+        &format!("{}?.value", q("#invites li[data-code] .invite-link")),
+        "an invitation link",
+    );
+    let link = link.as_str().expect("link").to_owned();
+    assert!(link.starts_with(&format!("{base}/?invite=")), "{link}");
+    save_screenshot(&mut admin, "11-admin");
+
+    // The invitee opens the link: the registration form, code filled in.
+    let mut invitee = Browser::launch(1280, 800);
+    invitee.goto(&link);
+    invitee.wait_for("document.body.dataset.ready === 'true'", "page ready");
+    invitee.wait_for(
+        &format!("!{}.hidden", q("#register-form")),
+        "the registration form",
+    );
+    let code = link.rsplit('=').next().expect("code");
+    let filled = invitee.eval(&format!("{}.value", q("#register-form [name=invite]")));
+    assert_eq!(filled, code);
+    invitee.type_into("#register-form [name=nickname]", "bob");
+    invitee.type_into("#register-form [name=email]", "bob@example.org");
+    invitee.type_into("#register-form [name=password]", "password123");
+    invitee.click("#register-form button[type=submit]");
+    invitee.wait_for(
+        "document.body.dataset.sync === 'done'",
+        "registered and logged in",
+    );
+    assert_eq!(
+        invitee.eval("location.search"),
+        "",
+        "the used link is gone from the address"
+    );
+
+    // The admin sees the invitation used, and bob in the accounts.
+    admin.click("#admin-close");
+    admin.click("#open-admin");
+    admin.wait_for(
+        &format!(
+            "{}?.textContent.includes('bob')",
+            q("#admin-users tr[data-user-id='2']")
+        ),
+        "bob in the accounts",
+    );
+    admin.wait_for(
+        &format!("{}.textContent.includes('1/1 used')", q("#invites")),
+        "the invitation used",
+    );
+
+    // Disabled: the invitee's page goes back to the login with the reason.
+    let disable = "#admin-users tr[data-user-id='2'] button[data-action=disable]";
+    admin.click(disable);
+    invitee.wait_for(
+        &format!(
+            "!{}.hidden && {}.textContent.includes('disabled')",
+            q("#auth-view"),
+            q("#auth-error")
+        ),
+        "the invitee's page says the account is disabled",
+    );
+    admin.wait_for(
+        &format!(
+            "{}?.textContent === 'Enable'",
+            q("#admin-users tr[data-user-id='2'] button[data-action]")
+        ),
+        "bob shown disabled",
+    );
+    // And logging in again is refused with the reason.
+    invitee.eval(&format!("{}.textContent = ''", q("#auth-error")));
+    invitee.type_into("#login-form [name=identifier]", "bob");
+    invitee.type_into("#login-form [name=password]", "password123");
+    invitee.click("#login-form button[type=submit]");
+    invitee.wait_for(
+        &format!("{}.textContent.includes('disabled')", q("#auth-error")),
+        "the login refused",
+    );
+}
