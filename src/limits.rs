@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use hashlink::LruCache;
+
 use crate::config::Config;
 use crate::models::UserId;
 
-/// Entries a limiter keeps before it forgets idle ones, so that a flood of
-/// distinct keys (addresses, account names) cannot grow memory without end.
+/// Entries a limiter keeps: a flood of distinct keys (addresses, account
+/// names) cannot grow memory without end.
 const MAX_TRACKED_KEYS: usize = 10_000;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -25,24 +27,32 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Keeps a limiter's table bounded whatever arrives: when it holds
-/// [`MAX_TRACKED_KEYS`] entries, forgets the tenth with the earliest `age`.
-fn forget_a_tenth_if_full<K, V>(table: &mut HashMap<K, V>, age: impl Fn(&V) -> Instant) {
-    if table.len() < MAX_TRACKED_KEYS {
-        return;
+/// A limiter's table: at [`MAX_TRACKED_KEYS`] entries, a new key evicts the
+/// one used longest ago, in constant time (no scan of the table while the
+/// lock is held, however many keys a flood brings). An active key is used
+/// often and stays; the one evicted has been idle the longest.
+type Table<K, V> = LruCache<K, V>;
+
+/// The entry of `key`, marked as just used; made with `fresh` (evicting
+/// the longest unused one if the table is full) when there is none.
+fn entry<'t, K: Hash + Eq + Clone, V>(
+    table: &'t mut Table<K, V>,
+    key: &K,
+    fresh: impl FnOnce() -> V,
+) -> &'t mut V {
+    if !table.contains_key(key) {
+        table.insert(key.clone(), fresh());
     }
-    let mut ages: Vec<Instant> = table.values().map(&age).collect();
-    let cut = ages.len() / 10;
-    ages.select_nth_unstable(cut);
-    let threshold = ages[cut];
-    table.retain(|_, v| age(v) > threshold);
+    table
+        .get_mut(key)
+        .unwrap_or_else(|| unreachable!("the entry was just inserted"))
 }
 
 /// A token bucket per key: `burst` requests at once, then `per_second`.
 pub struct RateLimiter<K> {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<K, Bucket>>,
+    buckets: Mutex<Table<K, Bucket>>,
 }
 
 struct Bucket {
@@ -50,14 +60,19 @@ struct Bucket {
     at: Instant,
 }
 
-impl<K: Hash + Eq> RateLimiter<K> {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// A rate of 0 turns the limiter off.
     pub fn new(per_second: f64, burst: u32) -> Self {
         RateLimiter {
             per_second,
             burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(LruCache::new(MAX_TRACKED_KEYS)),
         }
+    }
+
+    /// Keys tracked now (for tests).
+    pub fn tracked(&self) -> usize {
+        lock(&self.buckets).len()
     }
 
     /// Takes a token for `key`, or says how long until one is available.
@@ -67,15 +82,7 @@ impl<K: Hash + Eq> RateLimiter<K> {
         }
         let now = Instant::now();
         let mut buckets = lock(&self.buckets);
-        if buckets.len() >= MAX_TRACKED_KEYS {
-            // A full bucket is the same as no bucket: forget those.
-            let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-        }
-        // Still full: a flood of distinct keys (an IPv6 client has billions
-        // of addresses). Forget those used longest ago.
-        forget_a_tenth_if_full(&mut buckets, |b| b.at);
-        let bucket = buckets.entry(key).or_insert(Bucket {
+        let bucket = entry(&mut buckets, &key, || Bucket {
             tokens: self.burst,
             at: now,
         });
@@ -99,7 +106,7 @@ impl<K: Hash + Eq> RateLimiter<K> {
 pub struct LoginBackoff {
     free_failures: u32,
     max_wait: Duration,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<Table<String, Failures>>,
 }
 
 struct Failures {
@@ -112,14 +119,14 @@ impl LoginBackoff {
         LoginBackoff {
             free_failures,
             max_wait,
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(LruCache::new(MAX_TRACKED_KEYS)),
         }
     }
 
     /// `Err(wait)` while `key` is backing off.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        match lock(&self.failures).get(key) {
+        match lock(&self.failures).peek(key) {
             Some(f) if f.blocked_until > now => Err(f.blocked_until - now),
             _ => Ok(()),
         }
@@ -128,14 +135,9 @@ impl LoginBackoff {
     pub fn failed(&self, key: &str) {
         let now = Instant::now();
         let mut failures = lock(&self.failures);
-        if failures.len() >= MAX_TRACKED_KEYS {
-            let horizon = self.max_wait;
-            failures.retain(|_, f| f.blocked_until + horizon > now);
-        }
-        // Still full: a flood of distinct keys, all recent. Forget those
-        // whose back-off ends soonest (the attacker's own are among them).
-        forget_a_tenth_if_full(&mut failures, |f| f.blocked_until);
-        let entry = failures.entry(key.to_owned()).or_insert(Failures {
+        // The key guessed at most recently is the last to go: an account
+        // under attack is guessed at all the time.
+        let entry = entry(&mut failures, &key.to_owned(), || Failures {
             count: 0,
             blocked_until: now,
         });
@@ -355,7 +357,7 @@ mod tests {
         for n in 0..(MAX_TRACKED_KEYS as u32 * 3) {
             let _ = limiter.check(n);
             let _ = limiter.check(n); // now empty: not forgotten as full
-            assert!(lock(&limiter.buckets).len() <= MAX_TRACKED_KEYS);
+            assert!(limiter.tracked() <= MAX_TRACKED_KEYS);
         }
     }
 
@@ -373,6 +375,28 @@ mod tests {
                 .len()
                 < 64
         );
+    }
+
+    #[test]
+    fn a_key_in_use_outlives_a_flood_and_the_longest_idle_goes_first() {
+        let backoff = LoginBackoff::new(0, Duration::from_secs(900));
+        for n in 0..(MAX_TRACKED_KEYS * 3) {
+            if n % 1000 == 0 {
+                backoff.failed("account:1"); // still being guessed at
+            }
+            backoff.failed(&format!("flood:{n}"));
+        }
+        assert!(backoff.check("account:1").is_err(), "still backing off");
+        assert!(backoff.check("flood:0").is_ok(), "the longest idle went");
+        let limiter = RateLimiter::new(0.001, 1);
+        let _ = limiter.check(u32::MAX);
+        for n in 0..(MAX_TRACKED_KEYS as u32 * 2) {
+            if n % 1000 == 0 {
+                assert!(limiter.check(u32::MAX).is_err(), "its bucket is kept");
+            }
+            let _ = limiter.check(n);
+        }
+        assert_eq!(limiter.tracked(), MAX_TRACKED_KEYS);
     }
 
     #[test]
