@@ -1,5 +1,6 @@
-//! `chat-server admin ...`: the admin page's work from the operator's
-//! shell, on the database file. SQLite lets this process write while the
+//! `chat-server admin ...` and `chat-server backup PATH`: the operator's
+//! tools. The admin subcommands do the admin page's work from the shell,
+//! on the database file. SQLite lets this process write while the
 //! server runs (each write waits its turn for the file's lock); the
 //! server notices a disabled account within a fraction of a second
 //! ([`crate::accounts::watch`]), and everything else it reads from the
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use crate::accounts::{self, AccountError};
+use crate::backup;
 use crate::changes;
 use crate::config::{AdminCommand, Command, Config};
 use crate::models::{Role, UserId, format_timestamp};
@@ -17,7 +19,10 @@ use crate::repo::{SqliteStore, Store};
 
 /// Runs `command`; what it did goes to stdout, what went wrong to stderr.
 pub fn run(config: &Config, command: &Command) -> ExitCode {
-    let Command::Admin(admin) = command;
+    let admin = match command {
+        Command::Admin(admin) => admin,
+        Command::Backup { path } => return run_backup(config, path),
+    };
     let store = match SqliteStore::open(&config.db, config.durability, changes::nowhere()) {
         Ok(store) => store,
         Err(e) => {
@@ -99,6 +104,33 @@ fn run_admin(store: &dyn Store, command: &AdminCommand) -> Result<(), AccountErr
         }
     }
     Ok(())
+}
+
+fn run_backup(config: &Config, target: &std::path::Path) -> ExitCode {
+    match backup::backup(&config.db, &config.files_dir(), target) {
+        Ok(report) => {
+            println!(
+                "backed up the database to {} ({} bytes) and {} files ({} bytes) to {}",
+                report.database.display(),
+                report.database_bytes,
+                report.files,
+                report.file_bytes,
+                report.files_dir.display()
+            );
+            if report.missing > 0 {
+                println!(
+                    "{} files were deleted with their messages while the backup ran; \
+                     those messages show without their file after a restore",
+                    report.missing
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("backup failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn user_id(store: &dyn Store, nickname: &str) -> Result<UserId, AccountError> {

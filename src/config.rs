@@ -201,6 +201,15 @@ pub struct Config {
     pub query_queue: usize,
 }
 
+/// The files folder that goes with the database `NAME.db` when
+/// `--data-dir` is not given: `NAME-files` beside it.
+pub fn files_dir_for(db: &std::path::Path) -> PathBuf {
+    let stem = db
+        .file_stem()
+        .map_or_else(|| "chat".into(), |s| s.to_string_lossy().into_owned());
+    db.with_file_name(format!("{stem}-files"))
+}
+
 /// `--registration`: who may create an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -221,6 +230,14 @@ pub enum Command {
     /// while the server runs, which notices at once.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Copy the database (a consistent snapshot, taken while the server
+    /// runs) to PATH, and the files its messages carry to `NAME-files`
+    /// beside it. Restore by starting the server with `--db PATH`, or by
+    /// copying both back while it is stopped.
+    Backup {
+        /// The new database file; it and its files folder must not exist.
+        path: PathBuf,
+    },
 }
 
 /// `chat-server admin ...`: the admin page's work, for the operator with
@@ -301,13 +318,9 @@ impl Config {
     /// Where sent files are kept: `--data-dir`, or `NAME-files` beside the
     /// database `NAME.db`.
     pub fn files_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| {
-            let stem = self
-                .db
-                .file_stem()
-                .map_or_else(|| "chat".into(), |s| s.to_string_lossy().into_owned());
-            self.db.with_file_name(format!("{stem}-files"))
-        })
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| files_dir_for(&self.db))
     }
 
     /// The edit window as the rules take it: `None` for no limit (`0`).

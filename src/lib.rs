@@ -39,12 +39,14 @@
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
-//! - [`cli`]: the `chat-server admin` subcommands.
+//! - [`cli`]: the `chat-server admin` and `backup` subcommands.
+//! - [`backup`]: a consistent copy of the database and its files.
 //! - [`app`]: the context shared by all threads.
 
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod changes;
 pub mod chat;
 pub mod cli;

@@ -96,6 +96,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Where the file `sha256` is kept in the files folder `dir`; `None` when
+/// `sha256` is not a digest (nothing from outside becomes a path).
+pub fn stored_path(dir: &Path, sha256: &str) -> Option<PathBuf> {
+    let valid = sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    // Spread over 256 folders: a folder of millions of files is slow to
+    // list and to back up.
+    valid.then(|| dir.join(&sha256[..2]).join(sha256))
+}
+
 impl FileStore {
     /// Opens (or creates, readable by this user only) the store in `dir`,
     /// and removes the temporary files that a crash left behind. With
@@ -214,13 +226,7 @@ impl FileStore {
     /// Where the file named `sha256` is (whether or not it exists); `None`
     /// for a name that is not 64 hex digits.
     pub fn path_of(&self, sha256: &str) -> Option<PathBuf> {
-        let valid = sha256.len() == 64
-            && sha256
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        // Spread over 256 folders: a folder of millions of files is slow
-        // to list and to back up.
-        valid.then(|| self.dir.join(&sha256[..2]).join(sha256))
+        stored_path(&self.dir, sha256)
     }
 
     /// Opens a stored file for reading.
