@@ -1,4 +1,4 @@
--- Schema of the chat server, version 8.
+-- Schema of the chat server, version 9.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
 -- `repo::sqlite::schema::migrate`. This file always describes a fresh
@@ -24,7 +24,12 @@ CREATE TABLE users (
     -- Set while an admin has disabled the account: no session, no login.
     disabled_at   INTEGER,
     -- The last request or connection of any of its sessions (to the minute).
-    last_seen_at  INTEGER
+    last_seen_at  INTEGER,
+    -- Set when the account was deleted: its row stays (its messages, now
+    -- tombstones, refer to it) with every personal field erased.
+    deleted_at    INTEGER,
+    -- Shown beside the nickname; any script and emoji (see accounts/names.rs).
+    display_name  TEXT
 );
 -- "Is there an admin?" (registration is open until there is one) and
 -- "who is disabled?" (read by the server when another process changed it):
@@ -68,6 +73,29 @@ CREATE TABLE password_resets (
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX password_resets_by_user ON password_resets (user_id);
+
+-- Nicknames of deleted accounts, not to be taken by someone else until
+-- `until` (so that nobody can pose as a person who just left).
+CREATE TABLE retired_nicknames (
+    nickname TEXT    PRIMARY KEY COLLATE NOCASE,
+    until    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Messages users reported to the admins, and what an admin did about them.
+CREATE TABLE reports (
+    id          INTEGER PRIMARY KEY,
+    reporter_id INTEGER NOT NULL REFERENCES users (id),
+    message_id  INTEGER NOT NULL REFERENCES private_messages (id),
+    reason      TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    resolved_at INTEGER,
+    resolved_by INTEGER REFERENCES users (id),
+    -- 'dismissed', 'message_deleted' or 'sender_disabled'
+    resolution  TEXT
+);
+-- One report per message and reporter; the open ones, oldest first.
+CREATE UNIQUE INDEX reports_once ON reports (reporter_id, message_id);
+CREATE INDEX reports_open ON reports (id) WHERE resolved_at IS NULL;
 
 CREATE TABLE private_messages (
     -- AUTOINCREMENT: ids are never reused, so "after id N" and "before id N"
@@ -223,4 +251,4 @@ CREATE INDEX attachments_unsent ON attachments (created_at) WHERE message_id IS 
 CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
     WHERE thumbnail_sha256 IS NOT NULL;
 
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;

@@ -21,6 +21,9 @@ pub struct User {
     pub nickname: String,
     pub email: String,
     pub role: Role,
+    /// Shown beside the nickname (any script, emoji); `None`: just the
+    /// nickname.
+    pub display_name: Option<String>,
 }
 
 /// What an account may do beyond chatting.

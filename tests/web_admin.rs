@@ -103,3 +103,94 @@ fn an_admin_invites_the_invitee_registers_through_the_link_and_is_disabled() {
         "the login refused",
     );
 }
+
+#[test]
+fn a_report_from_the_page_reaches_the_admin_page_and_a_name_and_password_change_in_the_account_dialog()
+ {
+    let server = TestServer::start();
+    let base = server.base();
+    server.user("alice"); // the admin
+    let (_, bob_id) = server.user("bob");
+    let (mallory, mallory_id) = server.user("mallory");
+    let bad = mallory.send(bob_id, "something abusive")["id"]
+        .as_i64()
+        .expect("id");
+
+    let mut bob = Browser::launch(1280, 800);
+    log_in(&mut bob, &base, "bob");
+    common::browser::open_with(&mut bob, mallory_id);
+    let message = format!("#messages [data-message-id=\"{bad}\"]");
+    bob.wait_for(&q(&message), "the message shown");
+    bob.click(&format!("{message} .bubble"));
+    bob.click(&format!(
+        "{message} .action[title=\"Report to the admins\"]"
+    ));
+    bob.wait_for(
+        &format!("{}.textContent.includes('Reported')", q("#notice")),
+        "the report confirmed",
+    );
+
+    let mut admin = Browser::launch(1280, 900);
+    log_in(&mut admin, &base, "alice");
+    admin.click("#open-admin");
+    let report = "#reports li.report";
+    admin.wait_for(
+        &format!("{}?.textContent.includes('something abusive')", q(report)),
+        "the report with its message",
+    );
+    admin.click(&format!("{report} button[data-resolution=message_deleted]"));
+    admin.wait_for(
+        &format!("!{}.hidden", q("#no-reports")),
+        "no open reports left",
+    );
+    bob.wait_for(
+        &format!("{}?.textContent.includes('deleted')", q(&message)),
+        "the message deleted on bob's page",
+    );
+    admin.click("#admin-close");
+
+    // The account dialog: a display name everyone sees, an impostor's
+    // refused, and a password change that keeps this page logged in.
+    bob.click("#open-account");
+    bob.wait_for(&format!("{}.open", q("#account")), "the account dialog");
+    bob.wait_for(
+        &format!("{}.textContent.includes('This browser')", q("#sessions")),
+        "this session listed",
+    );
+    bob.type_into("#name-form [name=display_name]", "\u{430}lice");
+    bob.click("#name-form button[type=submit]");
+    bob.wait_for(
+        &format!(
+            "{}.textContent.includes('looks like')",
+            q("#account-notice")
+        ),
+        "the impostor refused",
+    );
+    bob.type_into("#name-form [name=display_name]", "Bob the Builder 🔨");
+    bob.click("#name-form button[type=submit]");
+    bob.wait_for(
+        &format!("{}.textContent === 'Saved.'", q("#account-notice")),
+        "saved",
+    );
+    bob.type_into("#password-form [name=current]", "password123");
+    bob.type_into("#password-form [name=new]", "a much better one");
+    bob.click("#password-form button[type=submit]");
+    bob.wait_for(
+        &format!(
+            "{}.textContent.includes('Password changed')",
+            q("#account-notice")
+        ),
+        "the password changed",
+    );
+    let mut rest = server.client();
+    assert_eq!(rest.login("bob", "a much better one").status, 200);
+    let listed = rest.get("/api/users").body["users"].clone();
+    let shown = listed
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["id"] == bob_id)
+        .map(|u| u["display_name"].clone());
+    assert_eq!(shown, Some(serde_json::json!("Bob the Builder 🔨")));
+    save_screenshot(&mut bob, "12-account");
+}

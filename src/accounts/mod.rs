@@ -7,8 +7,12 @@
 //! What must hold against a race is checked in the store's transactions
 //! ([`crate::repo::accounts`]).
 //!
+//! - [`names`]: display names, and names that imitate others.
+//! - [`reports`]: messages reported to the admins, and what they do.
 //! - [`watch`]: notices accounts disabled by another process (the shell).
 
+pub mod names;
+pub mod reports;
 pub mod watch;
 
 use std::time::Duration;
@@ -60,6 +64,14 @@ pub enum AccountError {
     WrongPassword,
     #[error("this reset link is unknown, used or expired")]
     InvalidResetLink,
+    #[error("display_name looks too much like {0:?}, another user's name")]
+    Imitates(String),
+    #[error("{0}")]
+    Message(crate::repo::Refusal),
+    #[error("no such report")]
+    NoSuchReport,
+    #[error("this report is already resolved")]
+    AlreadyResolved,
     #[error("{0}")]
     Store(#[from] StoreError),
     /// Hashing or the random generator failed: a server fault.
@@ -75,8 +87,11 @@ impl AccountError {
             | AccountError::NotAdmitted(_)
             | AccountError::AdminsOnly => 403,
             AccountError::Invalid(_) | AccountError::InvalidResetLink => 400,
-            AccountError::Taken(_) => 409,
-            AccountError::NoSuchUser => 404,
+            AccountError::Taken(_) | AccountError::Imitates(_) => 409,
+            AccountError::NoSuchUser | AccountError::NoSuchReport => 404,
+            AccountError::AlreadyResolved => 409,
+            AccountError::Message(crate::repo::Refusal::NoSuchMessage) => 404,
+            AccountError::Message(_) => 400,
             AccountError::WrongPassword => 401,
             AccountError::Store(_) | AccountError::Internal(_) => 500,
         }
@@ -87,6 +102,7 @@ impl AccountError {
         match self {
             AccountError::RegistrationClosed => Some("registration_closed"),
             AccountError::NotAdmitted(why) => Some(why.code()),
+            AccountError::Imitates(_) => Some("name_imitates_another"),
             _ => None,
         }
     }
@@ -322,4 +338,66 @@ pub fn close_connections(
     {
         log::warn!("closing the connections of user {user}: the hub did not confirm in time");
     }
+}
+
+/// How long a deleted account's nickname stays unavailable to others.
+pub const NICKNAME_RETIREMENT: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Messages deleted per transaction when an account goes: each batch holds
+/// the writer briefly, so other people's messages pass in between.
+const DELETION_BATCH: u32 = 500;
+
+/// Sets `user`'s display name (`None` or blank: none), unless it imitates
+/// another account's nickname or display name.
+pub fn set_display_name(
+    store: &dyn Store,
+    user: UserId,
+    wanted: &str,
+) -> Result<Option<String>, AccountError> {
+    let name = names::clean_display_name(wanted).map_err(AccountError::Invalid)?;
+    if let Some(name) = &name {
+        let others = store.other_names(user)?;
+        let all = others
+            .iter()
+            .flat_map(|(nickname, display)| [Some(nickname.as_str()), display.as_deref()])
+            .flatten();
+        if let Some(imitated) = names::imitated(name, all) {
+            return Err(AccountError::Imitates(imitated.to_owned()));
+        }
+    }
+    store.set_display_name(user, name.as_deref())?;
+    Ok(name)
+}
+
+/// Deletes `user`'s account: every session ends (and, with `hub`, every
+/// connection closes), every message they sent is deleted for everyone,
+/// in batches, exactly as they would delete it themselves (their partners
+/// see it go, live or when they sync), and the account's personal fields
+/// are erased. Its nickname stays unavailable to others for
+/// [`NICKNAME_RETIREMENT`]. Messages others sent them stay with the others.
+pub fn delete_account(
+    store: &dyn Store,
+    hub: Option<&HubHandle>,
+    user: UserId,
+) -> Result<(), AccountError> {
+    let now = Utc::now();
+    let retirement = chrono::Duration::from_std(NICKNAME_RETIREMENT)
+        .map_err(|e| AccountError::Internal(e.to_string()))?;
+    // The account first: from this commit on nobody logs in to it, and no
+    // new message of it can slip past the deletions that follow.
+    if !store.erase_account(user, now, now + retirement)? {
+        return Err(AccountError::NoSuchUser);
+    }
+    if let Some(hub) = hub {
+        close_connections(hub, user, None, CloseReason::AccountDeleted);
+    }
+    let mut deleted = 0;
+    loop {
+        let batch = store.delete_sent_messages(user, DELETION_BATCH, now)?;
+        if batch == 0 {
+            break;
+        }
+        deleted += batch;
+    }
+    log::info!("audit: account {user} deleted with its {deleted} sent message(s)");
+    Ok(())
 }

@@ -92,6 +92,7 @@ impl ChatError {
                 Refusal::InvalidReply => "invalid_reply",
                 Refusal::QuotaExceeded => "quota_exceeded",
                 Refusal::InvalidAttachment => "invalid_attachment",
+                Refusal::OwnMessage => "own_message",
             },
             ChatError::Store(_) => "internal_error",
         }

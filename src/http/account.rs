@@ -1,5 +1,6 @@
 //! What a user does about their own account: change the password, use a
-//! reset link, see their sessions and end them.
+//! reset link, see their sessions and end them, export their data, delete
+//! the account.
 
 use chrono::Utc;
 use serde::Deserialize;
@@ -105,4 +106,55 @@ pub fn end_others(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     );
     log::info!("user {} ended their {ended} other session(s)", user.id);
     Ok(Reply::ok(json!({ "ended": ended })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    password: String,
+}
+
+/// `DELETE /api/me {"password"}`: the account goes (see
+/// [`accounts::delete_account`]); the cookie is cleared.
+pub fn delete_me(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let body: DeleteBody = read_json(request)?;
+    let stored = app.store.credentials(&user.nickname)?;
+    if !crate::auth::verify_password(
+        &body.password,
+        stored.as_ref().map(|c| c.password_hash.as_str()),
+    ) {
+        return Err(ApiError::new(401, "the password is wrong"));
+    }
+    accounts::delete_account(&*app.store, Some(&app.hub), user.id)?;
+    Ok(Reply::ok(json!({ "ok": true })).set_cookie(session_cookie(app, "", 0)))
+}
+
+/// Messages read per query while exporting.
+const EXPORT_PAGE: u32 = 500;
+
+/// `GET /api/me/export`: my account and every message I sent or received
+/// (as I see them: not those I deleted for me), oldest first, as one JSON
+/// document to keep.
+pub fn export(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let mut messages = Vec::new();
+    let mut after = 0;
+    loop {
+        let (page, more) = app.store.sync(user.id, after, EXPORT_PAGE)?;
+        after = page.last().map_or(after, |m| m.id);
+        messages.extend(page);
+        if !more {
+            break;
+        }
+    }
+    let sessions = app.store.sessions_of(user.id, Utc::now())?;
+    log::info!("user {} exported their data", user.id);
+    Ok(Reply::ok(json!({
+        "exported_at": crate::models::format_timestamp(&Utc::now()),
+        "user": super::people::me_json(app, &user),
+        "sessions": sessions,
+        "blocked_user_ids": app.privacy.blocked_by(user.id),
+        "messages": messages,
+    })))
 }

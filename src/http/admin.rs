@@ -40,6 +40,24 @@ pub fn disable(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     Ok(Reply::ok(json!({ "user_id": user, "disabled": true })))
 }
 
+/// `DELETE /api/admin/users/{id}`: the account goes, its messages become
+/// tombstones (see [`accounts::delete_account`]).
+pub fn delete(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let (_, admin) = authenticate_admin(app, request)?;
+    let user = target(request)?;
+    if user == admin.id {
+        return Err(ApiError::bad_request(
+            "an admin deletes their own account with DELETE /api/me",
+        ));
+    }
+    if app.store.user(user)?.is_none() {
+        return Err(ApiError::not_found("no such user"));
+    }
+    accounts::delete_account(&*app.store, Some(&app.hub), user)?;
+    log::info!("audit: admin {} deleted account {user}", admin.id);
+    Ok(Reply::ok(json!({ "user_id": user, "deleted": true })))
+}
+
 /// `POST /api/admin/users/{id}/enable`.
 pub fn enable(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     authenticate_admin(app, request)?;

@@ -39,6 +39,7 @@ const ASSETS: &[Asset] = &[
     module!("app"),
     module!("api"),
     module!("admin"),
+    module!("account"),
     module!("state"),
     module!("dom"),
     module!("socket"),

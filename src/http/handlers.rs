@@ -12,7 +12,7 @@ use super::login::{login, session_cookie};
 use super::{
     ApiError, HttpRequest, HttpResponse, MAX_HEAD_BYTES, Reply, assets, query_i64, read_json,
 };
-use super::{account, admin, attachments, invites, message_actions, people};
+use super::{account, admin, attachments, invites, message_actions, people, reports};
 use crate::accounts;
 use crate::app::App;
 use crate::auth;
@@ -34,6 +34,9 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Post, "/api/logout", logout),
     (Method::Post, "/api/password-reset", account::reset_password),
     (Method::Post, "/api/me/password", account::change_password),
+    (Method::Delete, "/api/me", account::delete_me),
+    (Method::Get, "/api/me/export", account::export),
+    (Method::Delete, "/api/admin/users/{}", admin::delete),
     (Method::Get, "/api/sessions", account::list),
     (Method::Delete, "/api/sessions", account::end_others),
     (Method::Delete, "/api/sessions/{}", account::end),
@@ -50,6 +53,13 @@ const ROUTES: &[(Method, &str, Handler)] = &[
         admin::reset_link,
     ),
     (Method::Get, "/api/admin/stats", admin::stats),
+    (Method::Post, "/api/reports", reports::create),
+    (Method::Get, "/api/admin/reports", reports::open),
+    (
+        Method::Post,
+        "/api/admin/reports/{}/resolve",
+        reports::resolve,
+    ),
     (Method::Get, "/api/me", me),
     (Method::Get, "/api/users", users),
     (Method::Post, "/api/messages", send_message),
@@ -396,7 +406,14 @@ fn users(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         .store
         .users()?
         .into_iter()
-        .map(|u| json!({ "id": u.id, "nickname": u.nickname, "online": seen_online(app, me.id, u.id) }))
+        .map(|u| {
+            json!({
+                "id": u.id,
+                "nickname": u.nickname,
+                "display_name": u.display_name,
+                "online": seen_online(app, me.id, u.id),
+            })
+        })
         .collect();
     Ok(Reply::ok(json!({ "users": users })))
 }

@@ -21,6 +21,7 @@ mod login;
 mod message_actions;
 pub mod multipart;
 mod people;
+mod reports;
 
 pub use handlers::route;
 

@@ -1,11 +1,12 @@
 //! What users decide about each other, over REST: blocks, and the
-//! read-receipt setting of `PATCH /api/me`.
+//! settings of `PATCH /api/me` (read receipts, display name).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::handlers::{chat_error, path_segment};
 use super::{ApiError, HttpRequest, Reply, guards::authenticate, read_json};
+use crate::accounts;
 use crate::app::App;
 use crate::chat::people;
 use crate::models::User;
@@ -17,6 +18,7 @@ pub fn me_json(app: &App, user: &User) -> Value {
         "nickname": user.nickname,
         "email": user.email,
         "role": user.role,
+        "display_name": user.display_name,
         "send_read_receipts": app.privacy.sends_read_receipts(user.id),
     })
 }
@@ -26,12 +28,24 @@ pub fn me_json(app: &App, user: &User) -> Value {
 struct SettingsBody {
     #[serde(default)]
     send_read_receipts: Option<bool>,
+    /// A string sets it, `null` or `""` clears it; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    display_name: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// `PATCH /api/me {"send_read_receipts": false}`.
 pub fn update_me(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
-    let (_, user) = authenticate(app, request)?;
+    let (_, mut user) = authenticate(app, request)?;
     let body: SettingsBody = read_json(request)?;
+    if let Some(wanted) = body.display_name {
+        user.display_name =
+            accounts::set_display_name(&*app.store, user.id, wanted.as_deref().unwrap_or(""))?;
+    }
     if let Some(on) = body.send_read_receipts {
         people::set_send_read_receipts(app, user.id, on).map_err(chat_error)?;
     }

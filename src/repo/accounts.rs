@@ -102,6 +102,7 @@ pub struct AccountSummary {
     pub disabled: bool,
     /// Live sessions.
     pub sessions: u32,
+    pub display_name: Option<String>,
 }
 
 /// One live session, as its owner sees it.
@@ -222,4 +223,31 @@ pub trait Accounts {
     ) -> Result<Option<UserId>, StoreError>;
 
     fn stats(&self, now: DateTime<Utc>) -> Result<ServerStats, StoreError>;
+
+    /// Sets (or, with `None`, clears) `user`'s display name.
+    fn set_display_name(&self, user: UserId, name: Option<&str>) -> Result<(), StoreError>;
+    /// The nickname and display name of every account but `user`'s, for
+    /// the confusables check.
+    fn other_names(&self, user: UserId) -> Result<Vec<(String, Option<String>)>, StoreError>;
+    /// Deletes for everyone up to `limit` of the messages `user` sent, one
+    /// transaction, each exactly as the sender's own deletion for everyone
+    /// (its changes reach the change sink, its files the file remover);
+    /// returns how many. Called until it returns 0 when an account goes.
+    fn delete_sent_messages(
+        &self,
+        user: UserId,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+    /// Erases an account's personal fields (nickname, email, password,
+    /// display name), its sessions, reset links and invitations, and keeps
+    /// its nickname from anyone else until `retired_until`. The row stays:
+    /// its messages (tombstones by then) refer to it. `false` when there is
+    /// no such user.
+    fn erase_account(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        retired_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }

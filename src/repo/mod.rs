@@ -18,9 +18,11 @@
 //! with (the hub's private-message channel), in commit order.
 
 pub mod accounts;
+pub mod reports;
 mod sqlite;
 
 pub use accounts::{Accounts, Admission, LoginPlace, NotAdmitted};
+pub use reports::Reports;
 pub use sqlite::{SqliteStore, tune_writer};
 
 use chrono::{DateTime, Utc};
@@ -100,6 +102,9 @@ pub enum Refusal {
     /// `attachment_id` is not an upload of the sender's that is unsent.
     #[error("attachment_id must be a file you uploaded and have not sent")]
     InvalidAttachment,
+    /// A report is about a message one received, not one's own.
+    #[error("you cannot report your own message")]
+    OwnMessage,
 }
 
 /// Distinct emoji one message can carry.
@@ -219,7 +224,7 @@ pub struct Credentials {
 
 /// The storage interface of the server. See the module docs for why it is a
 /// trait.
-pub trait Store: Accounts + Send + Sync {
+pub trait Store: Accounts + Reports + Send + Sync {
     /// Succeeds when the database answers a trivial query (`/healthz`).
     fn ping(&self) -> Result<(), StoreError>;
 

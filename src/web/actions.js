@@ -1,5 +1,5 @@
 // What a user does to a message or a person: reply, edit, delete, react,
-// block, and the read-receipt setting. Each goes through REST; the change
+// report, block, and the read-receipt setting. Each goes through REST; the change
 // comes back over the WebSocket to every tab, this one included, and is
 // applied there (changes.js), so all tabs show the same.
 
@@ -49,6 +49,19 @@ export async function deleteMessage(message, forEveryone) {
   const path = `/api/messages/${message.id}${forEveryone ? "" : "?for=me"}`;
   try {
     await api("DELETE", path);
+  } catch (e) {
+    complain(e);
+  }
+}
+
+/** Tells the admins about a message received (the server keeps one report
+ * per message and person). */
+export async function reportMessage(message) {
+  try {
+    await api("POST", "/api/reports", { message_id: message.id });
+    $("notice").textContent = "Reported to the admins.";
+    $("notice").hidden = false;
+    setTimeout(() => { $("notice").hidden = true; }, 4000);
   } catch (e) {
     complain(e);
   }

@@ -1,6 +1,7 @@
 // The admin page: invitations (make one, copy its link, withdraw it),
-// accounts with their last activity (disable, enable, reset link), and the
-// server's numbers. Shown only to admins; the server refuses everyone else
+// reported messages in their context (dismiss, delete, disable the
+// sender), accounts with their last activity (disable, enable, reset
+// link, delete), and the server's numbers. Shown only to admins; the server refuses everyone else
 // anyway (403).
 
 import { api } from "./api.js";
@@ -27,6 +28,7 @@ async function refresh() {
     ]);
     renderUsers(users);
     renderInvites(invites);
+    renderReports((await api("GET", "/api/admin/reports")).reports);
     const s = stats.stats;
     $("admin-stats").textContent =
       `${s.users} accounts, ${stats.online_users} online · ${s.messages} messages · ` +
@@ -71,11 +73,45 @@ function renderUsers(users) {
       const made = await act("POST", `/api/admin/users/${user.id}/reset-link`);
       if (made) showLink(`Password link for ${user.nickname} (works once, for 24 hours)`, made.url);
     });
-    buttons.append(toggle, reset);
+    const remove = el("button", "link danger-link", "Delete");
+    remove.type = "button";
+    remove.addEventListener("click", () => {
+      if (window.confirm(`Delete ${user.nickname}'s account and every message they sent?`)) {
+        act("DELETE", `/api/admin/users/${user.id}`);
+      }
+    });
+    buttons.append(toggle, reset, remove);
     row.append(buttons);
     return row;
   });
   $("admin-users").replaceChildren(...rows);
+}
+
+function renderReports(reports) {
+  $("no-reports").hidden = reports.length > 0;
+  $("reports").replaceChildren(...reports.map((report) => {
+    const item = el("li", "report");
+    item.dataset.reportId = report.id;
+    item.append(el("div", "hint",
+      `${report.reporter_nickname} reported ${report.sender_nickname}${report.reason ? `: “${report.reason}”` : ""}`));
+    const context = el("ol", "report-context");
+    for (const m of report.context) {
+      const line = el("li", m.id === (report.message && report.message.id) ? "reported" : "",
+        m.deleted_at ? "(deleted)" : m.content || (m.attachment ? `📎 ${m.attachment.name}` : ""));
+      line.prepend(el("b", "", m.sender_id === report.sender_id ? `${report.sender_nickname}: ` : `${report.reporter_nickname}: `));
+      context.append(line);
+    }
+    item.append(context);
+    for (const [resolution, label] of [["dismissed", "Dismiss"], ["message_deleted", "Delete message"], ["sender_disabled", "Disable sender"]]) {
+      const b = el("button", "link", label);
+      b.type = "button";
+      b.dataset.resolution = resolution;
+      b.addEventListener("click", () =>
+        act("POST", `/api/admin/reports/${report.id}/resolve`, { resolution }));
+      item.append(b);
+    }
+    return item;
+  }));
 }
 
 function renderInvites(invites) {

@@ -18,7 +18,8 @@
 //   uploads.js       attaching files: pick, drop, paste, progress, cancel
 //   media.js         files in messages: thumbnails, lightbox, file cards
 //   actions.js       edit, delete, react, block, settings (REST)
-//   admin.js         the admin page: invitations, accounts, numbers
+//   account.js       my account: name, password, sessions, export, deletion
+//   admin.js         the admin page: invitations, reports, accounts, numbers
 //   dom.js           DOM and date helpers
 
 import { state } from "./state.js";
@@ -31,6 +32,7 @@ import { toggleBlock, setReadReceipts } from "./actions.js";
 import { wireUploads } from "./uploads.js";
 import { wireLightbox } from "./media.js";
 import { wireAdmin } from "./admin.js";
+import { wireAccount } from "./account.js";
 
 function wireUp() {
   $("login-form").addEventListener("submit", onLogin);
@@ -46,6 +48,7 @@ function wireUp() {
   wireUploads();
   wireLightbox();
   wireAdmin();
+  wireAccount();
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < LOAD_OLDER_AT_PX) loadOlder();
   });

@@ -18,6 +18,7 @@ export function showAuth(message) {
   $("auth-view").hidden = false;
   $("banner").hidden = true;
   $("admin").close();
+  $("account").close();
   const invite = linked.get("invite");
   if (invite) $("register-form").invite.value = invite;
   switchAuthTab(Boolean(invite));

@@ -8,7 +8,7 @@
 
 import { state, thread } from "./state.js";
 import { $, el, formatTime, dayLabel } from "./dom.js";
-import { startReply, startEdit, deleteMessage, toggleReaction } from "./actions.js";
+import { startReply, startEdit, deleteMessage, toggleReaction, reportMessage } from "./actions.js";
 import { attachmentNode } from "./media.js";
 
 /** Messages closer than this, from one sender, share one time. */
@@ -232,6 +232,7 @@ function actionsNode(m, mine) {
   if (mine) button("✎", "Edit", () => startEdit(m));
   button("🗑", "Delete for me", () => deleteMessage(m, false)).classList.add("delete-me");
   if (mine) button("⊘", "Delete for everyone", () => deleteMessage(m, true)).classList.add("delete-all");
+  if (!mine) button("⚑", "Report to the admins", () => reportMessage(m)).classList.add("report");
   bar.append(picker);
   return bar;
 }

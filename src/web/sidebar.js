@@ -38,6 +38,7 @@ function personItem(user, extra) {
   const dot = el("span", "dot");
   dot.classList.toggle("online", !!user.online);
   nick.append(dot, el("span", "nickname", user.nickname));
+  if (user.display_name) nick.append(el("span", "display-name", user.display_name));
   if (state.blocked.has(user.id)) nick.append(el("span", "blocked-mark", "blocked"));
   who.append(nick);
   li.append(avatar, who);
@@ -89,6 +90,7 @@ export function renderPane() {
   $("composer").hidden = partner === null;
   $("messages").hidden = partner === null;
   $("partner-name").textContent = user ? user.nickname : "";
+  $("partner-name").title = user && user.display_name ? user.display_name : "";
   $("partner-dot").hidden = !user;
   $("partner-dot").classList.toggle("online", !!(user && user.online));
   $("block").hidden = partner === null;

@@ -52,6 +52,7 @@ export function connect() {
     if (event.code === 4001) { showAuth("You were logged out."); return; }
     if (event.code === 4002) { showAuth("Your session expired. Please log in again."); return; }
     if (event.code === 4003) { showAuth("Your account has been disabled by an admin."); return; }
+    if (event.code === 4004) { showAuth("This account was deleted."); return; }
     scheduleReconnect();
   };
 }

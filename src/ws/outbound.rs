@@ -36,10 +36,12 @@ pub enum CloseReason {
     SessionExpired,
     /// 4003: an admin disabled the account.
     AccountDisabled,
+    /// 4004: the account was deleted.
+    AccountDeleted,
 }
 
 impl CloseReason {
-    const ALL: [CloseReason; 9] = [
+    const ALL: [CloseReason; 10] = [
         CloseReason::Normal,
         CloseReason::GoingAway,
         CloseReason::ProtocolError,
@@ -49,6 +51,7 @@ impl CloseReason {
         CloseReason::LoggedOut,
         CloseReason::SessionExpired,
         CloseReason::AccountDisabled,
+        CloseReason::AccountDeleted,
     ];
 
     pub fn code(self) -> u16 {
@@ -62,6 +65,7 @@ impl CloseReason {
             CloseReason::LoggedOut => 4001,
             CloseReason::SessionExpired => 4002,
             CloseReason::AccountDisabled => 4003,
+            CloseReason::AccountDeleted => 4004,
         }
     }
 
@@ -77,6 +81,7 @@ impl CloseReason {
             CloseReason::LoggedOut => "logged out",
             CloseReason::SessionExpired => "session expired",
             CloseReason::AccountDisabled => "account disabled",
+            CloseReason::AccountDeleted => "account deleted",
         }
     }
 

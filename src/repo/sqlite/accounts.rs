@@ -5,13 +5,17 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::{SqliteStore, constraint_code, millis, optional_timestamp, sql, timestamp, user_at};
-use crate::models::{Role, SessionId, User, UserId};
-use crate::repo::StoreError;
+use super::{
+    SqliteStore, actions, constraint_code, emit_change, millis, optional_timestamp, sql, timestamp,
+    user_at,
+};
+use crate::changes::Origin;
+use crate::models::{MessageId, Role, SessionId, User, UserId};
 use crate::repo::accounts::{
     AccountSummary, Accounts, Admission, Invite, NewInvite, NotAdmitted, ServerStats, SessionInfo,
     invite_url,
 };
+use crate::repo::{ActionRequest, MessageAction, StoreError};
 
 /// Whether `admission` lets one more account in at `now`; the invitation
 /// whose use it counts, if any. Runs inside the registering transaction.
@@ -81,6 +85,12 @@ impl Accounts for SqliteStore {
         self.write(move |conn| {
             let now = millis(Utc::now());
             let invite = admit(conn, &admission, now)?;
+            let retired: bool = conn
+                .prepare_cached(sql::NICKNAME_RETIRED)?
+                .query_row((&nickname, now), |row| row.get(0))?;
+            if retired {
+                return Err(StoreError::Taken("nickname"));
+            }
             let inserted = conn
                 .prepare_cached(sql::INSERT_USER)?
                 .execute((&nickname, &email, &hash, now));
@@ -135,6 +145,7 @@ impl Accounts for SqliteStore {
                         last_seen_at: optional_timestamp(row, 5)?,
                         disabled: row.get(6)?,
                         sessions: row.get(7)?,
+                        display_name: row.get(8)?,
                     })
                 })?
                 .collect()
@@ -369,5 +380,108 @@ impl Accounts for SqliteStore {
         })?;
         stats.database_bytes = i64::try_from(self.database_bytes()).unwrap_or(i64::MAX);
         Ok(stats)
+    }
+
+    fn set_display_name(&self, user: UserId, name: Option<&str>) -> Result<(), StoreError> {
+        let name = name.map(str::to_owned);
+        self.write(move |conn| {
+            conn.prepare_cached(sql::SET_DISPLAY_NAME)?
+                .execute((user, name))?;
+            Ok(())
+        })
+    }
+
+    fn other_names(&self, user: UserId) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(sql::OTHER_NAMES)?
+                .query_map([user], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+    }
+
+    fn delete_sent_messages(
+        &self,
+        user: UserId,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let (changes, released) = (self.changes.clone(), self.released.0.clone());
+        crate::repo::wait_for_reply(|reply| {
+            self.writer.submit(
+                move |conn| {
+                    // A message the sender hid from themselves is deleted
+                    // for everyone too.
+                    conn.prepare_cached(sql::UNHIDE_ALL)?.execute([user])?;
+                    let ids: Vec<MessageId> = conn
+                        .prepare_cached(sql::UNDELETED_SENT)?
+                        .query_map((user, limit), |row| row.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    let mut done = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        let request = ActionRequest {
+                            user,
+                            message_id: id,
+                            action: MessageAction::Delete {
+                                for_everyone: true,
+                                window: None,
+                            },
+                            now,
+                        };
+                        match actions::act(conn, request, false) {
+                            Ok(deleted) => done.push(deleted),
+                            // Refused (it cannot be, for the sender without
+                            // a window): left as it is, not retried forever.
+                            Err(StoreError::Refused(refusal)) => {
+                                log::warn!("deleting message {id} of user {user}: {refusal}");
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(done)
+                },
+                move |outcome| {
+                    let outcome = outcome.map(|done| {
+                        let count = done.len();
+                        for deleted in done {
+                            emit_change(&changes, deleted.change, Origin::Request);
+                            for sha256 in deleted.released_files {
+                                let _ = released.try_send(sha256);
+                            }
+                        }
+                        count
+                    });
+                    let _ = reply.send(outcome);
+                },
+            )
+        })
+    }
+
+    fn erase_account(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        retired_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (now, until) = (millis(now), millis(retired_until));
+        self.write(move |conn| {
+            let nickname: Option<String> = conn
+                .prepare_cached(sql::USER_BY_ID)?
+                .query_row([user], |row| row.get(1))
+                .optional()?;
+            let Some(nickname) = nickname else {
+                return Ok(false);
+            };
+            conn.prepare_cached(sql::RETIRE_NICKNAME)?
+                .execute((&nickname, until))?;
+            conn.prepare_cached(sql::ERASE_ACCOUNT)?
+                .execute((user, now))?;
+            conn.prepare_cached(sql::DELETE_USER_SESSIONS)?
+                .execute([user])?;
+            conn.prepare_cached(sql::DELETE_USER_RESETS)?
+                .execute([user])?;
+            conn.prepare_cached(sql::DELETE_USER_INVITES)?
+                .execute([user])?;
+            Ok(true)
+        })
     }
 }

@@ -19,9 +19,9 @@ use crate::models::{Message, MessageId, REPLY_EXCERPT_CHARS, ReplyTo, UserId, Ve
 use crate::repo::{Acted, ActionRequest, MAX_REACTIONS, MessageAction, Refusal, StoreError};
 
 /// What the rules need to know of a message, as `user` sees it.
-struct Facts {
-    sender_id: UserId,
-    receiver_id: UserId,
+pub(super) struct Facts {
+    pub(super) sender_id: UserId,
+    pub(super) receiver_id: UserId,
     created_at: DateTime<Utc>,
     deleted: bool,
     excerpt: String,
@@ -48,7 +48,7 @@ impl Facts {
 /// Message `id` if `user` may see it: one of their conversations and not
 /// hidden by them. Anything else is [`Refusal::NoSuchMessage`], whether it
 /// exists or not.
-fn facts(conn: &Connection, id: MessageId, user: UserId) -> Result<Facts, StoreError> {
+pub(super) fn facts(conn: &Connection, id: MessageId, user: UserId) -> Result<Facts, StoreError> {
     let found = conn
         .prepare_cached(sql::MESSAGE_FACTS)?
         .query_row((id, user), |row| {

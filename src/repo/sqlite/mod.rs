@@ -13,11 +13,13 @@
 //!   messages and people that are checked inside their transaction.
 //! - [`accounts`]: invitations, roles, disabled accounts, sessions and
 //!   passwords.
+//! - [`reports`]: messages reported to the admins.
 
 mod accounts;
 mod actions;
 pub mod checkpointer;
 mod private_files;
+mod reports;
 mod schema;
 mod sql;
 pub mod writer;
@@ -395,13 +397,15 @@ fn reactions_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<Reaction>> {
     Ok(reactions)
 }
 
-/// A user from the columns id, nickname, email, role starting at `at`.
+/// A user from the columns id, nickname, email, role, display_name
+/// starting at `at`.
 fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(at)?,
         nickname: row.get(at + 1)?,
         email: row.get(at + 2)?,
         role: Role::from_column(&row.get::<_, String>(at + 3)?),
+        display_name: row.get(at + 4)?,
     })
 }
 
@@ -775,8 +779,8 @@ impl Store for SqliteStore {
                 .query_row([identifier], |row| {
                     Ok(Credentials {
                         user: user_at(row, 0)?,
-                        password_hash: row.get(4)?,
-                        disabled: row.get(5)?,
+                        password_hash: row.get(5)?,
+                        disabled: row.get(6)?,
                     })
                 })
                 .optional()
@@ -839,8 +843,8 @@ impl Store for SqliteStore {
                     Ok(Session {
                         id: row.get(0)?,
                         user: user_at(row, 1)?,
-                        expires_at: timestamp(row, 5)?,
-                        last_seen_at: timestamp(row, 6)?,
+                        expires_at: timestamp(row, 6)?,
+                        last_seen_at: timestamp(row, 7)?,
                     })
                 })
                 .optional()
@@ -1236,11 +1240,11 @@ mod tests {
 
     /// Statements that read every row by design: the user directory and
     /// what the admin page lists and counts (run when an admin looks).
-    const LISTS_EVERYTHING: &[&str] = &["ALL_USERS", "ACCOUNTS", "INVITES", "STATS"];
+    const LISTS_EVERYTHING: &[&str] = &["ALL_USERS", "ACCOUNTS", "INVITES", "STATS", "OTHER_NAMES"];
     /// Statements that sort what they found, a handful of rows.
     const SORTS_FEW_ROWS: &[&str] = &["CONVERSATIONS", "SESSIONS_OF", "INVITES"];
     /// Indexes that hold only the rows their queries want.
-    const PARTIAL_INDEXES: &[&str] = &["users_admins", "users_disabled"];
+    const PARTIAL_INDEXES: &[&str] = &["users_admins", "users_disabled", "reports_open"];
 
     /// The hot queries and the index each was designed for.
     const EXPECTED_INDEXES: &[(&str, &str)] = &[
@@ -1264,6 +1268,7 @@ mod tests {
         ("ADMIN_EXISTS", "users_admins"),
         ("DISABLED_USERS", "users_disabled"),
         ("SESSIONS_OF", "sessions_by_user"),
+        ("UNDELETED_SENT", "private_messages_by_conversation"),
     ];
 
     fn new_message(sender_id: UserId, receiver_id: UserId, client_id: Option<&str>) -> NewMessage {

@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -176,6 +176,28 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ) WITHOUT ROWID;
          CREATE INDEX password_resets_by_user ON password_resets (user_id);",
     ),
+    // Deleted accounts, display names, retired nicknames and reports.
+    (
+        9,
+        "ALTER TABLE users ADD COLUMN deleted_at INTEGER;
+         ALTER TABLE users ADD COLUMN display_name TEXT;
+         CREATE TABLE retired_nicknames (
+             nickname TEXT    PRIMARY KEY COLLATE NOCASE,
+             until    INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE reports (
+             id          INTEGER PRIMARY KEY,
+             reporter_id INTEGER NOT NULL REFERENCES users (id),
+             message_id  INTEGER NOT NULL REFERENCES private_messages (id),
+             reason      TEXT    NOT NULL,
+             created_at  INTEGER NOT NULL,
+             resolved_at INTEGER,
+             resolved_by INTEGER REFERENCES users (id),
+             resolution  TEXT
+         );
+         CREATE UNIQUE INDEX reports_once ON reports (reporter_id, message_id);
+         CREATE INDEX reports_open ON reports (id) WHERE resolved_at IS NULL;",
+    ),
 ];
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a newer one.
@@ -240,6 +262,8 @@ mod tests {
             "attachments",
             "invites",
             "password_resets",
+            "retired_nicknames",
+            "reports",
         ] {
             let columns: Vec<String> = conn
                 .prepare(&format!(

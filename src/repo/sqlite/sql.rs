@@ -55,15 +55,20 @@ macro_rules! hidden_from_me {
 pub const INSERT_USER: &str = "INSERT INTO users (nickname, email, password_hash, created_at, role)
      VALUES (?1, ?2, ?3, ?4,
              CASE WHEN EXISTS (SELECT 1 FROM users WHERE role = 'admin') THEN 'member' ELSE 'admin' END)";
-pub const CREDENTIALS: &str =
-    "SELECT id, nickname, email, role, password_hash, disabled_at IS NOT NULL FROM users
+pub const CREDENTIALS: &str = "SELECT id, nickname, email, role, display_name,
+            password_hash, disabled_at IS NOT NULL FROM users
      WHERE nickname = ?1 OR email = ?1";
-pub const USER_BY_ID: &str = "SELECT id, nickname, email, role FROM users WHERE id = ?1";
+pub const USER_BY_ID: &str =
+    "SELECT id, nickname, email, role, display_name FROM users WHERE id = ?1";
 pub const USER_BY_NICKNAME: &str =
-    "SELECT id, nickname, email, role FROM users WHERE nickname = ?1";
-/// The directory everyone sees: disabled accounts are not in it.
-pub const ALL_USERS: &str = "SELECT id, nickname, email, role FROM users
-     WHERE disabled_at IS NULL ORDER BY nickname, id";
+    "SELECT id, nickname, email, role, display_name FROM users WHERE nickname = ?1";
+/// The directory everyone sees: disabled (and deleted) accounts are not in
+/// it.
+pub const ALL_USERS: &str = "SELECT id, nickname, email, role, display_name FROM users
+     WHERE disabled_at IS NULL AND deleted_at IS NULL ORDER BY nickname, id";
+/// Whether nickname ?1 belongs to a deleted account until after ?2.
+pub const NICKNAME_RETIRED: &str =
+    "SELECT EXISTS (SELECT 1 FROM retired_nicknames WHERE nickname = ?1 AND until > ?2)";
 
 pub const DELETE_EXPIRED_SESSIONS: &str =
     "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2";
@@ -73,9 +78,10 @@ pub const INSERT_SESSION: &str =
 /// A disabled account's sessions are deleted with it; the condition is for
 /// a lookup that races the disabling.
 pub const SESSION_BY_TOKEN: &str =
-    "SELECT s.id, u.id, u.nickname, u.email, u.role, s.expires_at, s.last_seen_at
+    "SELECT s.id, u.id, u.nickname, u.email, u.role, u.display_name, s.expires_at, s.last_seen_at
      FROM sessions s JOIN users u ON u.id = s.user_id
-     WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL";
+     WHERE s.token_hash = ?1 AND s.expires_at > ?2
+       AND u.disabled_at IS NULL AND u.deleted_at IS NULL";
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = ?1";
 
 // Accounts: invitations, roles, disabled accounts, sessions, passwords.
@@ -95,11 +101,36 @@ pub const INVITES: &str = "SELECT i.code, i.created_by, u.nickname, i.created_at
      ORDER BY i.created_at DESC, i.code";
 pub const DELETE_INVITE: &str =
     "DELETE FROM invites WHERE code = ?1 AND (?2 IS NULL OR created_by = ?2)";
-/// Every account for the admin page, with its live sessions (at ?1).
+/// Every account for the admin page (deleted ones are gone), with its live
+/// sessions (at ?1).
 pub const ACCOUNTS: &str = "SELECT u.id, u.nickname, u.email, u.role, u.created_at,
             u.last_seen_at, u.disabled_at IS NOT NULL,
-            (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_at > ?1)
-     FROM users u ORDER BY u.nickname, u.id";
+            (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_at > ?1),
+            u.display_name
+     FROM users u WHERE u.deleted_at IS NULL ORDER BY u.nickname, u.id";
+pub const SET_DISPLAY_NAME: &str = "UPDATE users SET display_name = ?2 WHERE id = ?1";
+/// Every nickname and display name but user ?1's, for the confusables
+/// check.
+pub const OTHER_NAMES: &str =
+    "SELECT nickname, display_name FROM users WHERE id <> ?1 AND deleted_at IS NULL";
+/// Messages ?1 sent that are not deleted yet, at most ?2: through each of
+/// their conversations' ranges of the conversation index.
+pub const UNDELETED_SENT: &str = "SELECT m.id FROM conversations c
+     JOIN private_messages m
+       ON min(m.sender_id, m.receiver_id) = min(c.user_id, c.partner_id)
+      AND max(m.sender_id, m.receiver_id) = max(c.user_id, c.partner_id)
+     WHERE c.user_id = ?1 AND m.sender_id = ?1 AND m.deleted_at IS NULL
+     LIMIT ?2";
+pub const UNHIDE_ALL: &str = "DELETE FROM hidden_messages WHERE user_id = ?1";
+/// What is left of a deleted account: its id, a name that says so, and when.
+pub const ERASE_ACCOUNT: &str = "UPDATE users SET
+         nickname = 'deleted user #' || id, email = '#' || id, password_hash = '',
+         role = 'member', display_name = NULL, last_seen_at = NULL,
+         deleted_at = ?2, send_read_receipts = 0
+     WHERE id = ?1";
+pub const RETIRE_NICKNAME: &str = "INSERT INTO retired_nicknames (nickname, until) VALUES (?1, ?2)
+     ON CONFLICT (nickname) DO UPDATE SET until = excluded.until";
+pub const DELETE_USER_INVITES: &str = "DELETE FROM invites WHERE created_by = ?1";
 pub const SET_ROLE: &str = "UPDATE users SET role = ?2 WHERE id = ?1";
 /// ?2: when it was disabled, or NULL to enable it.
 pub const SET_DISABLED: &str = "UPDATE users SET disabled_at = ?2 WHERE id = ?1";
@@ -124,14 +155,36 @@ pub const TAKE_RESET: &str =
 /// The admin page's numbers (?1: now). Counting scans; it runs when an
 /// admin opens the page, not per message.
 pub const STATS: &str = "SELECT
-     (SELECT count(*) FROM users),
+     (SELECT count(*) FROM users WHERE deleted_at IS NULL),
      (SELECT count(*) FROM users WHERE role = 'admin'),
-     (SELECT count(*) FROM users WHERE disabled_at IS NOT NULL),
+     (SELECT count(*) FROM users WHERE disabled_at IS NOT NULL AND deleted_at IS NULL),
      (SELECT count(*) FROM sessions WHERE expires_at > ?1),
      (SELECT coalesce(max(id), 0) FROM private_messages),
      (SELECT count(*) FROM attachments),
      (SELECT coalesce(sum(size), 0) FROM attachments),
      (SELECT count(*) FROM invites WHERE uses < max_uses AND (expires_at IS NULL OR expires_at > ?1))";
+
+// Reports.
+
+/// A second report of the same message by the same user stores nothing.
+pub const INSERT_REPORT: &str =
+    "INSERT INTO reports (reporter_id, message_id, reason, created_at) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (reporter_id, message_id) DO NOTHING";
+pub const REPORT_ID: &str = "SELECT id FROM reports WHERE reporter_id = ?1 AND message_id = ?2";
+/// The open reports (a partial index holds just those), oldest first.
+pub const OPEN_REPORTS: &str = "SELECT r.id, r.reporter_id, ru.nickname, m.sender_id,
+            su.nickname, r.reason, r.created_at, r.resolved_at, r.resolution, r.message_id,
+            m.receiver_id
+     FROM reports r
+     JOIN users ru ON ru.id = r.reporter_id
+     JOIN private_messages m ON m.id = r.message_id
+     JOIN users su ON su.id = m.sender_id
+     WHERE r.resolved_at IS NULL ORDER BY r.id";
+pub const REPORTED: &str = "SELECT r.message_id, m.sender_id, r.resolved_at IS NOT NULL
+     FROM reports r JOIN private_messages m ON m.id = r.message_id WHERE r.id = ?1";
+pub const RESOLVE_REPORT: &str =
+    "UPDATE reports SET resolved_at = ?3, resolved_by = ?2, resolution = ?4
+     WHERE id = ?1 AND resolved_at IS NULL";
 
 /// Stores nothing when this sender already used this client_id.
 pub const INSERT_MESSAGE: &str = "INSERT INTO private_messages
@@ -412,6 +465,19 @@ pub const ALL: &[(&str, &str)] = &[
     ("INSERT_RESET", INSERT_RESET),
     ("TAKE_RESET", TAKE_RESET),
     ("STATS", STATS),
+    ("NICKNAME_RETIRED", NICKNAME_RETIRED),
+    ("SET_DISPLAY_NAME", SET_DISPLAY_NAME),
+    ("OTHER_NAMES", OTHER_NAMES),
+    ("UNDELETED_SENT", UNDELETED_SENT),
+    ("UNHIDE_ALL", UNHIDE_ALL),
+    ("ERASE_ACCOUNT", ERASE_ACCOUNT),
+    ("RETIRE_NICKNAME", RETIRE_NICKNAME),
+    ("DELETE_USER_INVITES", DELETE_USER_INVITES),
+    ("INSERT_REPORT", INSERT_REPORT),
+    ("REPORT_ID", REPORT_ID),
+    ("OPEN_REPORTS", OPEN_REPORTS),
+    ("REPORTED", REPORTED),
+    ("RESOLVE_REPORT", RESOLVE_REPORT),
     ("INSERT_MESSAGE", INSERT_MESSAGE),
     ("MESSAGE_BY_CLIENT_ID", MESSAGE_BY_CLIENT_ID),
     ("MESSAGE_BY_ID", MESSAGE_BY_ID),
