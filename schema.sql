@@ -29,13 +29,19 @@ CREATE TABLE users (
     -- tombstones, refer to it) with every personal field erased.
     deleted_at    INTEGER,
     -- Shown beside the nickname; any script and emoji (see accounts/names.rs).
-    display_name  TEXT
+    display_name  TEXT,
+    -- The picture: an image this user uploaded, shown as its thumbnail. It
+    -- is never sent in a message and never removed as an unsent upload.
+    avatar_attachment_id INTEGER REFERENCES attachments (id)
 );
 -- "Is there an admin?" (registration is open until there is one) and
 -- "who is disabled?" (read by the server when another process changed it):
 -- both are few rows among many, so each has a partial index.
 CREATE INDEX users_admins ON users (id) WHERE role = 'admin';
 CREATE INDEX users_disabled ON users (id) WHERE disabled_at IS NOT NULL;
+-- Whether an upload is someone's picture (before it is removed or sent).
+CREATE INDEX users_by_avatar ON users (avatar_attachment_id)
+    WHERE avatar_attachment_id IS NOT NULL;
 
 CREATE TABLE sessions (
     id          INTEGER PRIMARY KEY,

@@ -24,6 +24,9 @@ pub struct User {
     /// Shown beside the nickname (any script, emoji); `None`: just the
     /// nickname.
     pub display_name: Option<String>,
+    /// Their picture (`GET /api/users/{id}/avatar?v=...`); `None`: the web
+    /// client draws their initial.
+    pub avatar_url: Option<String>,
 }
 
 /// What an account may do beyond chatting.

@@ -536,3 +536,75 @@ fn walk(files: &Path) -> Vec<String> {
     }
     names
 }
+
+#[test]
+fn a_picture_is_an_image_upload_shown_as_its_thumbnail_kept_and_never_sent() {
+    let server = TestServer::start_with(|c| c.unsent_upload_lifetime = Duration::from_millis(300));
+    let (alice, alice_id) = server.user("alice");
+    let (bob, bob_id) = server.user("bob");
+    let set = |id: &Value| {
+        alice.request(
+            "PUT",
+            "/api/me/avatar",
+            Some(&json!({ "attachment_id": id }).to_string()),
+        )
+    };
+    let (_, text) = upload(&alice, "notes.txt", b"not a picture", false);
+    let refused = set(&text["attachment"]["id"]);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["code"], "invalid_attachment");
+    assert_eq!(set(&json!(999)).status, 400, "not an upload at all");
+    let (_, others) = upload(&bob, "bob.jpg", &jpeg(100, 100), false);
+    assert_eq!(
+        set(&others["attachment"]["id"]).status,
+        400,
+        "someone else's image"
+    );
+
+    let (_, picture) = upload(&alice, "me.jpg", &jpeg(800, 600), false);
+    let chosen = set(&picture["attachment"]["id"]);
+    assert_eq!(chosen.status, 200, "{}", chosen.body);
+    let url = chosen.body["user"]["avatar_url"]
+        .as_str()
+        .expect("avatar_url")
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("/api/users/{alice_id}/avatar?v=")),
+        "{url}"
+    );
+    let listed = bob.get("/api/users").body["users"].clone();
+    let row = listed
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["id"] == alice_id)
+        .cloned();
+    assert_eq!(row.expect("alice")["avatar_url"], url.as_str());
+    let (status, mime, bytes) = get_bytes(&bob, &url);
+    assert_eq!((status, mime.as_str()), (200, "image/jpeg"));
+    let shown = image::load_from_memory(&bytes).expect("an image");
+    assert_eq!((shown.width(), shown.height()), (320, 240), "the thumbnail");
+    assert_eq!(
+        get_bytes(&server.client(), &url).0,
+        401,
+        "for people logged in"
+    );
+
+    // A picture is never sent, and outlives the unsent uploads' sweep.
+    let send = alice.post(
+        "/api/messages",
+        &json!({ "to_user_id": bob_id, "content": "", "attachment_id": picture["attachment"]["id"] }),
+    );
+    assert_eq!(send.status, 400, "{}", send.body);
+    await_removed(&stored_file(&server, &sha256_hex(b"not a picture")));
+    assert_eq!(get_bytes(&bob, &url).0, 200);
+
+    // Removed: the initial again, and the picture's files go.
+    let thumbnail = stored_file(&server, &sha256_hex(&bytes));
+    assert!(thumbnail.exists());
+    let removed = alice.delete("/api/me/avatar");
+    assert_eq!(removed.status, 200);
+    assert!(removed.body["user"]["avatar_url"].is_null());
+    assert_eq!(get_bytes(&bob, &url).0, 404);
+    await_removed(&thumbnail);
+}

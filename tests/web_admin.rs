@@ -182,6 +182,29 @@ fn a_report_from_the_page_reaches_the_admin_page_and_a_name_and_password_change_
         ),
         "the password changed",
     );
+    // A picture, chosen from a file: it replaces the initial at once.
+    bob.eval(
+        r##"(async () => {
+            const canvas = document.createElement("canvas");
+            canvas.width = 400; canvas.height = 400;
+            const g = canvas.getContext("2d");
+            g.fillStyle = "#3a7"; g.fillRect(0, 0, 400, 400);
+            const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+            const data = new DataTransfer();
+            data.items.add(new File([blob], "me.png", { type: "image/png" }));
+            const input = document.querySelector("#avatar-input");
+            input.files = data.files;
+            input.dispatchEvent(new Event("change"));
+            return true;
+        })()"##,
+    );
+    bob.wait_for(&q("#me-avatar img"), "the picture in place of the initial");
+    // Loading is no change of the page a wait_for sees: awaited here.
+    let width = bob.eval(&format!(
+        "{0}.decode().then(() => {0}.naturalWidth)",
+        q("#me-avatar img")
+    ));
+    assert_eq!(width, 320, "the thumbnail is shown");
     let mut rest = server.client();
     assert_eq!(rest.login("bob", "a much better one").status, 200);
     let listed = rest.get("/api/users").body["users"].clone();

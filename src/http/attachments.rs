@@ -286,6 +286,29 @@ pub fn thumbnail(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     serve(app, request, served)
 }
 
+/// `GET /api/users/{id}/avatar`: a user's picture, for anyone logged in.
+/// Its URL carries the upload's id (`?v=`), so a new picture is a new URL
+/// and the long cache of [`serve`] never shows an old one.
+pub fn avatar(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    authenticate(app, request)?;
+    let missing = || ApiError::not_found("no such picture");
+    let user: i64 = path_segment(request, 3)?.parse().map_err(|_| missing())?;
+    let picture = app.store.avatar(user)?.ok_or_else(missing)?;
+    let path = app
+        .files
+        .path_of(&picture.sha256)
+        .ok_or_else(|| ApiError::internal("a stored digest is not a file name"))?;
+    let size = std::fs::metadata(path).map_err(ApiError::internal)?.len();
+    let name = format!("avatar-{user}");
+    let served = Served {
+        sha256: &picture.sha256,
+        mime: &picture.mime,
+        name: &name,
+        size,
+    };
+    serve(app, request, served)
+}
+
 /// The attachment named by the path, if the caller may see it.
 fn viewable(app: &App, request: &HttpRequest) -> Result<StoredAttachment, ApiError> {
     let (_, user) = authenticate(app, request)?;

@@ -36,6 +36,9 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Post, "/api/me/password", account::change_password),
     (Method::Delete, "/api/me", account::delete_me),
     (Method::Get, "/api/me/export", account::export),
+    (Method::Put, "/api/me/avatar", people::set_avatar),
+    (Method::Delete, "/api/me/avatar", people::remove_avatar),
+    (Method::Get, "/api/users/{}/avatar", attachments::avatar),
     (Method::Delete, "/api/admin/users/{}", admin::delete),
     (Method::Get, "/api/sessions", account::list),
     (Method::Delete, "/api/sessions", account::end_others),
@@ -411,6 +414,7 @@ fn users(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
                 "id": u.id,
                 "nickname": u.nickname,
                 "display_name": u.display_name,
+                "avatar_url": u.avatar_url,
                 "online": seen_online(app, me.id, u.id),
             })
         })

@@ -9,7 +9,8 @@ use super::{ApiError, HttpRequest, Reply, guards::authenticate, read_json};
 use crate::accounts;
 use crate::app::App;
 use crate::chat::people;
-use crate::models::User;
+use crate::models::{User, UserId};
+use crate::repo::StoreError;
 
 /// The account as `GET /api/me` shows it: the user and their settings.
 pub fn me_json(app: &App, user: &User) -> Value {
@@ -19,6 +20,7 @@ pub fn me_json(app: &App, user: &User) -> Value {
         "email": user.email,
         "role": user.role,
         "display_name": user.display_name,
+        "avatar_url": user.avatar_url,
         "send_read_receipts": app.privacy.sends_read_receipts(user.id),
     })
 }
@@ -86,4 +88,47 @@ fn set_block(app: &App, request: &HttpRequest, on: bool) -> Result<Reply, ApiErr
         if on { "blocked" } else { "unblocked" }
     );
     Ok(Reply::ok(json!({ "user_id": other, "blocked": on })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AvatarBody {
+    attachment_id: i64,
+}
+
+/// `PUT /api/me/avatar {"attachment_id"}`: an image I uploaded (and have
+/// not sent) becomes my picture; the one it replaces is removed.
+pub fn set_avatar(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let body: AvatarBody = read_json(request)?;
+    app.store
+        .set_avatar(user.id, Some(body.attachment_id))
+        .map_err(refused_attachment)?;
+    me_after_change(app, user.id)
+}
+
+/// `DELETE /api/me/avatar`: back to the initial.
+pub fn remove_avatar(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    app.store.set_avatar(user.id, None)?;
+    me_after_change(app, user.id)
+}
+
+fn refused_attachment(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Refused(refusal) => {
+            ApiError::bad_request("attachment_id must be an image you uploaded and have not sent")
+                .with_code(crate::chat::ChatError::Refused(refusal).code())
+        }
+        other => other.into(),
+    }
+}
+
+/// `{"user": ...}` as it is now.
+fn me_after_change(app: &App, user: UserId) -> Result<Reply, ApiError> {
+    let user = app
+        .store
+        .user(user)?
+        .ok_or_else(|| ApiError::internal("the user vanished"))?;
+    Ok(Reply::ok(json!({ "user": me_json(app, &user) })))
 }

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::StoreError;
 use crate::models::{
-    Role, SessionId, User, UserId, serialize_optional_timestamp, serialize_timestamp,
+    Role, SessionId, StoredThumbnail, User, UserId, serialize_optional_timestamp,
+    serialize_timestamp,
 };
 
 /// What registering needs, decided by `--registration` (see
@@ -240,10 +241,18 @@ pub trait Accounts {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError>;
     /// Erases an account's personal fields (nickname, email, password,
-    /// display name), its sessions, reset links and invitations, and keeps
+    /// display name, picture), its sessions, reset links and invitations,
+    /// and keeps
     /// its nickname from anyone else until `retired_until`. The row stays:
     /// its messages (tombstones by then) refer to it. `false` when there is
     /// no such user.
+    /// Makes upload `attachment` (an image of `user`'s, unsent, with a
+    /// thumbnail; [`super::Refusal::InvalidAttachment`] otherwise) their
+    /// picture, or with `None` removes it. A picture replaced is removed
+    /// like an unsent upload.
+    fn set_avatar(&self, user: UserId, attachment: Option<i64>) -> Result<(), StoreError>;
+    /// Where `user`'s picture is kept, if they have one.
+    fn avatar(&self, user: UserId) -> Result<Option<StoredThumbnail>, StoreError>;
     fn erase_account(
         &self,
         user: UserId,

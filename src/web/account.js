@@ -1,9 +1,10 @@
-// The account dialog: display name, password, the sessions logged in
-// (and ending them), downloading one's data, deleting the account.
+// The account dialog: display name, picture, password, the sessions
+// logged in (and ending them), downloading one's data, deleting the
+// account.
 
 import { state } from "./state.js";
 import { api } from "./api.js";
-import { $, el } from "./dom.js";
+import { $, el, fillAvatar } from "./dom.js";
 import { showAuth } from "./auth.js";
 import { refreshLists } from "./sidebar.js";
 
@@ -15,6 +16,45 @@ export function wireAccount() {
   $("end-others").addEventListener("click", endOthers);
   $("export").addEventListener("click", downloadExport);
   $("delete-form").addEventListener("submit", deleteAccount);
+  $("avatar-input").addEventListener("change", choosePicture);
+  $("avatar-remove").addEventListener("click", () => setPicture(null));
+}
+
+/** Shows my account's new state everywhere it appears. */
+function showMe(user) {
+  Object.assign(state.me, user);
+  fillAvatar($("account-avatar"), state.me);
+  fillAvatar($("me-avatar"), state.me);
+  $("avatar-remove").hidden = !state.me.avatar_url;
+}
+
+async function choosePicture(event) {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  try {
+    const response = await fetch(`/api/attachments?name=${encodeURIComponent(file.name)}`, {
+      method: "POST", credentials: "same-origin", body: file,
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    await setPicture(answer.attachment.id);
+  } catch (e) {
+    say(e.message);
+  }
+}
+
+async function setPicture(attachmentId) {
+  try {
+    const { user } = attachmentId === null
+      ? await api("DELETE", "/api/me/avatar")
+      : await api("PUT", "/api/me/avatar", { attachment_id: attachmentId });
+    showMe(user);
+    say(attachmentId === null ? "Picture removed." : "Picture saved.");
+    await refreshLists();
+  } catch (e) {
+    say(e.code === "invalid_attachment" ? "That file is not an image this server can show." : e.message);
+  }
 }
 
 function say(text) {
@@ -24,6 +64,7 @@ function say(text) {
 async function openAccount() {
   say("");
   $("name-form").display_name.value = state.me.display_name || "";
+  showMe({});
   $("account").showModal();
   await renderSessions();
 }

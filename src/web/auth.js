@@ -2,7 +2,7 @@
 
 import { state, resetState } from "./state.js";
 import { api } from "./api.js";
-import { $, initial } from "./dom.js";
+import { $, fillAvatar } from "./dom.js";
 import { refreshLists, renderPane } from "./sidebar.js";
 import { connect, disconnect } from "./socket.js";
 import { clearTray } from "./uploads.js";
@@ -126,7 +126,7 @@ export async function startChat(user) {
   $("auth-view").hidden = true;
   $("chat-view").hidden = false;
   $("me-name").textContent = user.nickname;
-  $("me-avatar").textContent = initial(user.nickname);
+  fillAvatar($("me-avatar"), user);
   $("receipts").checked = user.send_read_receipts !== false;
   $("open-admin").hidden = user.role !== "admin";
   // The user may log out while this is still loading: after every wait,

@@ -14,6 +14,18 @@ export function initial(nickname) {
   return (nickname || "?").charAt(0).toUpperCase();
 }
 
+/** Fills an avatar circle: the user's picture, or else their initial. */
+export function fillAvatar(node, user) {
+  if (user && user.avatar_url) {
+    const img = el("img");
+    img.src = user.avatar_url;
+    img.alt = "";
+    node.replaceChildren(img);
+  } else {
+    node.textContent = initial(user && user.nickname);
+  }
+}
+
 /** "812 B", "4.2 KB", "25.0 MB": a file's size for people. */
 export function formatSize(bytes) {
   if (bytes < 1000) return `${bytes} B`;

@@ -4,7 +4,7 @@
 
 import { state, totalUnread, applyListRow } from "./state.js";
 import { api } from "./api.js";
-import { $, el, initial, formatWhen } from "./dom.js";
+import { $, el, fillAvatar, formatWhen } from "./dom.js";
 import { openConversation } from "./conversation.js";
 
 /** Reads the users, conversations and blocks from the server. A list read
@@ -32,7 +32,8 @@ function personItem(user, extra) {
   const li = el("li");
   li.dataset.userId = user.id;
   li.classList.toggle("active", user.id === state.openPartner);
-  const avatar = el("span", "avatar", initial(user.nickname));
+  const avatar = el("span", "avatar");
+  fillAvatar(avatar, user);
   const who = el("div", "who");
   const nick = el("div", "nick");
   const dot = el("span", "dot");

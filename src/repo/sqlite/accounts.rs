@@ -10,12 +10,12 @@ use super::{
     user_at,
 };
 use crate::changes::Origin;
-use crate::models::{MessageId, Role, SessionId, User, UserId};
+use crate::models::{MessageId, Role, SessionId, StoredThumbnail, User, UserId};
 use crate::repo::accounts::{
     AccountSummary, Accounts, Admission, Invite, NewInvite, NotAdmitted, ServerStats, SessionInfo,
     invite_url,
 };
-use crate::repo::{ActionRequest, MessageAction, StoreError};
+use crate::repo::{ActionRequest, MessageAction, Refusal, StoreError};
 
 /// Whether `admission` lets one more account in at `now`; the invitation
 /// whose use it counts, if any. Runs inside the registering transaction.
@@ -46,6 +46,47 @@ fn admit(conn: &Connection, admission: &Admission, now: i64) -> Result<Option<St
             Err(StoreError::NotAdmitted(NotAdmitted::InviteUsedUp))
         }
         Some(_) => Ok(Some(code.to_owned())),
+    }
+}
+
+/// Sets `user`'s picture to `attachment` and removes the row of the one it
+/// replaces; returns the digests of the files that row held.
+fn replace_avatar(
+    conn: &Connection,
+    user: UserId,
+    attachment: Option<i64>,
+) -> Result<Vec<String>, StoreError> {
+    let current: Option<i64> = conn
+        .prepare_cached(sql::CURRENT_AVATAR)?
+        .query_row([user], |row| row.get(0))
+        .optional()?
+        .flatten();
+    conn.prepare_cached(sql::SET_AVATAR)?
+        .execute((user, attachment))?;
+    let mut released = Vec::new();
+    if let Some(old) = current.filter(|old| Some(*old) != attachment) {
+        let digests = conn
+            .prepare_cached(sql::ERASE_ATTACHMENT)?
+            .query_row([old], super::digests_at)
+            .optional()?;
+        released.extend(digests.into_iter().flatten());
+    }
+    Ok(released)
+}
+
+impl SqliteStore {
+    /// A write that may stop referring to stored files: once committed,
+    /// their digests go to the file remover.
+    fn write_releasing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<(T, Vec<String>), StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let released = self.released.0.clone();
+        let (value, digests) = self.write(work)?;
+        for sha256 in digests {
+            let _ = released.try_send(sha256);
+        }
+        Ok(value)
     }
 }
 
@@ -463,16 +504,17 @@ impl Accounts for SqliteStore {
         retired_until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let (now, until) = (millis(now), millis(retired_until));
-        self.write(move |conn| {
+        self.write_releasing(move |conn| {
             let nickname: Option<String> = conn
                 .prepare_cached(sql::USER_BY_ID)?
                 .query_row([user], |row| row.get(1))
                 .optional()?;
             let Some(nickname) = nickname else {
-                return Ok(false);
+                return Ok((false, Vec::new()));
             };
             conn.prepare_cached(sql::RETIRE_NICKNAME)?
                 .execute((&nickname, until))?;
+            let released = replace_avatar(conn, user, None)?;
             conn.prepare_cached(sql::ERASE_ACCOUNT)?
                 .execute((user, now))?;
             conn.prepare_cached(sql::DELETE_USER_SESSIONS)?
@@ -481,7 +523,34 @@ impl Accounts for SqliteStore {
                 .execute([user])?;
             conn.prepare_cached(sql::DELETE_USER_INVITES)?
                 .execute([user])?;
-            Ok(true)
+            Ok((true, released))
+        })
+    }
+
+    fn set_avatar(&self, user: UserId, attachment: Option<i64>) -> Result<(), StoreError> {
+        self.write_releasing(move |conn| {
+            if let Some(id) = attachment {
+                let usable = conn
+                    .prepare_cached(sql::AVATAR_CANDIDATE)?
+                    .exists((id, user))?;
+                if !usable {
+                    return Err(StoreError::Refused(Refusal::InvalidAttachment));
+                }
+            }
+            Ok(((), replace_avatar(conn, user, attachment)?))
+        })
+    }
+
+    fn avatar(&self, user: UserId) -> Result<Option<StoredThumbnail>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(sql::AVATAR_FILE)?
+                .query_row([user], |row| {
+                    Ok(StoredThumbnail {
+                        sha256: row.get(0)?,
+                        mime: row.get(1)?,
+                    })
+                })
+                .optional()
         })
     }
 }

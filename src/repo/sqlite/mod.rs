@@ -397,8 +397,8 @@ fn reactions_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<Reaction>> {
     Ok(reactions)
 }
 
-/// A user from the columns id, nickname, email, role, display_name
-/// starting at `at`.
+/// A user from the columns id, nickname, email, role, display_name,
+/// avatar URL starting at `at`.
 fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(at)?,
@@ -406,6 +406,7 @@ fn user_at(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
         email: row.get(at + 2)?,
         role: Role::from_column(&row.get::<_, String>(at + 3)?),
         display_name: row.get(at + 4)?,
+        avatar_url: row.get(at + 5)?,
     })
 }
 
@@ -779,8 +780,8 @@ impl Store for SqliteStore {
                 .query_row([identifier], |row| {
                     Ok(Credentials {
                         user: user_at(row, 0)?,
-                        password_hash: row.get(5)?,
-                        disabled: row.get(6)?,
+                        password_hash: row.get(6)?,
+                        disabled: row.get(7)?,
                     })
                 })
                 .optional()
@@ -843,8 +844,8 @@ impl Store for SqliteStore {
                     Ok(Session {
                         id: row.get(0)?,
                         user: user_at(row, 1)?,
-                        expires_at: timestamp(row, 6)?,
-                        last_seen_at: timestamp(row, 7)?,
+                        expires_at: timestamp(row, 7)?,
+                        last_seen_at: timestamp(row, 8)?,
                     })
                 })
                 .optional()

@@ -176,11 +176,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ) WITHOUT ROWID;
          CREATE INDEX password_resets_by_user ON password_resets (user_id);",
     ),
-    // Deleted accounts, display names, retired nicknames and reports.
+    // Deleted accounts, display names, pictures, retired nicknames and
+    // reports.
     (
         9,
         "ALTER TABLE users ADD COLUMN deleted_at INTEGER;
          ALTER TABLE users ADD COLUMN display_name TEXT;
+         ALTER TABLE users ADD COLUMN avatar_attachment_id INTEGER REFERENCES attachments (id);
+         CREATE INDEX users_by_avatar ON users (avatar_attachment_id)
+             WHERE avatar_attachment_id IS NOT NULL;
          CREATE TABLE retired_nicknames (
              nickname TEXT    PRIMARY KEY COLLATE NOCASE,
              until    INTEGER NOT NULL

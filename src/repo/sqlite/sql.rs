@@ -36,6 +36,23 @@ macro_rules! message_columns {
     };
 }
 
+/// Where user `$table` (a table alias and its dot, or nothing) keeps their
+/// picture, or NULL: versioned by the upload, so a new picture is a new URL
+/// and a cached old one never shows.
+macro_rules! avatar_url {
+    ($table:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $table,
+            "avatar_attachment_id IS NOT NULL THEN '/api/users/' || ",
+            $table,
+            "id || '/avatar?v=' || ",
+            $table,
+            "avatar_attachment_id END"
+        )
+    };
+}
+
 /// Whether both sides of message `m` send read receipts.
 macro_rules! receipts_shared {
     () => {
@@ -55,17 +72,29 @@ macro_rules! hidden_from_me {
 pub const INSERT_USER: &str = "INSERT INTO users (nickname, email, password_hash, created_at, role)
      VALUES (?1, ?2, ?3, ?4,
              CASE WHEN EXISTS (SELECT 1 FROM users WHERE role = 'admin') THEN 'member' ELSE 'admin' END)";
-pub const CREDENTIALS: &str = "SELECT id, nickname, email, role, display_name,
-            password_hash, disabled_at IS NOT NULL FROM users
-     WHERE nickname = ?1 OR email = ?1";
-pub const USER_BY_ID: &str =
-    "SELECT id, nickname, email, role, display_name FROM users WHERE id = ?1";
-pub const USER_BY_NICKNAME: &str =
-    "SELECT id, nickname, email, role, display_name FROM users WHERE nickname = ?1";
+pub const CREDENTIALS: &str = concat!(
+    "SELECT id, nickname, email, role, display_name, ",
+    avatar_url!(""),
+    ", password_hash, disabled_at IS NOT NULL FROM users
+     WHERE nickname = ?1 OR email = ?1"
+);
+pub const USER_BY_ID: &str = concat!(
+    "SELECT id, nickname, email, role, display_name, ",
+    avatar_url!(""),
+    " FROM users WHERE id = ?1"
+);
+pub const USER_BY_NICKNAME: &str = concat!(
+    "SELECT id, nickname, email, role, display_name, ",
+    avatar_url!(""),
+    " FROM users WHERE nickname = ?1"
+);
 /// The directory everyone sees: disabled (and deleted) accounts are not in
 /// it.
-pub const ALL_USERS: &str = "SELECT id, nickname, email, role, display_name FROM users
-     WHERE disabled_at IS NULL AND deleted_at IS NULL ORDER BY nickname, id";
+pub const ALL_USERS: &str = concat!(
+    "SELECT id, nickname, email, role, display_name, ",
+    avatar_url!(""),
+    " FROM users WHERE disabled_at IS NULL AND deleted_at IS NULL ORDER BY nickname, id"
+);
 /// Whether nickname ?1 belongs to a deleted account until after ?2.
 pub const NICKNAME_RETIRED: &str =
     "SELECT EXISTS (SELECT 1 FROM retired_nicknames WHERE nickname = ?1 AND until > ?2)";
@@ -77,11 +106,14 @@ pub const INSERT_SESSION: &str =
      VALUES (?1, ?2, ?3, ?4, ?3, ?5, ?6)";
 /// A disabled account's sessions are deleted with it; the condition is for
 /// a lookup that races the disabling.
-pub const SESSION_BY_TOKEN: &str =
-    "SELECT s.id, u.id, u.nickname, u.email, u.role, u.display_name, s.expires_at, s.last_seen_at
+pub const SESSION_BY_TOKEN: &str = concat!(
+    "SELECT s.id, u.id, u.nickname, u.email, u.role, u.display_name, ",
+    avatar_url!("u."),
+    ", s.expires_at, s.last_seen_at
      FROM sessions s JOIN users u ON u.id = s.user_id
      WHERE s.token_hash = ?1 AND s.expires_at > ?2
-       AND u.disabled_at IS NULL AND u.deleted_at IS NULL";
+       AND u.disabled_at IS NULL AND u.deleted_at IS NULL"
+);
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = ?1";
 
 // Accounts: invitations, roles, disabled accounts, sessions, passwords.
@@ -131,6 +163,19 @@ pub const ERASE_ACCOUNT: &str = "UPDATE users SET
 pub const RETIRE_NICKNAME: &str = "INSERT INTO retired_nicknames (nickname, until) VALUES (?1, ?2)
      ON CONFLICT (nickname) DO UPDATE SET until = excluded.until";
 pub const DELETE_USER_INVITES: &str = "DELETE FROM invites WHERE created_by = ?1";
+/// An image upload of user ?2 that can be a picture: unsent, with a
+/// thumbnail.
+pub const AVATAR_CANDIDATE: &str = "SELECT 1 FROM attachments
+     WHERE id = ?1 AND uploader_id = ?2 AND message_id IS NULL AND thumbnail_sha256 IS NOT NULL";
+pub const CURRENT_AVATAR: &str = "SELECT avatar_attachment_id FROM users WHERE id = ?1";
+pub const SET_AVATAR: &str = "UPDATE users SET avatar_attachment_id = ?2 WHERE id = ?1";
+/// The picture that was replaced goes, like an unsent upload.
+pub const ERASE_ATTACHMENT: &str =
+    "DELETE FROM attachments WHERE id = ?1 RETURNING sha256, thumbnail_sha256";
+/// User ?1's picture: the thumbnail of their avatar upload.
+pub const AVATAR_FILE: &str = "SELECT a.thumbnail_sha256, a.thumbnail_mime FROM users u
+     JOIN attachments a ON a.id = u.avatar_attachment_id
+     WHERE u.id = ?1 AND u.deleted_at IS NULL AND a.thumbnail_sha256 IS NOT NULL";
 pub const SET_ROLE: &str = "UPDATE users SET role = ?2 WHERE id = ?1";
 /// ?2: when it was disabled, or NULL to enable it.
 pub const SET_DISABLED: &str = "UPDATE users SET disabled_at = ?2 WHERE id = ?1";
@@ -296,12 +341,15 @@ pub const INSERT_ATTACHMENT: &str = "INSERT INTO attachments
           thumbnail_sha256, thumbnail_mime)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 /// An upload of user ?2 that no message carries yet, to send with one.
+/// Attachment ?1 if it is an unsent upload of user ?2 (and not their
+/// picture, which is never sent).
 pub const UNSENT_ATTACHMENT: &str =
     "SELECT json_object('id', id, 'name', name, 'size', size, 'mime', mime,
                         'width', width, 'height', height, 'thumbnail_url',
                         CASE WHEN thumbnail_sha256 IS NOT NULL
                         THEN '/api/attachments/' || id || '/thumbnail' END)
-     FROM attachments WHERE id = ?1 AND uploader_id = ?2 AND message_id IS NULL";
+     FROM attachments WHERE id = ?1 AND uploader_id = ?2 AND message_id IS NULL
+       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_attachment_id = attachments.id)";
 /// A message deleted for everyone loses its file: the row goes, and the
 /// bytes once no other row holds them.
 pub const ERASE_ATTACHMENTS: &str =
@@ -309,6 +357,7 @@ pub const ERASE_ATTACHMENTS: &str =
 /// Uploads never sent, made before ?1 (milliseconds): removed.
 pub const ERASE_UNSENT_ATTACHMENTS: &str =
     "DELETE FROM attachments WHERE message_id IS NULL AND created_at < ?1
+       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_attachment_id = attachments.id)
      RETURNING sha256, thumbnail_sha256";
 /// Whether some row still refers to the stored file ?1.
 pub const FILE_IN_USE: &str = "SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = ?1)
@@ -473,6 +522,11 @@ pub const ALL: &[(&str, &str)] = &[
     ("ERASE_ACCOUNT", ERASE_ACCOUNT),
     ("RETIRE_NICKNAME", RETIRE_NICKNAME),
     ("DELETE_USER_INVITES", DELETE_USER_INVITES),
+    ("AVATAR_CANDIDATE", AVATAR_CANDIDATE),
+    ("CURRENT_AVATAR", CURRENT_AVATAR),
+    ("SET_AVATAR", SET_AVATAR),
+    ("ERASE_ATTACHMENT", ERASE_ATTACHMENT),
+    ("AVATAR_FILE", AVATAR_FILE),
     ("INSERT_REPORT", INSERT_REPORT),
     ("REPORT_ID", REPORT_ID),
     ("OPEN_REPORTS", OPEN_REPORTS),
