@@ -14,6 +14,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 #[test]
 fn deleting_my_account_tombstones_what_i_sent_erases_me_and_retires_my_nickname() {
     let server = TestServer::start();
+    let (admin, _) = server.user("root");
     let mut two = TwoOnline::new(&server);
     let secret = "my very personal secret 7f3a";
     let mine = two.alice.send(two.bob_id, secret)["id"]
@@ -88,6 +89,10 @@ fn deleting_my_account_tombstones_what_i_sent_erases_me_and_retires_my_nickname(
     );
     assert_eq!(taken.status, 409, "{}", taken.body);
     server.client().register("alice2");
+
+    // The last admin cannot leave the server without one.
+    let last = admin.request("DELETE", "/api/me", Some(r#"{"password":"password123"}"#));
+    assert_eq!(last.status, 409, "{}", last.body);
 
     // Nothing of it is left in the database file.
     let mut server = server;

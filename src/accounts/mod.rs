@@ -70,6 +70,8 @@ pub enum AccountError {
     Message(crate::repo::Refusal),
     #[error("no such report")]
     NoSuchReport,
+    #[error("the last admin cannot go: make someone else an admin first")]
+    LastAdmin,
     #[error("this report is already resolved")]
     AlreadyResolved,
     #[error("{0}")]
@@ -89,7 +91,7 @@ impl AccountError {
             AccountError::Invalid(_) | AccountError::InvalidResetLink => 400,
             AccountError::Taken(_) | AccountError::Imitates(_) => 409,
             AccountError::NoSuchUser | AccountError::NoSuchReport => 404,
-            AccountError::AlreadyResolved => 409,
+            AccountError::AlreadyResolved | AccountError::LastAdmin => 409,
             AccountError::Message(crate::repo::Refusal::NoSuchMessage) => 404,
             AccountError::Message(_) => 400,
             AccountError::WrongPassword => 401,
@@ -379,6 +381,13 @@ pub fn delete_account(
     hub: Option<&HubHandle>,
     user: UserId,
 ) -> Result<(), AccountError> {
+    // Without an admin, registration would open to anyone again (the
+    // default mode), and the next stranger would administer the server.
+    let admins = store.stats(Utc::now())?.admins;
+    let is_admin = store.user(user)?.is_some_and(|u| u.role == Role::Admin);
+    if is_admin && admins <= 1 {
+        return Err(AccountError::LastAdmin);
+    }
     let now = Utc::now();
     let retirement = chrono::Duration::from_std(NICKNAME_RETIREMENT)
         .map_err(|e| AccountError::Internal(e.to_string()))?;
