@@ -217,3 +217,60 @@ fn a_report_from_the_page_reaches_the_admin_page_and_a_name_and_password_change_
     assert_eq!(shown, Some(serde_json::json!("Bob the Builder 🔨")));
     save_screenshot(&mut bob, "12-account");
 }
+
+#[test]
+fn a_reset_link_opens_a_new_password_form_that_works_once() {
+    let server = TestServer::start();
+    let base = server.base();
+    let (admin, _) = server.user("alice");
+    let (_, bob_id) = server.user("bob");
+    let link = admin.post(
+        &format!("/api/admin/users/{bob_id}/reset-link"),
+        &serde_json::json!({}),
+    );
+    let url = link.body["url"].as_str().expect("url").to_owned();
+
+    let mut page = Browser::launch(1280, 800);
+    page.goto(&format!("{base}{url}"));
+    page.wait_for("document.body.dataset.ready === 'true'", "page ready");
+    page.wait_for(
+        &format!("!{}.hidden", q("#reset-form")),
+        "the new-password form",
+    );
+    page.type_into("#reset-form [name=password]", "chosen by bob");
+    page.click("#reset-form button[type=submit]");
+    page.wait_for(
+        &format!(
+            "{}.textContent.includes('password is set') && !{}.hidden",
+            q("#auth-error"),
+            q("#login-form")
+        ),
+        "the login form, told the password is set",
+    );
+    assert_eq!(
+        page.eval(&format!("{}.value", q("#login-form [name=identifier]"))),
+        "bob"
+    );
+    assert_eq!(
+        page.eval("location.search"),
+        "",
+        "the used link is gone from the address"
+    );
+    page.type_into("#login-form [name=password]", "chosen by bob");
+    page.click("#login-form button[type=submit]");
+    page.wait_for("document.body.dataset.sync === 'done'", "logged in with it");
+
+    // The same link again: refused, with the reason.
+    let mut again = Browser::launch(1280, 800);
+    again.goto(&format!("{base}{url}"));
+    again.wait_for("document.body.dataset.ready === 'true'", "page ready");
+    again.type_into("#reset-form [name=password]", "someone else's");
+    again.click("#reset-form button[type=submit]");
+    again.wait_for(
+        &format!(
+            "{}.textContent.includes('unknown, used or expired')",
+            q("#auth-error")
+        ),
+        "the used link refused",
+    );
+}
