@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use chat_server::auth::{SESSION_COOKIE, hash_token};
 use chat_server::config::Durability;
 use chat_server::models::{Cursor, Page};
-use chat_server::repo::{SqliteStore, Store};
+use chat_server::repo::{SearchIndex, SqliteStore, Store};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -75,6 +75,7 @@ impl Target {
                 let cursor = match page.cursor {
                     Cursor::BeforeId(id) => format!("before_id={id}"),
                     Cursor::Offset(offset) => format!("offset={offset}"),
+                    Cursor::Around(id) => format!("around_id={id}"),
                 };
                 let limit = page.limit;
                 self.get(
@@ -135,12 +136,14 @@ fn main() {
 
 fn seed(args: &Args) {
     let started = Instant::now();
-    // The store creates the schema; then we load with plain SQL.
+    // The store creates the schema, without the search index (built once,
+    // at the end, from every message); then we load with plain SQL.
     drop(
-        SqliteStore::open(
+        SqliteStore::open_with(
             &args.db,
             Durability::Normal,
             chat_server::changes::nowhere(),
+            SearchIndex::Off,
         )
         .expect("create"),
     );
@@ -224,6 +227,19 @@ fn seed(args: &Args) {
     .expect("indexes");
     drop(conn);
     create_sessions(&args.db, args.users);
+    let indexing = Instant::now();
+    drop(
+        SqliteStore::open(
+            &args.db,
+            Durability::Normal,
+            chat_server::changes::nowhere(),
+        )
+        .expect("index"),
+    );
+    eprintln!(
+        "built the search index in {:.1}s",
+        indexing.elapsed().as_secs_f64()
+    );
     eprintln!(
         "seeded {} users, {} messages in {:.1}s",
         args.users,

@@ -15,7 +15,7 @@ use crate::backup;
 use crate::changes;
 use crate::config::{AdminCommand, Command, Config};
 use crate::models::{Role, UserId, format_timestamp};
-use crate::repo::{SqliteStore, Store};
+use crate::repo::{SearchIndex, SqliteStore, Store};
 
 /// Runs `command`; what it did goes to stdout, what went wrong to stderr.
 pub fn run(config: &Config, command: &Command) -> ExitCode {
@@ -23,7 +23,14 @@ pub fn run(config: &Config, command: &Command) -> ExitCode {
         Command::Admin(admin) => admin,
         Command::Backup { path } => return run_backup(config, path),
     };
-    let store = match SqliteStore::open(&config.db, config.durability, changes::nowhere()) {
+    // The index is the server's business: left as it is.
+    let opened = SqliteStore::open_with(
+        &config.db,
+        config.durability,
+        changes::nowhere(),
+        SearchIndex::AsIs,
+    );
+    let store = match opened {
         Ok(store) => store,
         Err(e) => {
             eprintln!("cannot open {}: {e}", config.db.display());

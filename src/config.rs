@@ -45,6 +45,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_REGISTRATION", value_enum)]
     pub registration: Option<RegistrationMode>,
 
+    /// Keep a full-text index of messages for search (`on`), or none
+    /// (`off`: the index is dropped, and search answers 503).
+    #[arg(long, env = "CHAT_SEARCH", value_enum, default_value_t = Switch::On)]
+    pub search: Switch,
+
     /// Let every member create invitations, not only admins.
     #[arg(long, env = "CHAT_MEMBERS_CAN_INVITE")]
     pub members_can_invite: bool,
@@ -208,6 +213,13 @@ pub fn files_dir_for(db: &std::path::Path) -> PathBuf {
         .file_stem()
         .map_or_else(|| "chat".into(), |s| s.to_string_lossy().into_owned());
     db.with_file_name(format!("{stem}-files"))
+}
+
+/// A feature turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// `--registration`: who may create an account.

@@ -36,6 +36,7 @@
 //! - [`limits`]: rate limits, login back-off, connection caps.
 //! - [`fd_limit`]: the open-file limit, and the caps fitted under it.
 //! - [`files`]: sent files: their bytes, types, thumbnails and removal.
+//! - [`search`]: what a search query means and where it matched.
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
@@ -60,6 +61,7 @@ pub mod models;
 pub mod origin;
 pub mod privacy;
 pub mod repo;
+pub mod search;
 pub mod server;
 pub mod ws;
 

@@ -265,6 +265,9 @@ pub enum Cursor {
     Offset(u32),
     /// Only messages with an id below this one: stable under new arrivals.
     BeforeId(MessageId),
+    /// This message with those just before and after it: a search result
+    /// opened in its context.
+    Around(MessageId),
 }
 
 impl Page {
@@ -294,6 +297,22 @@ impl Page {
             (None, None) => Cursor::Offset(0),
         };
         Ok(Page { limit, cursor })
+    }
+
+    /// The same page centred on message `around_id`, if one is asked for
+    /// (`around_id` goes with neither `offset` nor `before_id`).
+    pub fn around(self, around_id: Option<i64>) -> Result<Page, &'static str> {
+        match (around_id, self.cursor) {
+            (None, _) => Ok(self),
+            (Some(id), Cursor::Offset(0)) if id >= 1 => Ok(Page {
+                cursor: Cursor::Around(id),
+                ..self
+            }),
+            (Some(id), Cursor::Offset(0)) if id < 1 => {
+                Err("around_id must be a positive message id")
+            }
+            (Some(_), _) => Err("give only one of offset, before_id and around_id"),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::accounts::watch::DisabledWatch;
 use crate::app::App;
 use crate::auth::DeviceKey;
-use crate::config::{Config, Durability};
+use crate::config::{Config, Durability, Switch};
 use crate::fd_limit;
 use crate::files::janitor::Janitor;
 use crate::files::store::FileStore;
@@ -19,7 +19,7 @@ use crate::files::workers::ImageWorkers;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
-use crate::repo::{SqliteStore, Store, StoreError};
+use crate::repo::{SearchIndex, SqliteStore, Store, StoreError};
 use crate::ws::hub::{self, Control, HubHandle};
 use crate::ws::listener::WsListener;
 use crate::ws::queries::QueryPool;
@@ -159,10 +159,15 @@ impl Core {
         // The hub's channels first: the store emits committed changes on
         // one of them.
         let (hub, change_sink, hub_inbox) = hub::channels();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+        let search = match config.search {
+            Switch::On => SearchIndex::On,
+            Switch::Off => SearchIndex::Off,
+        };
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(
             &config.db,
             config.durability,
             change_sink,
+            search,
         )?);
         let metrics = Arc::new(Metrics::default());
         let privacy = Arc::new(Privacy::load(&*store)?);

@@ -30,10 +30,19 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 fn ws_frame_corpus_parses_without_panicking() {
     let mut parsed = 0;
     for input in corpus("ws_frame") {
-        if let Ok(text) = std::str::from_utf8(&input)
-            && ClientEvent::parse(text).is_ok()
-        {
-            parsed += 1;
+        let Ok(text) = std::str::from_utf8(&input) else {
+            continue;
+        };
+        match ClientEvent::parse(text) {
+            Ok(ClientEvent::Search { q, .. }) => {
+                if let Ok(query) = chat_server::search::Query::parse(&q) {
+                    let _ = query.to_index_query();
+                    let _ = chat_server::search::highlights(&q, &query);
+                }
+                parsed += 1;
+            }
+            Ok(_) => parsed += 1,
+            Err(_) => {}
         }
     }
     assert!(parsed >= 10, "the seed frames are valid events");

@@ -5,11 +5,12 @@
 //! same whichever way a message comes in. Reading history and catching up
 //! after a reconnect have single entry points too: [`history`], [`sync`].
 //! What happens to a message after it is sent is in [`actions`] (edit,
-//! delete, react), and what users decide about each other in [`people`]
-//! (block, read receipts).
+//! delete, react), what users decide about each other in [`people`]
+//! (block, read receipts), and finding old messages in [`search`].
 
 pub mod actions;
 pub mod people;
+pub mod search;
 
 use chrono::Utc;
 
@@ -53,6 +54,12 @@ pub enum ChatError {
     /// A reaction that is not exactly one emoji.
     #[error("emoji must be exactly one emoji")]
     InvalidEmoji,
+    /// A search query that cannot be searched for; the text says why.
+    #[error("{0}")]
+    BadQuery(crate::search::QueryError),
+    /// The server keeps no search index (`--search off`).
+    #[error("search is turned off on this server")]
+    SearchOff,
     /// The rules refused an action on a message (see [`Refusal`]).
     #[error(transparent)]
     Refused(Refusal),
@@ -83,6 +90,8 @@ impl ChatError {
             ChatError::RateLimited(_) => "rate_limited",
             ChatError::RecipientUnavailable => "recipient_unavailable",
             ChatError::InvalidEmoji => "invalid_emoji",
+            ChatError::BadQuery(_) => "invalid_query",
+            ChatError::SearchOff => "search_off",
             ChatError::Refused(refusal) => match refusal {
                 Refusal::NoSuchMessage => "not_found",
                 Refusal::NotTheSender => "not_the_sender",
@@ -107,6 +116,7 @@ impl ChatError {
             | ChatError::Refused(Refusal::NotTheSender | Refusal::EditWindowPassed) => 403,
             ChatError::Refused(Refusal::Deleted | Refusal::TooManyReactions) => 409,
             ChatError::Refused(Refusal::QuotaExceeded) => 413,
+            ChatError::SearchOff => 503,
             ChatError::Store(_) => 500,
             _ => 400,
         }

@@ -12,7 +12,7 @@ use super::login::{login, session_cookie};
 use super::{
     ApiError, HttpRequest, HttpResponse, MAX_HEAD_BYTES, Reply, assets, query_i64, read_json,
 };
-use super::{account, admin, attachments, invites, message_actions, people, reports};
+use super::{account, admin, attachments, invites, message_actions, people, reports, search};
 use crate::accounts;
 use crate::app::App;
 use crate::auth;
@@ -67,6 +67,7 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Get, "/api/users", users),
     (Method::Post, "/api/messages", send_message),
     (Method::Get, "/api/messages", history),
+    (Method::Get, "/api/search", search::search),
     (Method::Post, "/api/messages/read", mark_read),
     (Method::Get, "/api/messages/unread", unread_count),
     (Method::Get, "/api/conversations", conversations),
@@ -468,11 +469,13 @@ fn history(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let query = request.query.as_str();
     let partner =
         query_i64(query, "user_id")?.ok_or_else(|| ApiError::bad_request("user_id is required"))?;
+    let around_id = query_i64(query, "around_id")?;
     let page = Page::from_request(
         query_i64(query, "limit")?,
         query_i64(query, "offset")?,
         query_i64(query, "before_id")?,
     )
+    .and_then(|page| page.around(around_id))
     .map_err(ApiError::bad_request)?;
     let messages = chat::history(&*app.store, user.id, partner, page).map_err(chat_error)?;
     Ok(Reply::ok(json!({ "messages": messages })))

@@ -22,6 +22,7 @@ mod message_actions;
 pub mod multipart;
 mod people;
 mod reports;
+mod search;
 
 pub use handlers::route;
 

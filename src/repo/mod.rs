@@ -23,7 +23,7 @@ mod sqlite;
 
 pub use accounts::{Accounts, Admission, LoginPlace, NotAdmitted};
 pub use reports::Reports;
-pub use sqlite::{SqliteStore, tune_writer};
+pub use sqlite::{SearchIndex, SqliteStore, register_search_functions, tune_writer};
 
 use chrono::{DateTime, Utc};
 
@@ -61,6 +61,9 @@ pub enum StoreError {
     /// The writer thread could not be started.
     #[error("cannot start the database writer: {0}")]
     Thread(#[from] std::io::Error),
+    /// This server keeps no search index (`--search off`).
+    #[error("search is turned off on this server")]
+    SearchOff,
     /// Anything else from the database: disk full, corruption, I/O errors.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
@@ -256,6 +259,19 @@ pub trait Store: Accounts + Reports + Send + Sync {
     fn insert_message(&self, message: NewMessage, origin: Origin, reply: Option<Reply<Stored>>);
     /// One page of the conversation between `me` and `partner`, oldest first.
     fn history(&self, me: UserId, partner: UserId, page: Page) -> Result<Vec<Message>, StoreError>;
+    /// The messages of `me`'s conversations (only the one with `partner`,
+    /// if given) that `query` matches (in the index's language: see
+    /// [`crate::search::Query::to_index_query`]), with an id below
+    /// `before`, newest first, at most `limit`; never one deleted for
+    /// everyone or for `me`. [`StoreError::SearchOff`] without an index.
+    fn search(
+        &self,
+        me: UserId,
+        partner: Option<UserId>,
+        query: &str,
+        before: MessageId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
     /// Messages sent or received by `me` with an id above `after_id`, in id
     /// order, at most `limit`; and whether more remain.
     fn sync(

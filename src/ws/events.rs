@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tungstenite::Utf8Bytes;
 
 use crate::changes::{ChangeFrame, Seq};
+use crate::chat::search::Hit;
 use crate::models::{Message, MessageId, UserId};
 
 /// A frame from a client.
@@ -73,7 +74,8 @@ pub enum ClientEvent {
         #[serde(default)]
         up_to_id: Option<MessageId>,
     },
-    /// A page of the conversation with `to_user_id`.
+    /// A page of the conversation with `to_user_id` (with `around_id`:
+    /// that message amid its neighbours).
     LoadHistory {
         to_user_id: UserId,
         #[serde(default)]
@@ -82,6 +84,19 @@ pub enum ClientEvent {
         before_id: Option<i64>,
         #[serde(default)]
         limit: Option<i64>,
+        #[serde(default)]
+        around_id: Option<i64>,
+    },
+    /// Messages of my conversations (or of the one with `user_id`) that
+    /// match `q`, newest first; `before`: the `next` of the previous page.
+    Search {
+        q: String,
+        #[serde(default)]
+        user_id: Option<UserId>,
+        #[serde(default)]
+        limit: Option<i64>,
+        #[serde(default)]
+        before: Option<String>,
     },
 }
 
@@ -186,7 +201,19 @@ pub enum ServerEvent<'a> {
         offset: i64,
         #[serde(skip_serializing_if = "Option::is_none")]
         before_id: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        around_id: Option<i64>,
         messages: &'a [Message],
+    },
+    /// Answer to `search`: the page of `GET /api/search`, with the query
+    /// it answers.
+    Search {
+        q: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<UserId>,
+        results: &'a [Hit],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<&'a str>,
     },
     /// Answer to `sync`: messages after `after_id` in id order, without
     /// those this connection receives live. With `has_more`, ask again from

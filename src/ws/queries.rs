@@ -1,5 +1,5 @@
-//! The query pool: a few threads that answer history and sync requests for
-//! the hub, straight into the asking connection's outbox.
+//! The query pool: a few threads that answer history, sync and search
+//! requests for the hub, straight into the asking connection's outbox.
 //!
 //! The hub never queries the database: a query can take milliseconds, and
 //! every connection's live frames wait while the hub does anything. So a
@@ -18,6 +18,7 @@ use super::events::ServerEvent;
 use super::hub::ConnId;
 use super::outbound::{CloseReason, CloseSignal, Outbound};
 use super::outbox::{Outbox, PushError};
+use crate::chat::search::SearchRequest;
 use crate::chat::{self, ChatError};
 use crate::metrics::Metrics;
 use crate::models::{Page, UserId};
@@ -41,7 +42,10 @@ pub enum Query {
         /// Echoed in the answer, as the client sent them.
         offset: i64,
         before_id: Option<i64>,
+        around_id: Option<i64>,
     },
+    /// `search`: a page of results.
+    Search(SearchRequest),
     /// `sync` with `after_id`: messages after a message id.
     SyncAfterId { after_id: i64, limit: Option<i64> },
     /// `sync` with `since`: changes after a `seq`.
@@ -123,18 +127,33 @@ fn answer(store: &dyn Store, request: QueryRequest) -> Outbound {
             page,
             offset,
             before_id,
+            around_id,
         } => (
             chat::history(store, user, to_user_id, page).map(|messages| {
                 let frame = ServerEvent::History {
                     to_user_id,
                     offset,
                     before_id,
+                    around_id,
                     messages: &messages,
                 }
                 .to_frame();
                 Outbound::Page(frame)
             }),
             "loading history",
+        ),
+        Query::Search(asked) => (
+            chat::search::search(store, user, &asked).map(|page| {
+                let frame = ServerEvent::Search {
+                    q: &asked.q,
+                    user_id: asked.user_id,
+                    results: &page.results,
+                    next: page.next.as_deref(),
+                }
+                .to_frame();
+                Outbound::Page(frame)
+            }),
+            "searching",
         ),
         Query::SyncAfterId { after_id, limit } => (
             chat::sync(store, user, Some(after_id), limit).map(|(messages, has_more)| {

@@ -19,6 +19,7 @@ use super::queries::{Query, QueryRequest};
 use super::reader_socket::ReaderSocket;
 use super::writer::WRITE_WAIT;
 use crate::app::App;
+use crate::chat::search::SearchRequest;
 use crate::chat::{self, SendRequest};
 use crate::metrics::Metrics;
 use crate::models::User;
@@ -162,7 +163,22 @@ impl Reader {
                 offset,
                 before_id,
                 limit,
-            } => commands::history::apply(self, to_user_id, offset, before_id, limit),
+                around_id,
+            } => commands::history::apply(self, to_user_id, offset, before_id, limit, around_id),
+            ClientEvent::Search {
+                q,
+                user_id,
+                limit,
+                before,
+            } => commands::search::apply(
+                self,
+                SearchRequest {
+                    q,
+                    user_id,
+                    limit,
+                    before,
+                },
+            ),
         }
     }
 

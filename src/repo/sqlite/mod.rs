@@ -14,6 +14,7 @@
 //! - [`accounts`]: invitations, roles, disabled accounts, sessions and
 //!   passwords.
 //! - [`reports`]: messages reported to the admins.
+//! - [`search_index`]: the full-text index of messages, kept by triggers.
 
 mod accounts;
 mod actions;
@@ -21,6 +22,7 @@ pub mod checkpointer;
 mod private_files;
 mod reports;
 mod schema;
+mod search_index;
 mod sql;
 pub mod writer;
 
@@ -44,6 +46,7 @@ use crate::models::{
 };
 use checkpointer::Checkpointer;
 use crossbeam_channel::{Receiver, Sender};
+pub use search_index::{SearchIndex, register_functions as register_search_functions};
 use writer::Writer;
 
 /// How long a connection waits for a lock held by another process (a backup
@@ -66,6 +69,8 @@ pub struct SqliteStore {
     /// Digests of files a committed write stopped referring to, for
     /// whoever removes unused files (see [`Store::released_files`]).
     released: (Sender<String>, Receiver<String>),
+    /// Whether the search index exists (`--search`).
+    searchable: bool,
 }
 
 /// Released digests held for the file remover; when it falls this far
@@ -156,6 +161,17 @@ impl SqliteStore {
         durability: Durability,
         changes: ChangeSink,
     ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, durability, changes, SearchIndex::On)
+    }
+
+    /// The same, with the search index as `search` says (built, dropped, or
+    /// left as it is for a tool opening the file beside the server).
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        changes: ChangeSink,
+        search: SearchIndex,
+    ) -> Result<SqliteStore, StoreError> {
         private_files::prepare(path).map_err(StoreError::Files)?;
         let mut conn = open_connection(path)?;
         // WAL lets readers run while a write commits; it is a property of the
@@ -175,12 +191,19 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", synchronous)?;
         tune_writer(&conn)?;
         schema::migrate(&mut conn)?;
+        search_index::ensure(&mut conn, search)?;
+        let searchable: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search')",
+            [],
+            |row| row.get(0),
+        )?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
             changes,
             readers: ReaderPool::new(path),
             checkpointer: Checkpointer::spawn(path)?,
             released: crossbeam_channel::bounded(RELEASED_QUEUE),
+            searchable,
         })
     }
 
@@ -236,6 +259,39 @@ impl SqliteStore {
     }
 }
 
+/// Message `id` of the conversation (`a`, `b`) amid its neighbours, oldest
+/// first, as `viewer` sees them: up to `limit` messages, the older half
+/// (with `id` itself) before it and the rest after. Paged through the
+/// conversation index like any history page.
+fn page_around(
+    conn: &Connection,
+    (a, b): (UserId, UserId),
+    id: MessageId,
+    viewer: UserId,
+    limit: u32,
+) -> rusqlite::Result<Vec<Message>> {
+    let (low, high) = (a.min(b), a.max(b));
+    let after = limit / 2;
+    let mut messages: Vec<Message> = conn
+        .prepare_cached(sql::HISTORY_PAGE)?
+        .query_map(
+            (low, high, id.saturating_add(1), limit - after, 0, viewer),
+            |row| message_at(row, 0),
+        )?
+        .collect::<Result<_, _>>()?;
+    messages.reverse();
+    if after > 0 {
+        let later: Vec<Message> = conn
+            .prepare_cached(sql::SYNC_CONVERSATION_PAGE)?
+            .query_map((low, high, id, i64::MAX, after, viewer), |row| {
+                message_at(row, 0)
+            })?
+            .collect::<Result<_, _>>()?;
+        messages.extend(later);
+    }
+    Ok(messages)
+}
+
 /// Tells the change sink of a change that has committed, if the write made
 /// one. Sending fails only when nobody listens (shutdown, tools).
 fn emit_change(changes: &ChangeSink, change: Option<(Seq, Change)>, origin: Origin) {
@@ -270,6 +326,8 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     // Every statement of `sql` stays prepared (rusqlite keeps 16 by default,
     // fewer than the writer uses, and re-preparing costs a parse).
     conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
+    // The search index's triggers call these on every message write.
+    search_index::register_functions(&conn)?;
     Ok(conn)
 }
 
@@ -466,7 +524,11 @@ fn log_change(conn: &Connection, change: ChangeRow<'_>) -> Result<Seq, StoreErro
 /// Stores a message unless its (sender, client_id) is taken, keeps both
 /// conversation rows in step and logs the change. Runs inside the writer's
 /// transaction.
-fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreError> {
+fn insert_message(
+    conn: &Connection,
+    new: NewMessage,
+    searchable: bool,
+) -> Result<Stored, StoreError> {
     let reply_to = match new.reply_to_id {
         Some(id) => Some(actions::reply_target(
             conn,
@@ -524,6 +586,9 @@ fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreErr
         Err(e) => return Err(e.into()),
     }
     let id = conn.last_insert_rowid();
+    if searchable {
+        search_index::index_new_message(conn, id, &new.content, new.sender_id, new.receiver_id)?;
+    }
     if let Some(attachment) = &attachment {
         conn.prepare_cached(sql::ATTACH)?
             .execute((attachment.id, id))?;
@@ -866,8 +931,9 @@ impl Store for SqliteStore {
             sender_nickname: std::mem::take(&mut new.sender_nickname),
             origin,
         };
+        let searchable = self.searchable;
         self.writer.submit(
-            move |conn| insert_message(conn, new),
+            move |conn| insert_message(conn, new, searchable),
             move |outcome| finish_message_write(outcome, sent, &changes, reply),
         );
     }
@@ -876,6 +942,9 @@ impl Store for SqliteStore {
         let (before_id, offset) = match page.cursor {
             Cursor::Offset(offset) => (i64::MAX, offset),
             Cursor::BeforeId(id) => (id, 0),
+            Cursor::Around(id) => {
+                return self.read(|conn| page_around(conn, (me, partner), id, me, page.limit));
+            }
         };
         let mut messages = self.read(|conn| {
             conn.prepare_cached(sql::HISTORY_PAGE)?
@@ -896,6 +965,31 @@ impl Store for SqliteStore {
         // the order a chat window shows.
         messages.reverse();
         Ok(messages)
+    }
+
+    fn search(
+        &self,
+        me: UserId,
+        partner: Option<UserId>,
+        query: &str,
+        before: MessageId,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        if !self.searchable {
+            return Err(StoreError::SearchOff);
+        }
+        let scope = match partner {
+            Some(partner) => search_index::conversation_scope(me, partner),
+            None => format!("u{me}"),
+        };
+        let index_query = format!("scope : \"{scope}\" AND {query}");
+        self.read(|conn| {
+            conn.prepare_cached(sql::SEARCH)?
+                .query_map((&index_query, before, limit, 0, 0, me), |row| {
+                    message_at(row, 0)
+                })?
+                .collect()
+        })
     }
 
     fn sync(
@@ -1216,6 +1310,7 @@ mod tests {
                 // the rows wanted (the admins, the disabled accounts).
                 let full_scan = step.starts_with("SCAN")
                     && !step.starts_with("SCAN (subquery")
+                    && !step.contains("VIRTUAL TABLE INDEX")
                     && step != "SCAN CONSTANT ROW"
                     && !PARTIAL_INDEXES.iter().any(|index| step.ends_with(index))
                     && !LISTS_EVERYTHING.contains(name);
@@ -1226,7 +1321,8 @@ mod tests {
                     "{name}: {plan:?}"
                 );
                 // The conversation list sorts one row per partner (see
-                // sql.rs), a session list one row per session.
+                // sql.rs), a session list one row per session. The
+                // search index answers in rowid order itself.
                 let sorts = step.contains("TEMP B-TREE") && !SORTS_FEW_ROWS.contains(name);
                 assert!(!sorts, "{name} sorts: {plan:?}");
             }

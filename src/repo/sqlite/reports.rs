@@ -1,40 +1,12 @@
 //! [`Reports`] on SQLite.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::OptionalExtension;
 
-use super::{SqliteStore, actions, message_at, millis, optional_timestamp, sql, timestamp};
-use crate::models::{Message, MessageId, UserId};
+use super::{SqliteStore, actions, millis, optional_timestamp, sql, timestamp};
+use crate::models::{MessageId, UserId};
 use crate::repo::reports::{REPORT_CONTEXT, Report, Reported, Reports, Resolution};
 use crate::repo::{Refusal, StoreError};
-
-/// Message `id` of the conversation (`a`, `b`) with up to
-/// [`REPORT_CONTEXT`] messages on each side, oldest first, as `viewer`
-/// sees them.
-fn in_context(
-    conn: &Connection,
-    (a, b): (UserId, UserId),
-    id: MessageId,
-    viewer: UserId,
-) -> rusqlite::Result<Vec<Message>> {
-    let (low, high) = (a.min(b), a.max(b));
-    // The message and those before it: newest first from the query.
-    let mut messages: Vec<Message> = conn
-        .prepare_cached(sql::HISTORY_PAGE)?
-        .query_map((low, high, id + 1, REPORT_CONTEXT + 1, 0, viewer), |row| {
-            message_at(row, 0)
-        })?
-        .collect::<Result<_, _>>()?;
-    messages.reverse();
-    let after: Vec<Message> = conn
-        .prepare_cached(sql::SYNC_CONVERSATION_PAGE)?
-        .query_map((low, high, id, i64::MAX, REPORT_CONTEXT, viewer), |row| {
-            message_at(row, 0)
-        })?
-        .collect::<Result<_, _>>()?;
-    messages.extend(after);
-    Ok(messages)
-}
 
 impl Reports for SqliteStore {
     fn create_report(
@@ -88,11 +60,12 @@ impl Reports for SqliteStore {
                 .collect::<Result<_, _>>()?;
             let mut reports = Vec::with_capacity(rows.len());
             for (mut report, message_id, receiver) in rows {
-                let context = in_context(
+                let context = super::page_around(
                     conn,
                     (report.sender_id, receiver),
                     message_id,
                     report.reporter_id,
+                    2 * REPORT_CONTEXT + 1,
                 )?;
                 report.message = context.iter().find(|m| m.id == message_id).cloned();
                 report.context = context;

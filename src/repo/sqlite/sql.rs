@@ -424,6 +424,19 @@ pub const HISTORY_PAGE: &str = concat!(
     " ORDER BY m.id DESC LIMIT ?4 OFFSET ?5"
 );
 
+/// Search, one page: the messages of the index query ?1 (which names the
+/// scope: my conversations, or one of them) with an id below ?2, newest
+/// first, at most ?3, as ?6 sees them; never one deleted for everyone or
+/// for ?6. (?4 and ?5 are unused: ?6 is the viewer in every message query.)
+pub const SEARCH: &str = concat!(
+    "SELECT ",
+    message_columns!("?6"),
+    " FROM search JOIN private_messages m ON m.id = search.rowid
+     WHERE search MATCH ?1 AND search.rowid < ?2 AND m.deleted_at IS NULL AND NOT ",
+    hidden_from_me!(),
+    " ORDER BY search.rowid DESC LIMIT ?3"
+);
+
 /// Sync, step 1: the partners of ?1 whose conversation has a message newer
 /// than ?2 (a range of the primary key, one row per partner).
 pub const SYNC_PARTNERS: &str = "SELECT partner_id FROM conversations
@@ -570,6 +583,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("CHANGED_PARTNERS", CHANGED_PARTNERS),
     ("CONVERSATION_CHANGES", CONVERSATION_CHANGES),
     ("HISTORY_PAGE", HISTORY_PAGE),
+    ("SEARCH", SEARCH),
     ("SYNC_PARTNERS", SYNC_PARTNERS),
     ("SYNC_CONVERSATION_PAGE", SYNC_CONVERSATION_PAGE),
     ("READ_STATE", READ_STATE),

@@ -10,6 +10,7 @@ pub(super) mod edit;
 pub(super) mod history;
 pub(super) mod mark_read;
 pub(super) mod react;
+pub(super) mod search;
 pub(super) mod send;
 pub(super) mod sync;
 pub(super) mod typing;
