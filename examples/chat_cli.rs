@@ -14,7 +14,8 @@
 //! `/users`, `/open NICK`, `/older`, `/reply N text`, `/edit N text`,
 //! `/delete N [me]`, `/react N 👍` (again to take it back), `/file PATH
 //! [caption]` (sends a file; quote a path with spaces), `/download ID [PATH]` (saves a received
-//! file, shown as `📎 name (size) file:ID`), `/block NICK`, `/unblock
+//! file, shown as `📎 name (size) file:ID`), `/search TEXT` (the newest
+//! matches, the matched words in [brackets]), `/block NICK`, `/unblock
 //! NICK`, `/help`, `/quit`. Any other line that does not start with `/` is
 //! sent to the open conversation; an unknown `/command` is refused, never
 //! sent.
@@ -188,6 +189,7 @@ fn run(args: Args) -> Result<(), Error> {
             "/react" => react(&api, rest),
             "/file" => send_file(&api, &session, &outgoing, rest, &mut next_client_id),
             "/download" => download(&api, rest),
+            "/search" => search(&api, &session, rest),
             "/block" => block(&api, &session, rest, true),
             "/unblock" => block(&api, &session, rest, false),
             "" => Ok(()),
@@ -204,8 +206,8 @@ fn run(args: Args) -> Result<(), Error> {
 }
 
 const HELP: &str = "/users  /open NICK  /older  /reply N text  /edit N text  /delete N [me]  \
-                    /react N EMOJI  /file PATH [caption]  /download ID [PATH]  /block NICK  \
-                    /unblock NICK  /quit  (other lines are sent)";
+                    /react N EMOJI  /file PATH [caption]  /download ID [PATH]  /search TEXT  \
+                    /block NICK  /unblock NICK  /quit  (other lines are sent)";
 
 /// `N rest`: a message number and what follows it.
 fn numbered(args: &str) -> Result<(i64, &str), Error> {
@@ -457,6 +459,54 @@ fn time(timestamp: &Value) -> String {
         .and_then(|t| t.get(11..16))
         .unwrap_or("--:--")
         .to_owned()
+}
+
+/// `/search TEXT`: the newest matches in all conversations, the matched
+/// words in [brackets].
+fn search(api: &Api, session: &Session, text: &str) -> Result<(), Error> {
+    if text.trim().is_empty() {
+        return Err("usage: /search TEXT".into());
+    }
+    let encoded: String = text.bytes().map(|b| format!("%{b:02X}")).collect();
+    let found = api.call("GET", &format!("/api/search?q={encoded}&limit=20"), None)?;
+    let results = found["results"].as_array().cloned().unwrap_or_default();
+    if results.is_empty() {
+        println!("* nothing found for {text:?}");
+    }
+    for hit in &results {
+        let message = &hit["message"];
+        let chars: Vec<char> = message["content"].as_str().unwrap_or("").chars().collect();
+        let mut marked = String::new();
+        let mut at = 0;
+        for range in hit["highlights"].as_array().into_iter().flatten() {
+            let bound = |i: usize| range[i].as_u64().map_or(0, |n| n as usize).min(chars.len());
+            let (start, end) = (bound(0).max(at), bound(1));
+            if start >= end {
+                continue;
+            }
+            marked.extend(&chars[at..start]);
+            marked.push('[');
+            marked.extend(&chars[start..end]);
+            marked.push(']');
+            at = end;
+        }
+        marked.extend(&chars[at..]);
+        let id = |field: &str| message[field].as_i64().unwrap_or_default();
+        println!(
+            "  #{} {} {} → {}: {marked}",
+            id("id"),
+            message["created_at"]
+                .as_str()
+                .and_then(|t| t.get(..10))
+                .unwrap_or(""),
+            session.name(id("sender_id")),
+            session.name(id("receiver_id")),
+        );
+    }
+    if found["next"].is_string() {
+        println!("  (more: narrow the search)");
+    }
+    Ok(())
 }
 
 fn list_users(api: &Api, session: &Session) -> Result<(), Error> {

@@ -117,6 +117,11 @@ fn terminal_client_logs_in_lists_sends_and_receives() {
     writeln!(stdin, "/delete {mine}").expect("type");
     assert_eq!(bob_ws.recv_type("message_deleted")["for"], "everyone");
     expect_line(&format!("* #{mine} was deleted"));
+    // Search: the matched words in brackets.
+    writeln!(stdin, "/search TERMINAL").expect("type");
+    expect_line("bob → alice: hi [terminal]");
+    writeln!(stdin, "/search zebra").expect("type");
+    expect_line("nothing found for \"zebra\"");
     // Files: one sent with a caption, one received and saved.
     let sent = folder.path().join("notes from alice.txt");
     std::fs::write(&sent, b"the minutes of the meeting").expect("file to send");

@@ -40,6 +40,7 @@ const ASSETS: &[Asset] = &[
     module!("api"),
     module!("admin"),
     module!("account"),
+    module!("search"),
     module!("state"),
     module!("dom"),
     module!("socket"),

@@ -13,6 +13,7 @@
 //   auth.js          log in, register, log out, start the chat
 //   sidebar.js       the conversation list, people, the pane's header
 //   conversation.js  opening a conversation, history pages, marking read
+//   search.js        searching old messages, opening a result in place
 //   messages.js      drawing the open conversation
 //   compose.js       sending, replying, editing, typing signals
 //   uploads.js       attaching files: pick, drop, paste, progress, cancel
@@ -33,6 +34,7 @@ import { wireUploads } from "./uploads.js";
 import { wireLightbox } from "./media.js";
 import { wireAdmin } from "./admin.js";
 import { wireAccount } from "./account.js";
+import { wireSearch } from "./search.js";
 
 function wireUp() {
   $("login-form").addEventListener("submit", onLogin);
@@ -49,6 +51,7 @@ function wireUp() {
   wireLightbox();
   wireAdmin();
   wireAccount();
+  wireSearch();
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < LOAD_OLDER_AT_PX) loadOlder();
   });

@@ -6,6 +6,7 @@ import { $, fillAvatar } from "./dom.js";
 import { refreshLists, renderPane } from "./sidebar.js";
 import { connect, disconnect } from "./socket.js";
 import { clearTray } from "./uploads.js";
+import { clearSearch } from "./search.js";
 
 // An invitation link (/?invite=CODE) opens the registration with the code
 // filled in; a reset link (/?reset=TOKEN) opens the new-password form.
@@ -123,6 +124,7 @@ export async function logout() {
 
 export async function startChat(user) {
   resetState(user);
+  clearSearch();
   $("auth-view").hidden = true;
   $("chat-view").hidden = false;
   $("me-name").textContent = user.nickname;

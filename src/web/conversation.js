@@ -34,6 +34,33 @@ export async function openConversation(partner) {
   $("input").focus();
 }
 
+/** Messages per request while reaching back to a found message. */
+const REACH_BACK_PAGE = 100;
+/** How long a found message stays marked. */
+const FOUND_MARK_MS = 4000;
+
+/** Opens the conversation with `partner` at message `id` (a search
+ * result): the pages from the newest back to it are loaded, so that the
+ * thread stays whole, then it is scrolled to and marked a moment. */
+export async function openConversationAt(partner, id) {
+  await openConversation(partner);
+  const t = thread(partner);
+  while (!t.messages.has(id) && !t.complete && partner === state.openPartner) {
+    const oldest = Math.min(...t.messages.keys());
+    const { messages } = await api("GET",
+      `/api/messages?user_id=${partner}&limit=${REACH_BACK_PAGE}&before_id=${oldest}`);
+    addMessages(partner, messages);
+    if (messages.length < REACH_BACK_PAGE) t.complete = true;
+  }
+  if (partner !== state.openPartner) return;
+  renderMessages({});
+  const node = document.querySelector(`#messages [data-message-id="${id}"]`);
+  if (!node) return; // deleted meanwhile
+  node.scrollIntoView({ block: "center" });
+  node.classList.add("found");
+  setTimeout(() => node.classList.remove("found"), FOUND_MARK_MS);
+}
+
 export function closeConversation() {
   clearTray();
   state.openPartner = null;
