@@ -1,4 +1,4 @@
--- Schema of the chat server, version 9.
+-- Schema of the chat server, version 10.
 --
 -- Run once, on an empty database (PRAGMA user_version = 0), by
 -- `repo::sqlite::schema::migrate`. This file always describes a fresh
@@ -122,6 +122,9 @@ CREATE TABLE private_messages (
     -- earlier version and reaction is gone; the row stays, so that ids,
     -- paging and sync stay stable.
     deleted_at  INTEGER,
+    -- When it disappears (sent while its conversation had a timer): then
+    -- it is deleted for everyone, like any deletion.
+    expires_at  INTEGER,
     CHECK (sender_id <> receiver_id)
 );
 
@@ -139,6 +142,21 @@ CREATE UNIQUE INDEX private_messages_by_client_id ON private_messages (sender_id
 CREATE INDEX private_messages_by_conversation ON private_messages (
     min(sender_id, receiver_id), max(sender_id, receiver_id), id
 );
+
+-- Messages still to disappear, soonest first: only those that will.
+CREATE INDEX private_messages_expiring ON private_messages (expires_at)
+    WHERE expires_at IS NOT NULL AND deleted_at IS NULL;
+
+-- What both sides of a conversation set for it, one row per pair
+-- (user_a < user_b): the disappearing-messages timer (NULL: off). A send
+-- reads it by primary key.
+CREATE TABLE conversation_settings (
+    user_a         INTEGER NOT NULL REFERENCES users (id),
+    user_b         INTEGER NOT NULL REFERENCES users (id),
+    expiry_seconds INTEGER CHECK (expiry_seconds > 0),
+    PRIMARY KEY (user_a, user_b),
+    CHECK (user_a < user_b)
+) WITHOUT ROWID;
 
 -- One row per (user, partner): the conversation list, unread counts and
 -- read state are read from here instead of aggregating all messages on every
@@ -178,7 +196,8 @@ CREATE TABLE conversations (
 CREATE TABLE changes (
     seq        INTEGER PRIMARY KEY,
     -- 1: message stored, 2: conversation read, 3: message edited,
-    -- 4: message deleted, 5: reaction
+    -- 4: message deleted, 5: reaction, 6: disappearing-messages timer set
+    -- (detail: its seconds, NULL: off; message_id 0)
     kind       INTEGER NOT NULL,
     user_id    INTEGER NOT NULL, -- who made it: sender, reader, editor...
     partner_id INTEGER NOT NULL, -- the other side
@@ -257,4 +276,4 @@ CREATE INDEX attachments_unsent ON attachments (created_at) WHERE message_id IS 
 CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
     WHERE thumbnail_sha256 IS NOT NULL;
 
-PRAGMA user_version = 9;
+PRAGMA user_version = 10;

@@ -111,6 +111,14 @@ if sel history; then
     DB_FILE=$seeded run "history-$clients" "" history --clients $clients --seconds "$SECONDS_PER_RUN"
   done
 fi
+# What the search index costs a send: the same closed loop, messages of 12
+# words of text, without and with the index, alternating.
+if sel search-cost; then
+  for i in $(seq "$RUNS"); do
+    RUNS=1 run "search-off-$i" "--search off" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --words 12
+    RUNS=1 run "search-on-$i" "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --words 12
+  done
+fi
 # Typing at scale: messages at 5,000/s open loop, without and with 1,000
 # users typing (a start or a stop each second), same session.
 sel typing && run typing-off "" pairs --users 1000 --rate 5000 --seconds "$SECONDS_PER_RUN"

@@ -28,6 +28,7 @@ use chat_server::auth::{SESSION_COOKIE, hash_token};
 use chat_server::config::Durability;
 use chat_server::models::{Cursor, Page};
 use chat_server::repo::{SearchIndex, SqliteStore, Store};
+use chat_server::search::Query;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -83,6 +84,20 @@ impl Target {
                     &format!("/api/messages?user_id={partner}&limit={limit}&{cursor}"),
                 );
             }
+        }
+    }
+
+    fn search(&self, me: i64, text: &str) {
+        match self {
+            Target::Store(store) => {
+                let query = Query::parse(text).expect("a valid query");
+                drop(
+                    store
+                        .search(me, None, &query.to_index_query(), i64::MAX, 21)
+                        .expect("search"),
+                );
+            }
+            Target::Http { .. } => self.get(me, &format!("/api/search?q={text}&limit=20")),
         }
     }
 
@@ -199,7 +214,7 @@ fn seed(args: &Args) {
                 };
                 let (from, to) = if r & 1 == 0 { (a, b) } else { (b, a) };
                 insert
-                    .execute((from, to, "a seeded message of ordinary length", t0 + i))
+                    .execute((from, to, sentence(&mut next), t0 + i))
                     .expect("insert");
             }
         }
@@ -246,6 +261,48 @@ fn seed(args: &Args) {
         args.messages,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Syllables of the seeded vocabulary's words.
+const SYLLABLES: [&str; 20] = [
+    "ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "da", "pe", "go", "li", "fa", "zu", "be", "ho",
+    "mu", "ri", "te", "no",
+];
+/// Distinct words the seeded messages use.
+const VOCABULARY: u64 = 10_000;
+/// Words per seeded message.
+const WORDS_PER_MESSAGE: usize = 8;
+
+/// Word `index` of the vocabulary: its base-20 digits as syllables, at
+/// least two ("la" is in no other word, so no word is another's prefix).
+fn word(index: u64) -> String {
+    let mut word = String::new();
+    let mut n = index;
+    loop {
+        word.push_str(SYLLABLES[(n % 20) as usize]);
+        n /= 20;
+        if n == 0 {
+            break;
+        }
+    }
+    if word.len() < 4 {
+        word.push_str("la");
+    }
+    word
+}
+
+/// A message of words drawn log-uniformly (close to the Zipf law of real
+/// text): word 0 is in about half of the messages, word 9,000 in one of
+/// ten thousand.
+fn sentence(next: &mut impl FnMut() -> u64) -> String {
+    let words: Vec<String> = (0..WORDS_PER_MESSAGE)
+        .map(|_| {
+            let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+            let index = ((VOCABULARY as f64).powf(u) as u64).saturating_sub(1);
+            word(index.min(VOCABULARY - 1))
+        })
+        .collect();
+    words.join(" ")
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> String {
@@ -333,4 +390,20 @@ fn bench(args: &Args) {
         time(args.queries, |i| target
             .unread(1 + (i as i64 * 7919) % args.users))
     );
+    // Search, as user 1 (a tenth of all messages): a common word (in about
+    // half of the messages), a rare one (one in ten thousand), and a
+    // two-letter prefix (a twentieth of the vocabulary).
+    for (kind, pick) in [
+        (
+            "common word",
+            (|i: usize| word((i % 3) as u64)) as fn(usize) -> String,
+        ),
+        ("rare word", |i: usize| word(5_000 + (i as u64 * 7) % 5_000)),
+        ("two-letter prefix", |i: usize| SYLLABLES[i % 20].to_owned()),
+    ] {
+        println!(
+            "search, {kind:<18}         {}",
+            time(args.queries / 4, |i| target.search(1, &pick(i)))
+        );
+    }
 }

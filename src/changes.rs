@@ -66,6 +66,13 @@ pub enum Change {
         emoji: String,
         on: bool,
     },
+    /// `by_user_id` set the disappearing-messages timer of the conversation
+    /// with `partner_id` (`None`: off).
+    ExpiryChanged {
+        by_user_id: UserId,
+        partner_id: UserId,
+        seconds: Option<i64>,
+    },
 }
 
 impl Change {
@@ -99,6 +106,11 @@ impl Change {
                 user_id,
                 partner_id,
                 ..
+            }
+            | Change::ExpiryChanged {
+                by_user_id: user_id,
+                partner_id,
+                ..
             } => vec![*user_id, *partner_id],
         }
     }
@@ -121,6 +133,7 @@ impl Change {
                 attachment: message.attachment.as_deref(),
                 edited_at: message.edited_at.as_ref().map(format_timestamp),
                 deleted_at: message.deleted_at.as_ref().map(format_timestamp),
+                expires_at: message.expires_at.as_ref().map(format_timestamp),
                 seq,
             },
             Change::ConversationRead {
@@ -166,6 +179,16 @@ impl Change {
                 on: *on,
                 seq,
             },
+            Change::ExpiryChanged {
+                by_user_id,
+                partner_id,
+                seconds,
+            } => ChangeFrame::ExpiryChanged {
+                by_user_id: *by_user_id,
+                partner_id: *partner_id,
+                seconds: *seconds,
+                seq,
+            },
         }
     }
 }
@@ -197,6 +220,9 @@ pub enum ChangeFrame<'a> {
         /// In a sync page, a message deleted for everyone since: no content.
         #[serde(skip_serializing_if = "Option::is_none")]
         deleted_at: Option<String>,
+        /// When it disappears (its conversation had a timer).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<String>,
         seq: Seq,
     },
     MessagesRead {
@@ -223,6 +249,13 @@ pub enum ChangeFrame<'a> {
         emoji: &'a str,
         user_id: UserId,
         on: bool,
+        seq: Seq,
+    },
+    ExpiryChanged {
+        by_user_id: UserId,
+        partner_id: UserId,
+        /// `null`: messages no longer disappear.
+        seconds: Option<i64>,
         seq: Seq,
     },
 }

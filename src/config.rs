@@ -50,6 +50,15 @@ pub struct Config {
     #[arg(long, env = "CHAT_SEARCH", value_enum, default_value_t = Switch::On)]
     pub search: Switch,
 
+    /// The shortest disappearing-messages timer users may set.
+    #[arg(long, env = "CHAT_MIN_EXPIRY", default_value = "30s", value_parser = parse_duration)]
+    pub min_expiry: Duration,
+
+    /// Delete every message older than this, for everyone (e.g. `90d`),
+    /// for operators who must not keep chat history. Default: keep all.
+    #[arg(long, env = "CHAT_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+
     /// Let every member create invitations, not only admins.
     #[arg(long, env = "CHAT_MEMBERS_CAN_INVITE")]
     pub members_can_invite: bool,

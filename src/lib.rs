@@ -36,6 +36,7 @@
 //! - [`limits`]: rate limits, login back-off, connection caps.
 //! - [`fd_limit`]: the open-file limit, and the caps fitted under it.
 //! - [`files`]: sent files: their bytes, types, thumbnails and removal.
+//! - [`expiry`]: disappearing messages and `--retention`.
 //! - [`search`]: what a search query means and where it matched.
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
@@ -52,6 +53,7 @@ pub mod changes;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod expiry;
 pub mod fd_limit;
 pub mod files;
 pub mod http;

@@ -91,6 +91,9 @@ pub struct Message {
     /// The file sent with it (`content` is then its caption, maybe empty).
     /// Boxed: most messages have none, and messages travel by value.
     pub attachment: Option<Box<Attachment>>,
+    /// When it disappears (sent while its conversation had a timer).
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// An uploaded file, as its uploader (`POST /api/attachments`) and the
@@ -143,6 +146,7 @@ impl Message {
             deleted_at: None,
             reactions: Vec::new(),
             attachment: None,
+            expires_at: None,
         }
     }
 }
@@ -246,6 +250,8 @@ pub struct Conversation {
     /// The conversation's newest change: a client starts its `since` sync
     /// from the highest of these.
     pub last_seq: i64,
+    /// Its disappearing-messages timer; `None`: off.
+    pub expiry_seconds: Option<i64>,
 }
 
 /// Which page of a conversation to read. Pages are counted from the newest

@@ -12,6 +12,7 @@ use crate::accounts::watch::DisabledWatch;
 use crate::app::App;
 use crate::auth::DeviceKey;
 use crate::config::{Config, Durability, Switch};
+use crate::expiry::{self, Expirer};
 use crate::fd_limit;
 use crate::files::janitor::Janitor;
 use crate::files::store::FileStore;
@@ -111,6 +112,7 @@ impl Server {
             hub,
             hub_thread,
             janitor,
+            expirer,
             ..
         } = core;
         let disabled_watch = DisabledWatch::spawn(app.store.clone(), hub.clone())?;
@@ -129,6 +131,7 @@ impl Server {
                 hub,
                 hub_thread,
                 janitor,
+                expirer,
                 disabled_watch,
                 all_done,
             }),
@@ -152,6 +155,8 @@ pub struct Core {
     pub images: ImageWorkers,
     /// The thread that removes files no upload refers to any more.
     pub janitor: Janitor,
+    /// The thread that deletes messages when they are due.
+    pub expirer: Expirer,
 }
 
 impl Core {
@@ -196,6 +201,13 @@ impl Core {
             metrics.clone(),
             config.unsent_upload_lifetime,
         )?;
+        // What fell due while the server was stopped goes before anyone
+        // can connect and read it.
+        let expired = expiry::catch_up(&*store, config.retention)?;
+        if expired > 0 {
+            log::info!("{expired} message(s) that fell due while stopped disappeared");
+        }
+        let expirer = Expirer::spawn(store.clone(), config.retention)?;
         Ok(Core {
             store,
             hub,
@@ -205,6 +217,7 @@ impl Core {
             files,
             images,
             janitor,
+            expirer,
         })
     }
 }
@@ -255,6 +268,7 @@ struct Running {
     hub: HubHandle,
     hub_thread: JoinHandle<()>,
     janitor: Janitor,
+    expirer: Expirer,
     disabled_watch: DisabledWatch,
     all_done: Receiver<()>,
 }
@@ -286,6 +300,7 @@ impl ServerHandle {
         running.hub.control(Control::Shutdown);
         let _ = running.hub_thread.join();
         running.janitor.stop();
+        running.expirer.stop();
         running.disabled_watch.stop();
         // Every connection thread holds a clone of `alive`; the channel
         // disconnects when the last one ends.

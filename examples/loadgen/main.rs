@@ -115,6 +115,10 @@ enum Scenario {
         /// `stop`, in turn, once a second each.
         #[arg(long, default_value_t = 0)]
         typing_users: usize,
+        /// Words of ordinary text after the timestamp in every message
+        /// (what the search index has to index); 0: the timestamp alone.
+        #[arg(long, default_value_t = 0)]
+        words: usize,
     },
     /// Hold connections open and report what they cost the server.
     Idle {
@@ -353,6 +357,8 @@ struct Plan {
     kind: Kind,
     /// Users per worker that type (the first ones of its chunk).
     typing_users: usize,
+    /// Words of text after each message's timestamp.
+    words: usize,
 }
 
 impl Plan {
@@ -365,6 +371,7 @@ impl Plan {
                 window,
                 kind,
                 typing_users,
+                words,
                 ..
             } => Plan {
                 rate: rate.map(|r| r / threads as f64),
@@ -377,6 +384,7 @@ impl Plan {
                 presence_query: "",
                 kind: *kind,
                 typing_users: typing_users.div_ceil(threads.max(1)),
+                words: *words,
             },
             Scenario::Idle { seconds, .. } => Plan {
                 rate: None,
@@ -389,6 +397,7 @@ impl Plan {
                 presence_query: "",
                 kind: Kind::Message,
                 typing_users: 0,
+                words: 0,
             },
             Scenario::Storm { .. } => Plan {
                 rate: None,
@@ -401,6 +410,7 @@ impl Plan {
                 presence_query: "",
                 kind: Kind::Message,
                 typing_users: 0,
+                words: 0,
             },
         };
         Plan {
@@ -778,14 +788,14 @@ fn worker(
                 let interval = Duration::from_secs_f64(1.0 / rate);
                 while Instant::now() >= next_send {
                     round_robin = (round_robin + 1) % clients.len();
-                    send(&mut clients[round_robin], totals, epoch, plan.kind);
+                    send(&mut clients[round_robin], totals, epoch, plan);
                     next_send += interval;
                 }
             }
             None => {
                 for client in &mut clients {
                     while client.inflight < plan.window {
-                        if !send(client, totals, epoch, plan.kind) {
+                        if !send(client, totals, epoch, plan) {
                             break;
                         }
                     }
@@ -990,10 +1000,7 @@ fn on_frame(
         }
         Some("private_message") => {
             totals.received.fetch_add(1, Ordering::Relaxed);
-            if let Some(sent_at) = frame["content"]
-                .as_str()
-                .and_then(|c| c.parse::<u64>().ok())
-            {
+            if let Some(sent_at) = frame["content"].as_str().and_then(stamp_of) {
                 record(sent_at);
             }
         }
@@ -1056,7 +1063,38 @@ fn track_presence(client: &mut Client, text: &str, online: bool, totals: &Totals
 /// Sends one message (or reaction, or edit) stamped with the send time (µs
 /// since the run began). A reaction or edit first needs its message: until
 /// that is stored, nothing else is sent.
-fn send(client: &mut Client, totals: &Totals, epoch: Instant, kind: Kind) -> bool {
+/// Ordinary words, for messages that look like text to the search index.
+const WORDS: [&str; 64] = [
+    "the", "of", "and", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are",
+    "as", "with", "his", "they", "at", "be", "this", "have", "from", "or", "one", "had", "by",
+    "word", "but", "not", "what", "all", "were", "we", "when", "your", "can", "said", "there",
+    "use", "an", "each", "which", "she", "do", "how", "their", "if", "will", "up", "other",
+    "about", "out", "many", "then", "them", "these", "so", "some", "her", "would", "make", "like",
+    "coffee",
+];
+
+/// The content of a message sent at `stamp`: the timestamp (what the
+/// receiver reads its latency from), then `words` words.
+fn content(stamp: u64, words: usize) -> String {
+    let mut text = stamp.to_string();
+    let mut state = stamp | 1;
+    for _ in 0..words {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        text.push(' ');
+        text.push_str(WORDS[(state % WORDS.len() as u64) as usize]);
+    }
+    text
+}
+
+/// The timestamp a message's content starts with.
+fn stamp_of(content: &str) -> Option<u64> {
+    content.split(' ').next()?.parse().ok()
+}
+
+fn send(client: &mut Client, totals: &Totals, epoch: Instant, plan: &Plan) -> bool {
+    let kind = plan.kind;
     let Socket::Open(ws) = &mut client.socket else {
         return false;
     };
@@ -1085,7 +1123,7 @@ fn send(client: &mut Client, totals: &Totals, epoch: Instant, kind: Kind) -> boo
             json!({"type": "edit_message", "message_id": id, "content": stamp.to_string()})
         }
         _ => {
-            json!({"type": "private_message", "to_user_id": client.user.partner, "content": stamp.to_string()})
+            json!({"type": "private_message", "to_user_id": client.user.partner, "content": content(stamp, plan.words)})
         }
     };
     match ws.send(Message::text(frame.to_string())) {
@@ -1371,11 +1409,14 @@ fn scenario_name(scenario: &Scenario) -> String {
             window,
             kind,
             typing_users,
+            words,
         } => {
             let what = format!("{kind:?}").to_lowercase();
-            let typing = match typing_users {
-                0 => String::new(),
-                n => format!(", {n} typing"),
+            let typing = match (typing_users, words) {
+                (0, 0) => String::new(),
+                (0, w) => format!(", {w} words"),
+                (n, 0) => format!(", {n} typing"),
+                (n, w) => format!(", {n} typing, {w} words"),
             };
             match rate {
                 Some(r) => {

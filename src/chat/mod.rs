@@ -9,6 +9,7 @@
 //! (block, read receipts), and finding old messages in [`search`].
 
 pub mod actions;
+pub mod expiry;
 pub mod people;
 pub mod search;
 

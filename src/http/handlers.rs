@@ -71,6 +71,7 @@ const ROUTES: &[(Method, &str, Handler)] = &[
     (Method::Post, "/api/messages/read", mark_read),
     (Method::Get, "/api/messages/unread", unread_count),
     (Method::Get, "/api/conversations", conversations),
+    (Method::Put, "/api/conversations/{}/expiry", set_expiry),
     (Method::Get, "/api/sync", sync),
     (Method::Patch, "/api/me", people::update_me),
     (Method::Patch, "/api/messages/{}", message_actions::edit),
@@ -556,6 +557,8 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         /// I blocked this partner.
         blocked: bool,
         last_seq: i64,
+        /// The disappearing-messages timer; `null`: off.
+        expiry_seconds: Option<i64>,
     }
     #[derive(Serialize)]
     struct List<'a> {
@@ -573,11 +576,35 @@ fn conversations(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
             unread_count: c.unread_count,
             blocked: app.privacy.has_blocked(user.id, c.partner_id),
             last_seq: c.last_seq,
+            expiry_seconds: c.expiry_seconds,
         })
         .collect();
     Ok(Reply::ok(List {
         conversations: rows,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpiryBody {
+    /// `null` (or left out) turns the timer off.
+    seconds: Option<i64>,
+}
+
+/// `PUT /api/conversations/{user_id}/expiry {"seconds": N | null}`.
+fn set_expiry(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
+    let (_, user) = authenticate(app, request)?;
+    let partner: UserId = path_segment(request, 3)?
+        .parse()
+        .map_err(|_| ApiError::not_found("unknown user"))?;
+    let body: ExpiryBody = read_json(request)?;
+    let seq = chat::expiry::set_expiry(app, user.id, partner, body.seconds).map_err(chat_error)?;
+    Ok(Reply::ok(json!({
+        "by_user_id": user.id,
+        "partner_id": partner,
+        "seconds": body.seconds,
+        "seq": seq,
+    })))
 }
 
 /// Whether `viewer` sees `user` online: not while either blocked the other.

@@ -18,10 +18,12 @@
 //! with (the hub's private-message channel), in commit order.
 
 pub mod accounts;
+pub mod expiry;
 pub mod reports;
 mod sqlite;
 
 pub use accounts::{Accounts, Admission, LoginPlace, NotAdmitted};
+pub use expiry::Expiry;
 pub use reports::Reports;
 pub use sqlite::{SearchIndex, SqliteStore, register_search_functions, tune_writer};
 
@@ -227,7 +229,7 @@ pub struct Credentials {
 
 /// The storage interface of the server. See the module docs for why it is a
 /// trait.
-pub trait Store: Accounts + Reports + Send + Sync {
+pub trait Store: Accounts + Expiry + Reports + Send + Sync {
     /// Succeeds when the database answers a trivial query (`/healthz`).
     fn ping(&self) -> Result<(), StoreError>;
 

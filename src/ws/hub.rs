@@ -596,7 +596,8 @@ impl Hub {
             }
             Change::MessageEdited { .. }
             | Change::MessageDeleted { .. }
-            | Change::Reaction { .. } => self.fan_out(&change.audience(), seq, &frame),
+            | Change::Reaction { .. }
+            | Change::ExpiryChanged { .. } => self.fan_out(&change.audience(), seq, &frame),
         }
     }
 

@@ -5,17 +5,13 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::{
-    SqliteStore, actions, constraint_code, emit_change, millis, optional_timestamp, sql, timestamp,
-    user_at,
-};
-use crate::changes::Origin;
-use crate::models::{MessageId, Role, SessionId, StoredThumbnail, User, UserId};
+use super::{SqliteStore, constraint_code, millis, optional_timestamp, sql, timestamp, user_at};
+use crate::models::{Role, SessionId, StoredThumbnail, User, UserId};
 use crate::repo::accounts::{
     AccountSummary, Accounts, Admission, Invite, NewInvite, NotAdmitted, ServerStats, SessionInfo,
     invite_url,
 };
-use crate::repo::{ActionRequest, MessageAction, Refusal, StoreError};
+use crate::repo::{Refusal, StoreError};
 
 /// Whether `admission` lets one more account in at `now`; the invitation
 /// whose use it counts, if any. Runs inside the registering transaction.
@@ -446,55 +442,15 @@ impl Accounts for SqliteStore {
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let (changes, released) = (self.changes.clone(), self.released.0.clone());
-        crate::repo::wait_for_reply(|reply| {
-            self.writer.submit(
-                move |conn| {
-                    // A message the sender hid from themselves is deleted
-                    // for everyone too.
-                    conn.prepare_cached(sql::UNHIDE_ALL)?.execute([user])?;
-                    let ids: Vec<MessageId> = conn
-                        .prepare_cached(sql::UNDELETED_SENT)?
-                        .query_map((user, limit), |row| row.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    let mut done = Vec::with_capacity(ids.len());
-                    for id in ids {
-                        let request = ActionRequest {
-                            user,
-                            message_id: id,
-                            action: MessageAction::Delete {
-                                for_everyone: true,
-                                window: None,
-                            },
-                            now,
-                        };
-                        match actions::act(conn, request, false) {
-                            Ok(deleted) => done.push(deleted),
-                            // Refused (it cannot be, for the sender without
-                            // a window): left as it is, not retried forever.
-                            Err(StoreError::Refused(refusal)) => {
-                                log::warn!("deleting message {id} of user {user}: {refusal}");
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Ok(done)
-                },
-                move |outcome| {
-                    let outcome = outcome.map(|done| {
-                        let count = done.len();
-                        for deleted in done {
-                            emit_change(&changes, deleted.change, Origin::Request);
-                            for sha256 in deleted.released_files {
-                                let _ = released.try_send(sha256);
-                            }
-                        }
-                        count
-                    });
-                    let _ = reply.send(outcome);
-                },
-            )
-        })
+        self.delete_for_everyone(
+            move |conn| {
+                Ok(conn
+                    .prepare_cached(sql::UNDELETED_SENT)?
+                    .query_map((user, limit), |row| Ok((row.get(0)?, user)))?
+                    .collect::<Result<_, _>>()?)
+            },
+            now,
+        )
     }
 
     fn erase_account(

@@ -14,11 +14,13 @@
 //! - [`accounts`]: invitations, roles, disabled accounts, sessions and
 //!   passwords.
 //! - [`reports`]: messages reported to the admins.
+//! - [`expiry`]: disappearing messages, and deleting many for everyone.
 //! - [`search_index`]: the full-text index of messages, kept by triggers.
 
 mod accounts;
 mod actions;
 pub mod checkpointer;
+mod expiry;
 mod private_files;
 mod reports;
 mod schema;
@@ -405,6 +407,7 @@ fn message_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
         deleted_at: optional_timestamp(row, at + 10)?,
         reactions: reactions_at(row, at + 11)?,
         attachment: attachment_at(row, at + 12)?,
+        expires_at: optional_timestamp(row, at + 13)?,
     })
 }
 
@@ -483,6 +486,7 @@ const KIND_READ: i64 = 2;
 const KIND_EDITED: i64 = 3;
 const KIND_DELETED: i64 = 4;
 const KIND_REACTION: i64 = 5;
+const KIND_EXPIRY: i64 = 6;
 
 /// A change as a row of `changes`.
 struct ChangeRow<'a> {
@@ -563,6 +567,17 @@ fn insert_message(
         }
         None => None,
     };
+    // A message sent while the conversation has a timer disappears then.
+    let (low, high) = (
+        new.sender_id.min(new.receiver_id),
+        new.sender_id.max(new.receiver_id),
+    );
+    let expiry_seconds: Option<i64> = conn
+        .prepare_cached(sql::EXPIRY_SECONDS)?
+        .query_row((low, high), |row| row.get(0))
+        .optional()?
+        .flatten();
+    let expires_at = expiry_seconds.map(|s| millis(new.created_at) + s * 1000);
     let inserted = conn.prepare_cached(sql::INSERT_MESSAGE)?.execute((
         new.sender_id,
         new.receiver_id,
@@ -570,6 +585,7 @@ fn insert_message(
         millis(new.created_at),
         &new.client_id,
         new.reply_to_id,
+        expires_at,
     ));
     match inserted {
         Ok(1) => {}
@@ -609,6 +625,7 @@ fn insert_message(
     let mut message = Message::new(id, new.sender_id, new.receiver_id, new.content, created_at);
     message.reply_to = reply_to;
     message.attachment = attachment;
+    message.expires_at = expires_at.map(from_millis);
     Ok(Stored {
         message,
         seq: Some(seq),
@@ -761,6 +778,13 @@ fn change_at(row: &Row<'_>) -> rusqlite::Result<(Seq, Change)> {
             user_id,
             partner_id,
             for_everyone: flag,
+        },
+        KIND_EXPIRY => Change::ExpiryChanged {
+            by_user_id: user_id,
+            partner_id,
+            seconds: row
+                .get::<_, Option<String>>(5)?
+                .and_then(|seconds| seconds.parse().ok()),
         },
         KIND_REACTION => Change::Reaction {
             message_id,
@@ -1270,7 +1294,8 @@ impl Store for SqliteStore {
                         partner_nickname: row.get(1)?,
                         unread_count: row.get(2)?,
                         last_seq: row.get(3)?,
-                        last_message: message_at(row, 4)?,
+                        expiry_seconds: row.get(4)?,
+                        last_message: message_at(row, 5)?,
                     })
                 })?
                 .collect()
@@ -1315,9 +1340,12 @@ mod tests {
                     && !PARTIAL_INDEXES.iter().any(|index| step.ends_with(index))
                     && !LISTS_EVERYTHING.contains(name);
                 assert!(!full_scan, "{name} scans a table: {plan:?}");
-                // A rowid range is a scan of everything older or newer.
+                // A rowid range is a scan of everything older or newer
+                // (unless the statement means to walk the messages in id
+                // order, a page at a time: --retention).
                 assert!(
-                    !step.contains("(rowid<") && !step.contains("(rowid>"),
+                    !step.contains("(rowid<") && !step.contains("(rowid>")
+                        || *name == "OLDEST_AFTER",
                     "{name}: {plan:?}"
                 );
                 // The conversation list sorts one row per partner (see
@@ -1366,6 +1394,9 @@ mod tests {
         ("DISABLED_USERS", "users_disabled"),
         ("SESSIONS_OF", "sessions_by_user"),
         ("UNDELETED_SENT", "private_messages_by_conversation"),
+        ("DUE_TO_EXPIRE", "private_messages_expiring"),
+        ("NEXT_EXPIRY", "private_messages_expiring"),
+        ("EXPIRY_SECONDS", "PRIMARY KEY"),
     ];
 
     fn new_message(sender_id: UserId, receiver_id: UserId, client_id: Option<&str>) -> NewMessage {

@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -202,6 +202,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE UNIQUE INDEX reports_once ON reports (reporter_id, message_id);
          CREATE INDEX reports_open ON reports (id) WHERE resolved_at IS NULL;",
     ),
+    // Disappearing messages.
+    (
+        10,
+        "ALTER TABLE private_messages ADD COLUMN expires_at INTEGER;
+         CREATE INDEX private_messages_expiring ON private_messages (expires_at)
+             WHERE expires_at IS NOT NULL AND deleted_at IS NULL;
+         CREATE TABLE conversation_settings (
+             user_a         INTEGER NOT NULL REFERENCES users (id),
+             user_b         INTEGER NOT NULL REFERENCES users (id),
+             expiry_seconds INTEGER CHECK (expiry_seconds > 0),
+             PRIMARY KEY (user_a, user_b),
+             CHECK (user_a < user_b)
+         ) WITHOUT ROWID;",
+    ),
 ];
 
 /// Brings the file to [`SCHEMA_VERSION`], or refuses a newer one.
@@ -268,6 +282,7 @@ mod tests {
             "password_resets",
             "retired_nicknames",
             "reports",
+            "conversation_settings",
         ] {
             let columns: Vec<String> = conn
                 .prepare(&format!(

@@ -31,7 +31,8 @@ macro_rules! message_columns {
                                  'width', a.width, 'height', a.height, 'thumbnail_url',
                                  CASE WHEN a.thumbnail_sha256 IS NOT NULL
                                  THEN '/api/attachments/' || a.id || '/thumbnail' END)
-              FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL)"
+              FROM attachments a WHERE a.message_id = m.id AND m.deleted_at IS NULL),
+             m.expires_at"
         )
     };
 }
@@ -153,7 +154,7 @@ pub const UNDELETED_SENT: &str = "SELECT m.id FROM conversations c
       AND max(m.sender_id, m.receiver_id) = max(c.user_id, c.partner_id)
      WHERE c.user_id = ?1 AND m.sender_id = ?1 AND m.deleted_at IS NULL
      LIMIT ?2";
-pub const UNHIDE_ALL: &str = "DELETE FROM hidden_messages WHERE user_id = ?1";
+pub const UNHIDE: &str = "DELETE FROM hidden_messages WHERE user_id = ?1 AND message_id = ?2";
 /// What is left of a deleted account: its id, a name that says so, and when.
 pub const ERASE_ACCOUNT: &str = "UPDATE users SET
          nickname = 'deleted user #' || id, email = '#' || id, password_hash = '',
@@ -233,9 +234,30 @@ pub const RESOLVE_REPORT: &str =
 
 /// Stores nothing when this sender already used this client_id.
 pub const INSERT_MESSAGE: &str = "INSERT INTO private_messages
-         (sender_id, receiver_id, content, created_at, client_id, reply_to_id)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         (sender_id, receiver_id, content, created_at, client_id, reply_to_id, expires_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
      ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING";
+/// The disappearing-messages timer of the conversation (?1, ?2), ?1 < ?2.
+pub const EXPIRY_SECONDS: &str =
+    "SELECT expiry_seconds FROM conversation_settings WHERE user_a = ?1 AND user_b = ?2";
+pub const SET_EXPIRY: &str =
+    "INSERT INTO conversation_settings (user_a, user_b, expiry_seconds) VALUES (?1, ?2, ?3)
+     ON CONFLICT (user_a, user_b) DO UPDATE SET expiry_seconds = excluded.expiry_seconds";
+/// Both rows of a conversation learn of its newest change (a timer set).
+pub const TOUCH_CONVERSATION_SEQ: &str =
+    "UPDATE conversations SET last_seq = ?3 WHERE (user_id = ?1 AND partner_id = ?2)
+                                               OR (user_id = ?2 AND partner_id = ?1)";
+/// Messages due to disappear at ?1, soonest first, at most ?2.
+pub const DUE_TO_EXPIRE: &str = "SELECT id, sender_id FROM private_messages
+     WHERE expires_at IS NOT NULL AND deleted_at IS NULL AND expires_at <= ?1
+     ORDER BY expires_at LIMIT ?2";
+/// When the next message disappears.
+pub const NEXT_EXPIRY: &str = "SELECT min(expires_at) FROM private_messages
+     WHERE expires_at IS NOT NULL AND deleted_at IS NULL";
+/// `--retention`: messages after id ?1, oldest first, at most ?2, with
+/// when they were sent (the caller stops at the first one young enough).
+pub const OLDEST_AFTER: &str = "SELECT id, sender_id, created_at, deleted_at IS NOT NULL
+     FROM private_messages WHERE id > ?1 ORDER BY id LIMIT ?2";
 /// Message ?1 as user ?2 sees it.
 pub const MESSAGE_BY_ID: &str = concat!(
     "SELECT ",
@@ -480,7 +502,10 @@ pub const UNREAD_COUNT: &str =
 /// more index updates. Whether the last message was read comes from the
 /// row itself (`partner_read_id`), not from a lookup per partner.
 pub const CONVERSATIONS: &str = concat!(
-    "SELECT c.partner_id, u.nickname, c.unread_count, c.last_seq, ",
+    "SELECT c.partner_id, u.nickname, c.unread_count, c.last_seq,
+            (SELECT s.expiry_seconds FROM conversation_settings s
+             WHERE s.user_a = min(c.user_id, c.partner_id)
+               AND s.user_b = max(c.user_id, c.partner_id)), ",
     message_columns!(@read concat!(
         "CASE WHEN m.receiver_id = c.user_id THEN m.id <= c.last_read_id
               ELSE m.id <= c.partner_read_id AND ", receipts_shared!(), " END"
@@ -531,7 +556,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("SET_DISPLAY_NAME", SET_DISPLAY_NAME),
     ("OTHER_NAMES", OTHER_NAMES),
     ("UNDELETED_SENT", UNDELETED_SENT),
-    ("UNHIDE_ALL", UNHIDE_ALL),
+    ("UNHIDE", UNHIDE),
     ("ERASE_ACCOUNT", ERASE_ACCOUNT),
     ("RETIRE_NICKNAME", RETIRE_NICKNAME),
     ("DELETE_USER_INVITES", DELETE_USER_INVITES),
@@ -546,6 +571,12 @@ pub const ALL: &[(&str, &str)] = &[
     ("REPORTED", REPORTED),
     ("RESOLVE_REPORT", RESOLVE_REPORT),
     ("INSERT_MESSAGE", INSERT_MESSAGE),
+    ("EXPIRY_SECONDS", EXPIRY_SECONDS),
+    ("SET_EXPIRY", SET_EXPIRY),
+    ("TOUCH_CONVERSATION_SEQ", TOUCH_CONVERSATION_SEQ),
+    ("DUE_TO_EXPIRE", DUE_TO_EXPIRE),
+    ("NEXT_EXPIRY", NEXT_EXPIRY),
+    ("OLDEST_AFTER", OLDEST_AFTER),
     ("MESSAGE_BY_CLIENT_ID", MESSAGE_BY_CLIENT_ID),
     ("MESSAGE_BY_ID", MESSAGE_BY_ID),
     ("MESSAGE_FACTS", MESSAGE_FACTS),
