@@ -89,6 +89,16 @@ export async function toggleBlock(partner) {
   }
 }
 
+/** Sets the open conversation's disappearing-messages timer (seconds, or
+ * null for off); the change comes back as `expiry_changed`. */
+export async function setExpiry(partner, seconds) {
+  try {
+    await api("PUT", `/api/conversations/${partner}/expiry`, { seconds });
+  } catch (e) {
+    complain(e);
+  }
+}
+
 export async function setReadReceipts(on) {
   try {
     const { user } = await api("PATCH", "/api/me", { send_read_receipts: on });

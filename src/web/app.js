@@ -29,7 +29,7 @@ import { $ } from "./dom.js";
 import { onLogin, onRegister, onReset, switchAuthTab, logout, startChat, showAuth } from "./auth.js";
 import { closeConversation, loadOlder, markRead, LOAD_OLDER_AT_PX } from "./conversation.js";
 import { submitComposer, cancelCompose, onInput, editLastOwn, stopTyping } from "./compose.js";
-import { toggleBlock, setReadReceipts } from "./actions.js";
+import { toggleBlock, setReadReceipts, setExpiry } from "./actions.js";
 import { wireUploads } from "./uploads.js";
 import { wireLightbox } from "./media.js";
 import { wireAdmin } from "./admin.js";
@@ -45,6 +45,8 @@ function wireUp() {
   $("logout").addEventListener("click", logout);
   $("back").addEventListener("click", () => { stopTyping(); closeConversation(); });
   $("block").addEventListener("click", () => toggleBlock(state.openPartner));
+  $("expiry").addEventListener("change", (event) =>
+    setExpiry(state.openPartner, event.target.value ? Number(event.target.value) : null));
   $("receipts").addEventListener("change", (event) => setReadReceipts(event.target.checked));
   $("compose-cancel").addEventListener("click", cancelCompose);
   wireUploads();

@@ -4,9 +4,10 @@
 
 import {
   state, thread, partnerOf, addMessages, noteLastMessage, findMessage, messageFromFrame, markedRead,
+  conversation,
 } from "./state.js";
 import { $ } from "./dom.js";
-import { refreshLists, renderSidebar } from "./sidebar.js";
+import { refreshLists, renderSidebar, renderPane } from "./sidebar.js";
 import { renderMessages, renderTyping } from "./messages.js";
 import { markRead } from "./conversation.js";
 
@@ -18,8 +19,37 @@ export function applyChange(frame, live) {
     case "message_edited": onEdited(frame); break;
     case "message_deleted": onDeleted(frame); break;
     case "reaction": onReaction(frame); break;
+    case "expiry_changed": onExpiryChanged(frame, live); break;
   }
 }
+
+/** How long a timer is, in words: "1 day", "5 minutes". */
+export function timerWords(seconds) {
+  const units = [[604800, "week"], [86400, "day"], [3600, "hour"], [60, "minute"], [1, "second"]];
+  const [size, name] = units.find(([size]) => seconds % size === 0 && seconds >= size) || [1, "second"];
+  const n = seconds / size;
+  return `${n} ${name}${n === 1 ? "" : "s"}`;
+}
+
+/** The conversation's timer changed: kept for the header, and said in the
+ * conversation when it just happened. */
+function onExpiryChanged(frame, live) {
+  const partner = frame.by_user_id === state.me.id ? frame.partner_id : frame.by_user_id;
+  const c = conversation(partner);
+  c.expiry_seconds = frame.seconds;
+  if (partner !== state.openPartner) return;
+  renderPane();
+  if (!live) return;
+  const who = frame.by_user_id === state.me.id ? "You" : (state.users.get(partner) || {}).nickname || "Your partner";
+  $("notice").textContent = frame.seconds === null
+    ? `${who} turned off disappearing messages.`
+    : `${who} set messages to disappear after ${timerWords(frame.seconds)}.`;
+  $("notice").hidden = false;
+  setTimeout(() => { $("notice").hidden = true; }, NOTICE_MS);
+}
+
+/** How long a notice about the conversation stays. */
+const NOTICE_MS = 8000;
 
 function rerender(partner) {
   if (partner === state.openPartner) renderMessages({});

@@ -37,7 +37,10 @@ export function renderMessages({ scrollToBottom }) {
   const partnerName = (state.users.get(partner) || {}).nickname || "";
   const list = [];
   if (!t.complete && t.messages.size > 0) list.push(olderHint);
-  const stored = [...t.messages.values()].sort((a, b) => a.id - b.id);
+  // A disappearing message that went is not shown at all (no tombstone).
+  const stored = [...t.messages.values()]
+    .filter((m) => !(m.expires_at && m.deleted_at))
+    .sort((a, b) => a.id - b.id);
   // "Seen" goes under the last of my messages the partner has read.
   let lastSeen = 0;
   for (const m of stored) {
@@ -152,6 +155,11 @@ function buildMessage(m, { mine, endsRun, delivery, sender }) {
   const meta = el("div", "meta");
   const parts = [];
   if (m.edited_at && !m.deleted_at) parts.push(el("span", "edited", "edited"));
+  if (m.expires_at && !m.deleted_at) {
+    const mark = el("span", "expires", "⏱");
+    mark.title = `Disappears ${new Date(m.expires_at).toLocaleString()}`;
+    parts.push(mark);
+  }
   if (endsRun) parts.push(el("time", "", formatTime(m.created_at)));
   if (!mine && endsRun && sender) parts.unshift(el("span", "sender", sender));
   if (mine && delivery) parts.push(el("span", `state ${delivery}`, STATE_TEXT[delivery]));

@@ -95,5 +95,15 @@ export function renderPane() {
   $("partner-dot").hidden = !user;
   $("partner-dot").classList.toggle("online", !!(user && user.online));
   $("block").hidden = partner === null;
+  $("expiry-setting").hidden = partner === null;
+  const timer = partner !== null ? (state.conversations.get(partner) || {}).expiry_seconds : null;
+  $("expiry").value = timer ? String(timer) : "";
+  if ($("expiry").value !== (timer ? String(timer) : "")) {
+    // A timer the menu does not offer (set by another client): shown as is.
+    const option = el("option", "", `${timer} s`);
+    option.value = String(timer);
+    $("expiry").append(option);
+    $("expiry").value = String(timer);
+  }
   $("block").textContent = state.blocked.has(partner) ? "Unblock" : "Block";
 }

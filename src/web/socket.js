@@ -180,6 +180,7 @@ function onFrame(frame) {
     case "message_edited":
     case "message_deleted":
     case "reaction":
+    case "expiry_changed":
       seen(frame.seq);
       applyChange(frame, true);
       break;

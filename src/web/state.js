@@ -104,6 +104,7 @@ export function applyListRow(row) {
   if (!c.last_message || row.last_message.id >= c.last_message.id) c.last_message = row.last_message;
   c.last_seq = Math.max(c.last_seq, row.last_seq || 0);
   c.unread_count = c.base_unread + c.extra.size;
+  c.expiry_seconds = row.expiry_seconds ?? null;
 }
 
 /** Everything up to `upToId` is read (by me). */
@@ -131,7 +132,7 @@ export function messageFromFrame(frame) {
     content: frame.content, created_at: frame.timestamp, is_read: false,
     reply_to: frame.reply_to || null, edited_at: frame.edited_at || null,
     deleted_at: frame.deleted_at || null, reactions: [],
-    attachment: frame.attachment || null,
+    attachment: frame.attachment || null, expires_at: frame.expires_at || null,
   };
 }
 
