@@ -114,9 +114,12 @@ fi
 # What the search index costs a send: the same closed loop, messages of 12
 # words of text, without and with the index, alternating.
 if sel search-cost; then
-  for i in $(seq "$RUNS"); do
-    RUNS=1 run "search-off-$i" "--search off" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --words 12
-    RUNS=1 run "search-on-$i" "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --words 12
+  for round in $(seq "$RUNS"); do # (run() uses $i)
+    RUNS=1 run "search-off-$round" "--search off" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --words 12
+    RUNS=1 run "search-on-$round" "" pairs --users 1000 --seconds "$SECONDS_PER_RUN" --window 4 --words 12
+    # And what it costs a message's latency at a rate a busy server sees.
+    RUNS=1 run "search-off-2000-$round" "--search off" pairs --users 1000 --rate 2000 --seconds "$SECONDS_PER_RUN" --words 12
+    RUNS=1 run "search-on-2000-$round" "" pairs --users 1000 --rate 2000 --seconds "$SECONDS_PER_RUN" --words 12
   done
 fi
 # Typing at scale: messages at 5,000/s open loop, without and with 1,000

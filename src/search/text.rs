@@ -41,6 +41,11 @@ pub fn is_spaceless(c: char) -> bool {
 /// `c` folded: lower case, decomposed, combining marks dropped. Empty for
 /// a character that is only a mark.
 fn fold(c: char, out: &mut String) {
+    // Most text is ASCII, which has no marks to take off.
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
     for lower in c.to_lowercase() {
         out.extend(
             std::iter::once(lower)
