@@ -18,6 +18,7 @@ pub mod watch;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use crossbeam_channel::Sender;
 
 use crate::auth;
 use crate::config::{Config, RegistrationMode};
@@ -314,12 +315,9 @@ pub fn change_password(
 /// session) and waits, briefly, until the hub has: after that none of them
 /// acts on another frame.
 pub fn close_session_connections(hub: &HubHandle, session: SessionId) {
-    let (closed, all_closed) = crossbeam_channel::bounded(1);
-    if hub.control(Control::CloseSession { session, closed })
-        && all_closed.recv_timeout(CLOSE_WAIT).is_err()
-    {
-        log::warn!("closing the connections of session {session}: the hub did not confirm in time");
-    }
+    close_and_wait(hub, &format!("session {session}"), |closed| {
+        Control::CloseSession { session, closed }
+    });
 }
 
 /// Closes `user`'s connections (all but session `keep`'s) and waits,
@@ -330,15 +328,20 @@ pub fn close_connections(
     keep: Option<SessionId>,
     reason: CloseReason,
 ) {
-    let (closed, all_closed) = crossbeam_channel::bounded(1);
-    if hub.control(Control::CloseUser {
+    close_and_wait(hub, &format!("user {user}"), |closed| Control::CloseUser {
         user,
         keep,
         reason,
         closed,
-    }) && all_closed.recv_timeout(CLOSE_WAIT).is_err()
-    {
-        log::warn!("closing the connections of user {user}: the hub did not confirm in time");
+    });
+}
+
+/// Asks the hub to close connections and waits for its word (it takes
+/// microseconds; [`CLOSE_WAIT`] bounds it only if the hub is stuck).
+fn close_and_wait(hub: &HubHandle, whose: &str, control: impl FnOnce(Sender<()>) -> Control) {
+    let (closed, all_closed) = crossbeam_channel::bounded(1);
+    if hub.control(control(closed)) && all_closed.recv_timeout(CLOSE_WAIT).is_err() {
+        log::warn!("closing the connections of {whose}: the hub did not confirm in time");
     }
 }
 
@@ -383,7 +386,7 @@ pub fn delete_account(
 ) -> Result<(), AccountError> {
     // Without an admin, registration would open to anyone again (the
     // default mode), and the next stranger would administer the server.
-    let admins = store.stats(Utc::now())?.admins;
+    let admins = store.admin_count()?;
     let is_admin = store.user(user)?.is_some_and(|u| u.role == Role::Admin);
     if is_admin && admins <= 1 {
         return Err(AccountError::LastAdmin);

@@ -271,16 +271,26 @@ pub fn thumbnail(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
         .thumbnail
         .as_ref()
         .ok_or_else(|| ApiError::not_found("this attachment has no thumbnail"))?;
+    let name = format!("thumbnail-{}", stored.attachment.name);
+    serve_thumbnail(app, request, thumbnail, &name)
+}
+
+/// Answers with a stored thumbnail (an image's, or a user's picture).
+fn serve_thumbnail(
+    app: &App,
+    request: &HttpRequest,
+    thumbnail: &StoredThumbnail,
+    name: &str,
+) -> Result<Reply, ApiError> {
     let path = app
         .files
         .path_of(&thumbnail.sha256)
         .ok_or_else(|| ApiError::internal("a stored digest is not a file name"))?;
     let size = std::fs::metadata(path).map_err(ApiError::internal)?.len();
-    let name = format!("thumbnail-{}", stored.attachment.name);
     let served = Served {
         sha256: &thumbnail.sha256,
         mime: &thumbnail.mime,
-        name: &name,
+        name,
         size,
     };
     serve(app, request, served)
@@ -294,19 +304,7 @@ pub fn avatar(app: &App, request: &HttpRequest) -> Result<Reply, ApiError> {
     let missing = || ApiError::not_found("no such picture");
     let user: i64 = path_segment(request, 3)?.parse().map_err(|_| missing())?;
     let picture = app.store.avatar(user)?.ok_or_else(missing)?;
-    let path = app
-        .files
-        .path_of(&picture.sha256)
-        .ok_or_else(|| ApiError::internal("a stored digest is not a file name"))?;
-    let size = std::fs::metadata(path).map_err(ApiError::internal)?.len();
-    let name = format!("avatar-{user}");
-    let served = Served {
-        sha256: &picture.sha256,
-        mime: &picture.mime,
-        name: &name,
-        size,
-    };
-    serve(app, request, served)
+    serve_thumbnail(app, request, &picture, &format!("avatar-{user}"))
 }
 
 /// The attachment named by the path, if the caller may see it.

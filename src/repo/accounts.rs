@@ -161,6 +161,8 @@ pub trait Accounts {
     ) -> Result<User, StoreError>;
     /// Whether some account is an admin (registration is open until one is).
     fn admin_exists(&self) -> Result<bool, StoreError>;
+    /// How many accounts are admins (the last one may not go).
+    fn admin_count(&self) -> Result<i64, StoreError>;
     fn user_by_nickname(&self, nickname: &str) -> Result<Option<User>, StoreError>;
     /// Every account, disabled ones too, sorted by nickname.
     fn accounts(&self) -> Result<Vec<AccountSummary>, StoreError>;

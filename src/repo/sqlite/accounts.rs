@@ -160,6 +160,13 @@ impl Accounts for SqliteStore {
         admin_exists(conn)
     }
 
+    fn admin_count(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(sql::ADMIN_COUNT)?
+                .query_row([], |row| row.get(0))
+        })
+    }
+
     fn user_by_nickname(&self, nickname: &str) -> Result<Option<User>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(sql::USER_BY_NICKNAME)?

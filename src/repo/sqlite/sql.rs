@@ -121,6 +121,7 @@ pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id = ?1";
 
 /// Uses the partial index `users_admins`.
 pub const ADMIN_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')";
+pub const ADMIN_COUNT: &str = "SELECT count(*) FROM users WHERE role = 'admin'";
 pub const INVITE_STATE: &str = "SELECT expires_at, max_uses, uses FROM invites WHERE code = ?1";
 pub const USE_INVITE: &str = "UPDATE invites SET uses = uses + 1 WHERE code = ?1";
 pub const INSERT_INVITE: &str =
@@ -532,6 +533,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("DELETE_SESSION", DELETE_SESSION),
     ("USER_BY_NICKNAME", USER_BY_NICKNAME),
     ("ADMIN_EXISTS", ADMIN_EXISTS),
+    ("ADMIN_COUNT", ADMIN_COUNT),
     ("INVITE_STATE", INVITE_STATE),
     ("USE_INVITE", USE_INVITE),
     ("INSERT_INVITE", INSERT_INVITE),
