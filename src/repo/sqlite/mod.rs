@@ -193,12 +193,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", synchronous)?;
         tune_writer(&conn)?;
         schema::migrate(&mut conn)?;
-        search_index::ensure(&mut conn, search)?;
-        let searchable: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search')",
-            [],
-            |row| row.get(0),
-        )?;
+        let searchable = search_index::ensure(&mut conn, search)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
             changes,

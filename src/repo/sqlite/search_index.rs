@@ -124,8 +124,9 @@ pub fn index_new_message(
 }
 
 /// Brings the index to `wanted`: builds it (from every message that can
-/// be found) or drops it, in one transaction.
-pub fn ensure(conn: &mut Connection, wanted: SearchIndex) -> Result<(), StoreError> {
+/// be found) or drops it, in one transaction. Returns whether the index
+/// exists now.
+pub fn ensure(conn: &mut Connection, wanted: SearchIndex) -> Result<bool, StoreError> {
     let definition: Option<String> = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'search'",
@@ -136,8 +137,8 @@ pub fn ensure(conn: &mut Connection, wanted: SearchIndex) -> Result<(), StoreErr
     let exists = definition.is_some();
     // An index made with another definition is made again.
     let outdated = definition.is_some_and(|sql| sql != TABLE);
-    match (wanted, exists) {
-        (SearchIndex::On, false) | (SearchIndex::On, true) if !exists || outdated => {
+    match wanted {
+        SearchIndex::On if !exists || outdated => {
             let started = std::time::Instant::now();
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
             tx.execute_batch(DROP)?;
@@ -145,14 +146,15 @@ pub fn ensure(conn: &mut Connection, wanted: SearchIndex) -> Result<(), StoreErr
             tx.execute_batch(CREATE)?;
             tx.commit()?;
             log::info!("built the search index in {:?}", started.elapsed());
+            Ok(true)
         }
-        (SearchIndex::Off, true) => {
+        SearchIndex::Off if exists => {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
             tx.execute_batch(DROP)?;
             tx.commit()?;
             log::info!("dropped the search index (--search off)");
+            Ok(false)
         }
-        _ => {}
+        _ => Ok(exists),
     }
-    Ok(())
 }
