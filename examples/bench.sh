@@ -13,7 +13,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
 OUT=${OUT:-target/bench}
 PORT=${PORT:-18600}
 mkdir -p "$OUT"
-cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup --example web_render --example file_bench
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup --example web_render --example file_bench --example expiry_sweep
 # SERVER_CPUS / LOADGEN_CPUS pin the server and the generator to separate
 # cores (`taskset -c`), for the per-core figure.
 pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
@@ -121,6 +121,35 @@ if sel search-cost; then
     RUNS=1 run "search-off-2000-$round" "--search off" pairs --users 1000 --rate 2000 --seconds "$SECONDS_PER_RUN" --words 12
     RUNS=1 run "search-on-2000-$round" "" pairs --users 1000 --rate 2000 --seconds "$SECONDS_PER_RUN" --words 12
   done
+fi
+# The expiry sweep: a million messages fall due while 1,000 users send
+# 1,000 msg/s, against the same run where none do. One seeded database (a
+# million messages, its search index built, the generator's users
+# registered) is copied for every run; `expiry_sweep watch` reads the
+# server's /metrics for when the sweep started and ended.
+if sel expiry-sweep; then
+  seed="$OUT/expiry-seed.db"
+  export DB_KEY=expiry DB_FILE="$OUT/expiry.db"
+  if [ ! -f "$seed" ]; then
+    rm -f "$DB_FILE" "$DB_FILE"-*
+    target/release/examples/seed_db --db "$DB_FILE" --users 2000 --messages 1000000 --queries 10 >/dev/null
+    RUNS=1 run expiry-register "" pairs --users 1000 --rate 100 --seconds 1 >/dev/null
+    cp "$DB_FILE" "$seed" && cp "$DB_FILE-search" "$seed-search"
+  fi
+  for round in $(seq "$RUNS"); do
+    for mode in without with; do
+      rm -f "$DB_FILE" "$DB_FILE"-*
+      cp "$seed" "$DB_FILE" && cp "$seed-search" "$DB_FILE-search"
+      if [ $mode = with ]; then
+        due=$(target/release/examples/expiry_sweep due --db "$DB_FILE" --in-seconds 5 | cut -d' ' -f1)
+        export BACKGROUND="target/release/examples/expiry_sweep watch --seconds $SECONDS_PER_RUN --expect $due"
+      fi
+      RUNS=1 run "expiry-$mode-$round" "" pairs --users 1000 --rate 1000 --seconds "$SECONDS_PER_RUN"
+      unset BACKGROUND
+    done
+  done
+  rm -f "$DB_FILE" "$DB_FILE"-*
+  unset DB_KEY DB_FILE
 fi
 # Typing at scale: messages at 5,000/s open loop, without and with 1,000
 # users typing (a start or a stop each second), same session.

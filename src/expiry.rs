@@ -12,18 +12,25 @@
 //! fell due while it was stopped is gone before anyone can read it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use chrono::Utc;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
+use crate::metrics::Metrics;
 use crate::models::MessageId;
 use crate::repo::{Store, StoreError};
 
-/// Messages deleted per transaction: small enough that a send waits for
-/// one batch at most, large enough that a backlog goes quickly.
-pub const BATCH: u32 = 500;
+/// Messages deleted per transaction at start, before the server takes a
+/// connection: nobody waits for the writer then.
+pub const START_BATCH: u32 = 500;
+/// Messages deleted per transaction while the server runs. Every send
+/// committed beside a batch waits for it, so it is small: a backlog of a
+/// million goes a little slower, and messages keep their latency
+/// (docs/BENCHMARKS.md).
+pub const LIVE_BATCH: u32 = 50;
 /// How often the thread looks for messages that fell due: a message
 /// disappears at most this long after its time.
 pub const PERIOD: Duration = Duration::from_millis(500);
@@ -37,33 +44,60 @@ struct RetentionCursor(MessageId);
 /// batch; returns how many messages went.
 pub fn catch_up(store: &dyn Store, retention: Option<Duration>) -> Result<usize, StoreError> {
     let mut cursor = RetentionCursor::default();
-    sweep(store, retention, &mut cursor)
+    let sweep = Sweep {
+        store,
+        retention,
+        batch: START_BATCH,
+        stop: &crossbeam_channel::never(),
+        expired: &AtomicU64::new(0),
+    };
+    sweep.run(&mut cursor)
 }
 
-fn sweep(
-    store: &dyn Store,
+/// One pass over what is due.
+struct Sweep<'a> {
+    store: &'a dyn Store,
     retention: Option<Duration>,
-    cursor: &mut RetentionCursor,
-) -> Result<usize, StoreError> {
-    let mut deleted = 0;
-    loop {
-        let batch = store.expire_due(Utc::now(), BATCH)?;
-        deleted += batch;
-        if batch < BATCH as usize {
-            break;
-        }
-    }
-    if let Some(age) = retention.and_then(|age| chrono::Duration::from_std(age).ok()) {
-        loop {
-            let round = store.expire_older(Utc::now() - age, cursor.0, BATCH)?;
-            deleted += round.deleted;
-            cursor.0 = round.after;
-            if round.done {
+    /// Messages per transaction.
+    batch: u32,
+    /// Asked to stop: looked at between two batches.
+    stop: &'a Receiver<()>,
+    /// Counts the messages deleted.
+    expired: &'a AtomicU64,
+}
+
+impl Sweep<'_> {
+    fn run(&self, cursor: &mut RetentionCursor) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        while self.stop.is_empty() {
+            let batch = self.store.expire_due(Utc::now(), self.batch)?;
+            self.count(&mut deleted, batch);
+            if batch < self.batch as usize {
                 break;
             }
         }
+        if let Some(age) = self
+            .retention
+            .and_then(|age| chrono::Duration::from_std(age).ok())
+        {
+            while self.stop.is_empty() {
+                let round = self
+                    .store
+                    .expire_older(Utc::now() - age, cursor.0, self.batch)?;
+                self.count(&mut deleted, round.deleted);
+                cursor.0 = round.after;
+                if round.done {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
     }
-    Ok(deleted)
+
+    fn count(&self, deleted: &mut usize, batch: usize) {
+        *deleted += batch;
+        self.expired.fetch_add(batch as u64, Ordering::Relaxed);
+    }
 }
 
 /// The expiry thread; stopped by [`Expirer::stop`].
@@ -73,11 +107,24 @@ pub struct Expirer {
 }
 
 impl Expirer {
-    pub fn spawn(store: Arc<dyn Store>, retention: Option<Duration>) -> std::io::Result<Expirer> {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        retention: Option<Duration>,
+    ) -> std::io::Result<Expirer> {
         let (stop, stopped) = bounded(1);
         let thread = thread::Builder::new()
             .name("expiry".into())
-            .spawn(move || run(&*store, retention, &stopped))?;
+            .spawn(move || {
+                let sweep = Sweep {
+                    store: &*store,
+                    retention,
+                    batch: LIVE_BATCH,
+                    stop: &stopped,
+                    expired: &metrics.messages_expired,
+                };
+                run(&sweep)
+            })?;
         Ok(Expirer { stop, thread })
     }
 
@@ -87,10 +134,10 @@ impl Expirer {
     }
 }
 
-fn run(store: &dyn Store, retention: Option<Duration>, stopped: &Receiver<()>) {
+fn run(sweep: &Sweep<'_>) {
     let mut cursor = RetentionCursor::default();
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(PERIOD) {
-        match sweep(store, retention, &mut cursor) {
+    while let Err(RecvTimeoutError::Timeout) = sweep.stop.recv_timeout(PERIOD) {
+        match sweep.run(&mut cursor) {
             Ok(0) => {}
             Ok(n) => log::info!("{n} message(s) disappeared"),
             Err(StoreError::Closed) => return,

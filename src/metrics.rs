@@ -110,6 +110,8 @@ pub struct Metrics {
     pub hub_event_seconds: Histogram,
     /// Stored files removed because no upload referred to them any more.
     pub files_removed: AtomicU64,
+    /// Messages deleted because they were due (timers, `--retention`).
+    pub messages_expired: AtomicU64,
     /// When the server started (`process_start_time_seconds`).
     pub started: SystemTime,
 }
@@ -126,6 +128,7 @@ impl Default for Metrics {
             queries_refused: AtomicU64::new(0),
             hub_event_seconds: Histogram::new(SECONDS_BUCKETS),
             files_removed: AtomicU64::new(0),
+            messages_expired: AtomicU64::new(0),
             started: SystemTime::now(),
         }
     }
@@ -194,6 +197,12 @@ impl Metrics {
             "chat_files_removed_total",
             "Stored files removed: unsent for too long, or their message deleted.",
             load(&self.files_removed),
+        );
+        render_counter(
+            out,
+            "chat_messages_expired_total",
+            "Messages deleted for everyone because they were due (disappearing messages, --retention).",
+            load(&self.messages_expired),
         );
         render_gauge(
             out,

@@ -207,7 +207,7 @@ impl Core {
         if expired > 0 {
             log::info!("{expired} message(s) that fell due while stopped disappeared");
         }
-        let expirer = Expirer::spawn(store.clone(), config.retention)?;
+        let expirer = Expirer::spawn(store.clone(), metrics.clone(), config.retention)?;
         Ok(Core {
             store,
             hub,

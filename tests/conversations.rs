@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestServer, TwoOnline, Ws, pm};
+use common::{TestServer, TwoOnline, Ws, database_bytes, holds, pm};
 use serde_json::{Value, json};
 
 fn history(client: &common::Client, partner: i64) -> Vec<Value> {
@@ -451,32 +451,17 @@ fn after_a_deletion_for_everyone_the_text_is_nowhere_in_the_database_file() {
         200
     );
     let db_path = server.config.db.clone();
-    let bytes = || {
-        let mut all = std::fs::read(&db_path).expect("db file");
-        all.extend(std::fs::read(db_path.with_extension("db-wal")).unwrap_or_default());
-        all
-    };
-    let contains =
-        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
-    // Checkpoint first, so that the text is in the database file itself.
-    let checkpoint = || {
-        let conn = rusqlite::Connection::open(&db_path).expect("open db");
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .expect("checkpoint");
-    };
-    checkpoint();
     assert!(
-        contains(&bytes(), secret),
+        holds(&database_bytes(&db_path), secret),
         "the test must see the text first"
     );
 
     assert_eq!(alice.delete(&format!("/api/messages/{id}")).status, 200);
     server.shutdown();
-    checkpoint();
-    let file = bytes();
-    assert!(!contains(&file, secret), "the text is still in the file");
+    let file = database_bytes(&db_path);
+    assert!(!holds(&file, secret), "the text is still in the file");
     assert!(
-        !contains(&file, draft),
+        !holds(&file, draft),
         "an earlier version is still in the file"
     );
 }

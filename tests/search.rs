@@ -32,6 +32,13 @@ fn found(client: &Client, q: &str) -> Vec<String> {
         .collect()
 }
 
+/// The search index's file beside the database at `db`.
+fn search_file(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-search");
+    name.into()
+}
+
 fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -302,6 +309,44 @@ fn with_search_off_there_is_no_index_and_search_says_so() {
         )
         .expect("count");
     assert_eq!(tables, 0);
+    assert!(!search_file(&server.config.db).exists());
+}
+
+#[test]
+fn an_index_made_later_holds_the_older_messages_and_resumes_after_a_restart() {
+    let mut server = TestServer::start_with(|c| c.search = Switch::Off);
+    let (alice, _) = server.user("alice");
+    let (mut bob, bob_id) = server.user("bob");
+    for n in 0..30 {
+        alice.send(bob_id, &format!("older message number{n} walrus"));
+    }
+    let edited = alice.send(bob_id, "a typo here")["id"].clone();
+
+    // Turned on: the messages already there are built into the new index.
+    server.config.search = Switch::On;
+    server.restart();
+    bob.base = server.base();
+    assert_eq!(found(&bob, "walrus").len(), 20, "a page of the 30");
+    assert_eq!(found(&bob, "number7"), ["older message number7 walrus"]);
+    let mut alice = alice;
+    alice.base = server.base();
+
+    // Stopped and started again, it resumes where it was: what changed
+    // while it was stopped is indexed, nothing twice.
+    server.shutdown();
+    server.restart();
+    alice.base = server.base();
+    bob.base = server.base();
+    let fixed = alice.patch(
+        &format!("/api/messages/{edited}"),
+        &json!({"content": "a fixed sentence"}),
+    );
+    assert_eq!(fixed.status, 200, "{}", fixed.body);
+    alice.send(bob_id, "a newer walrus");
+    assert!(found(&bob, "typo").is_empty());
+    assert_eq!(found(&bob, "fixed"), ["a fixed sentence"]);
+    assert_eq!(found(&bob, "number29"), ["older message number29 walrus"]);
+    assert_eq!(found(&bob, "newer walrus"), ["a newer walrus"]);
 }
 
 #[test]
@@ -318,10 +363,12 @@ fn a_deleted_message_leaves_no_word_in_the_index_or_the_file() {
     let db = server.config.db.clone();
     server.shutdown();
 
-    let conn = rusqlite::Connection::open(&db).expect("open");
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .expect("checkpoint");
+    let bytes = common::database_bytes(&db);
+    assert!(!common::holds(&bytes, word), "the word is still in a file");
+    let index = std::fs::read(search_file(&db)).expect("index file");
+    assert!(common::holds(&index, "drummer"), "the test reads the index");
     // The index's own list of its words.
+    let conn = rusqlite::Connection::open(search_file(&db)).expect("open");
     conn.execute_batch("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, search, 'row')")
         .expect("vocabulary");
     let terms: Vec<String> = conn
@@ -330,10 +377,4 @@ fn a_deleted_message_leaves_no_word_in_the_index_or_the_file() {
         .expect("terms");
     assert!(terms.contains(&"drummer".to_owned()), "{terms:?}");
     assert!(!terms.contains(&word.to_owned()), "{terms:?}");
-    drop(conn);
-    let bytes = std::fs::read(&db).expect("db");
-    assert!(
-        !bytes.windows(word.len()).any(|w| w == word.as_bytes()),
-        "the word is still in the file"
-    );
 }

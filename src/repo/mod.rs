@@ -25,7 +25,7 @@ mod sqlite;
 pub use accounts::{Accounts, Admission, LoginPlace, NotAdmitted};
 pub use expiry::Expiry;
 pub use reports::Reports;
-pub use sqlite::{SearchIndex, SqliteStore, register_search_functions, tune_writer};
+pub use sqlite::{SearchIndex, SqliteStore, build_search_index, tune_writer};
 
 use chrono::{DateTime, Utc};
 

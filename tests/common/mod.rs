@@ -575,3 +575,31 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Every byte the server keeps of the database at `db`: the file and the
+/// search index's file (`-search`), with their write-ahead logs copied into
+/// them first, and whatever is left in the logs.
+pub fn database_bytes(db: &Path) -> Vec<u8> {
+    let mut search = db.as_os_str().to_owned();
+    search.push("-search");
+    let mut bytes = Vec::new();
+    for file in [db.to_path_buf(), std::path::PathBuf::from(search)] {
+        if !file.exists() {
+            continue;
+        }
+        let conn = rusqlite::Connection::open(&file).expect("open");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("checkpoint");
+        drop(conn);
+        let mut wal = file.clone().into_os_string();
+        wal.push("-wal");
+        bytes.extend(std::fs::read(&file).expect("database file"));
+        bytes.extend(std::fs::read(wal).unwrap_or_default());
+    }
+    bytes
+}
+
+/// Whether `hay` holds the bytes of `needle`.
+pub fn holds(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}

@@ -15,12 +15,14 @@
 //!   passwords.
 //! - [`reports`]: messages reported to the admins.
 //! - [`expiry`]: disappearing messages, and deleting many for everyone.
-//! - [`search_index`]: the full-text index of messages, kept by triggers.
+//! - [`search_index`]: the full-text index of messages, in a file of its own.
+//! - [`indexer`]: the thread that keeps it in step with the messages.
 
 mod accounts;
 mod actions;
 pub mod checkpointer;
 mod expiry;
+mod indexer;
 mod private_files;
 mod reports;
 mod schema;
@@ -40,7 +42,7 @@ use super::{
 };
 use crate::changes::{Change, ChangeSink, Committed, Origin, Seq, Written};
 use crate::config::Durability;
-use crate::metrics::render_counter;
+use crate::metrics::{render_counter, render_gauge};
 use crate::models::{
     Attachment, Conversation, Cursor, Message, MessageId, NewAttachment, NewMessage, Page,
     Reaction, ReplyTo, Role, Session, SessionId, StoredAttachment, StoredThumbnail, User, UserId,
@@ -48,7 +50,9 @@ use crate::models::{
 };
 use checkpointer::Checkpointer;
 use crossbeam_channel::{Receiver, Sender};
-pub use search_index::{SearchIndex, register_functions as register_search_functions};
+use indexer::Indexer;
+pub use indexer::build as build_search_index;
+pub use search_index::SearchIndex;
 use writer::Writer;
 
 /// How long a connection waits for a lock held by another process (a backup
@@ -60,6 +64,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// and a connect storm of 10,000 WebSockets (each looking up its session at
 /// once) opened thousands and ran out of file descriptors.
 const MAX_READERS: usize = 8;
+/// How long a search waits for the index to catch up with the changes
+/// committed before it was asked (normally one indexer round): past this,
+/// it answers from the index as it is.
+const SEARCH_WAIT: Duration = Duration::from_secs(1);
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -71,8 +79,9 @@ pub struct SqliteStore {
     /// Digests of files a committed write stopped referring to, for
     /// whoever removes unused files (see [`Store::released_files`]).
     released: (Sender<String>, Receiver<String>),
-    /// Whether the search index exists (`--search`).
-    searchable: bool,
+    /// The thread keeping the search index, if there is one (`--search`).
+    /// Dropped after the writer: it indexes the last writes, then stops.
+    indexer: Option<Indexer>,
 }
 
 /// Released digests held for the file remover; when it falls this far
@@ -82,6 +91,8 @@ const RELEASED_QUEUE: usize = 1024;
 /// The read connections: opened on demand, at most [`MAX_READERS`], kept.
 struct ReaderPool {
     path: PathBuf,
+    /// Whether connections attach the search index's file.
+    searchable: bool,
     state: Mutex<PoolState>,
     /// Signalled when a connection is returned.
     returned: Condvar,
@@ -100,9 +111,10 @@ struct PooledReader<'a> {
 }
 
 impl ReaderPool {
-    fn new(path: &Path) -> ReaderPool {
+    fn new(path: &Path, searchable: bool) -> ReaderPool {
         ReaderPool {
             path: path.to_owned(),
+            searchable,
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 open: 0,
@@ -125,7 +137,7 @@ impl ReaderPool {
             if state.open < MAX_READERS {
                 state.open += 1;
                 drop(state);
-                return match open_connection(&self.path) {
+                return match self.open() {
                     Ok(conn) => Ok(PooledReader {
                         pool: self,
                         conn: Some(conn),
@@ -142,6 +154,16 @@ impl ReaderPool {
                 .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+}
+
+impl ReaderPool {
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = open_connection(&self.path)?;
+        if self.searchable {
+            search_index::attach(&conn, &self.path)?;
+        }
+        Ok(conn)
     }
 }
 
@@ -193,14 +215,14 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", synchronous)?;
         tune_writer(&conn)?;
         schema::migrate(&mut conn)?;
-        let searchable = search_index::ensure(&mut conn, search)?;
+        let searchable = search_index::ensure(&mut conn, path, search)?;
         Ok(SqliteStore {
             writer: Writer::spawn(conn)?,
             changes,
-            readers: ReaderPool::new(path),
+            readers: ReaderPool::new(path, searchable),
             checkpointer: Checkpointer::spawn(path)?,
             released: crossbeam_channel::bounded(RELEASED_QUEUE),
-            searchable,
+            indexer: searchable.then(|| Indexer::spawn(path)).transpose()?,
         })
     }
 
@@ -243,6 +265,14 @@ impl SqliteStore {
                 });
                 let _ = reply.send(outcome);
             })
+        })
+    }
+
+    /// The newest change's `seq`.
+    fn latest_seq(&self) -> Result<Seq, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(sql::LATEST_SEQ)?
+                .query_row([], |row| row.get(0))
         })
     }
 
@@ -323,8 +353,6 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     // Every statement of `sql` stays prepared (rusqlite keeps 16 by default,
     // fewer than the writer uses, and re-preparing costs a parse).
     conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
-    // The search index's triggers call these on every message write.
-    search_index::register_functions(&conn)?;
     Ok(conn)
 }
 
@@ -523,11 +551,7 @@ fn log_change(conn: &Connection, change: ChangeRow<'_>) -> Result<Seq, StoreErro
 /// Stores a message unless its (sender, client_id) is taken, keeps both
 /// conversation rows in step and logs the change. Runs inside the writer's
 /// transaction.
-fn insert_message(
-    conn: &Connection,
-    new: NewMessage,
-    searchable: bool,
-) -> Result<Stored, StoreError> {
+fn insert_message(conn: &Connection, new: NewMessage) -> Result<Stored, StoreError> {
     let reply_to = match new.reply_to_id {
         Some(id) => Some(actions::reply_target(
             conn,
@@ -597,9 +621,6 @@ fn insert_message(
         Err(e) => return Err(e.into()),
     }
     let id = conn.last_insert_rowid();
-    if searchable {
-        search_index::index_new_message(conn, id, &new.content, new.sender_id, new.receiver_id)?;
-    }
     if let Some(attachment) = &attachment {
         conn.prepare_cached(sql::ATTACH)?
             .execute((attachment.id, id))?;
@@ -950,9 +971,8 @@ impl Store for SqliteStore {
             sender_nickname: std::mem::take(&mut new.sender_nickname),
             origin,
         };
-        let searchable = self.searchable;
         self.writer.submit(
-            move |conn| insert_message(conn, new, searchable),
+            move |conn| insert_message(conn, new),
             move |outcome| finish_message_write(outcome, sent, &changes, reply),
         );
     }
@@ -994,8 +1014,13 @@ impl Store for SqliteStore {
         before: MessageId,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        if !self.searchable {
+        let Some(indexer) = &self.indexer else {
             return Err(StoreError::SearchOff);
+        };
+        // What was committed before the search was asked is found (and
+        // what was deleted is not), once the index has caught up with it.
+        if !indexer.wait_for(self.latest_seq()?, SEARCH_WAIT) {
+            log::warn!("search index is more than {SEARCH_WAIT:?} behind; searching it as it is");
         }
         let scope = match partner {
             Some(partner) => search_index::conversation_scope(me, partner),
@@ -1278,6 +1303,22 @@ impl Store for SqliteStore {
             "WAL checkpoints run by the checkpointer thread.",
             load(&checkpoints.checkpoints),
         );
+        if let Some(indexer) = &self.indexer {
+            let (indexed, unbuilt_through) = indexer.progress();
+            let latest = self.latest_seq().unwrap_or(indexed);
+            render_gauge(
+                out,
+                "chat_search_index_behind_changes",
+                "Committed changes the search index has yet to follow.",
+                latest - indexed,
+            );
+            render_gauge(
+                out,
+                "chat_search_index_unbuilt_through",
+                "Highest message id the search index has still to build (0: it holds every message).",
+                unbuilt_through,
+            );
+        }
     }
 
     fn conversations(&self, me: UserId) -> Result<Vec<Conversation>, StoreError> {
@@ -1313,7 +1354,8 @@ mod tests {
         let path = dir.path().join("plans.db");
         let _store =
             SqliteStore::open(&path, Durability::Normal, crate::changes::nowhere()).expect("open");
-        let conn = open_connection(&path).expect("connection");
+        // The indexer's connection: every statement's tables are on it.
+        let conn = indexer::connect(&path).expect("connection");
         for (name, statement) in sql::ALL {
             let mut explain = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
@@ -1336,11 +1378,12 @@ mod tests {
                     && !LISTS_EVERYTHING.contains(name);
                 assert!(!full_scan, "{name} scans a table: {plan:?}");
                 // A rowid range is a scan of everything older or newer
-                // (unless the statement means to walk the messages in id
-                // order, a page at a time: --retention).
+                // (unless the statement means to walk the messages or the
+                // stream in order, a page at a time: --retention, the
+                // search indexer).
                 assert!(
                     !step.contains("(rowid<") && !step.contains("(rowid>")
-                        || *name == "OLDEST_AFTER",
+                        || WALKS_IN_ORDER.contains(name),
                     "{name}: {plan:?}"
                 );
                 // The conversation list sorts one row per partner (see
@@ -1358,9 +1401,26 @@ mod tests {
         }
     }
 
-    /// Statements that read every row by design: the user directory and
-    /// what the admin page lists and counts (run when an admin looks).
-    const LISTS_EVERYTHING: &[&str] = &["ALL_USERS", "ACCOUNTS", "INVITES", "STATS", "OTHER_NAMES"];
+    /// Statements that read every row by design: the user directory, what
+    /// the admin page lists and counts (run when an admin looks), and the
+    /// search index's state (one row).
+    const LISTS_EVERYTHING: &[&str] = &[
+        "ALL_USERS",
+        "ACCOUNTS",
+        "INVITES",
+        "STATS",
+        "OTHER_NAMES",
+        "INDEX_STATE",
+        "SET_INDEX_STATE",
+    ];
+    /// Statements that walk a table in rowid order, a bounded range at a
+    /// time.
+    const WALKS_IN_ORDER: &[&str] = &[
+        "OLDEST_AFTER",
+        "INDEX_FOLLOW",
+        "INDEX_REMOVALS",
+        "INDEX_OLDER",
+    ];
     /// Statements that sort what they found, a handful of rows.
     const SORTS_FEW_ROWS: &[&str] = &["CONVERSATIONS", "SESSIONS_OF", "INVITES"];
     /// Indexes that hold only the rows their queries want.

@@ -454,11 +454,41 @@ pub const HISTORY_PAGE: &str = concat!(
 pub const SEARCH: &str = concat!(
     "SELECT ",
     message_columns!("?6"),
-    " FROM search JOIN private_messages m ON m.id = search.rowid
+    " FROM idx.search JOIN private_messages m ON m.id = search.rowid
      WHERE search MATCH ?1 AND search.rowid < ?2 AND m.deleted_at IS NULL AND NOT ",
     hidden_from_me!(),
     " ORDER BY search.rowid DESC LIMIT ?3"
 );
+
+/// The newest change's seq (0 before the first): what a search waits for
+/// the index to reach.
+pub const LATEST_SEQ: &str = "SELECT coalesce(max(seq), 0) FROM changes";
+
+/// The indexer (`indexer.rs`), following the stream: the changes after
+/// seq ?1 up to ?2 that store (1), edit (3) or delete for everyone (4, flag
+/// 1) a message above id ?3 (those up to it are the build's), in order.
+pub const INDEX_FOLLOW: &str = "SELECT kind, message_id FROM changes
+     WHERE seq > ?1 AND seq <= ?2 AND message_id > ?3
+       AND (kind IN (1, 3) OR (kind = 4 AND flag = 1))
+     ORDER BY seq";
+/// What the indexer takes out when the server stops, before following:
+/// the messages edited or deleted for everyone after seq ?1, above id ?2.
+pub const INDEX_REMOVALS: &str = "SELECT message_id FROM changes
+     WHERE seq > ?1 AND message_id > ?2 AND (kind = 3 OR (kind = 4 AND flag = 1))";
+/// Indexes message ?1 as its row is now (nothing if it is deleted or has
+/// no text).
+pub const INDEX_MESSAGE: &str = "INSERT OR REPLACE INTO idx.search (rowid, body, scope)
+     SELECT id, search_words(content), search_scope(sender_id, receiver_id)
+     FROM private_messages WHERE id = ?1 AND deleted_at IS NULL AND content <> ''";
+/// Takes message ?1 out of the index.
+pub const UNINDEX_MESSAGE: &str = "DELETE FROM idx.search WHERE rowid = ?1";
+/// The build: indexes the messages with an id above ?1 and up to ?2.
+pub const INDEX_OLDER: &str = "INSERT OR REPLACE INTO idx.search (rowid, body, scope)
+     SELECT id, search_words(content), search_scope(sender_id, receiver_id)
+     FROM private_messages WHERE id > ?1 AND id <= ?2 AND deleted_at IS NULL AND content <> ''";
+/// How far the index is (see `search_index.rs`).
+pub const INDEX_STATE: &str = "SELECT seq, unbuilt_through FROM idx.search_state";
+pub const SET_INDEX_STATE: &str = "UPDATE idx.search_state SET seq = ?1, unbuilt_through = ?2";
 
 /// Sync, step 1: the partners of ?1 whose conversation has a message newer
 /// than ?2 (a range of the primary key, one row per partner).
@@ -617,6 +647,14 @@ pub const ALL: &[(&str, &str)] = &[
     ("CONVERSATION_CHANGES", CONVERSATION_CHANGES),
     ("HISTORY_PAGE", HISTORY_PAGE),
     ("SEARCH", SEARCH),
+    ("LATEST_SEQ", LATEST_SEQ),
+    ("INDEX_FOLLOW", INDEX_FOLLOW),
+    ("INDEX_REMOVALS", INDEX_REMOVALS),
+    ("INDEX_MESSAGE", INDEX_MESSAGE),
+    ("UNINDEX_MESSAGE", UNINDEX_MESSAGE),
+    ("INDEX_OLDER", INDEX_OLDER),
+    ("INDEX_STATE", INDEX_STATE),
+    ("SET_INDEX_STATE", SET_INDEX_STATE),
     ("SYNC_PARTNERS", SYNC_PARTNERS),
     ("SYNC_CONVERSATION_PAGE", SYNC_CONVERSATION_PAGE),
     ("READ_STATE", READ_STATE),
