@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
@@ -27,10 +27,13 @@ use crate::repo::{Store, StoreError};
 /// connection: nobody waits for the writer then.
 pub const START_BATCH: u32 = 500;
 /// Messages deleted per transaction while the server runs. Every send
-/// committed beside a batch waits for it, so it is small: a backlog of a
-/// million goes a little slower, and messages keep their latency
-/// (docs/BENCHMARKS.md).
-pub const LIVE_BATCH: u32 = 50;
+/// committed beside a batch waits for it, so it is small.
+pub const LIVE_BATCH: u32 = 4;
+/// While the server runs, the sweep pauses after each batch for this many
+/// times as long as the batch took: it takes at most a fifth of the
+/// writer's time, and sends the rest. A backlog of a million then takes
+/// minutes, and messages keep their latency (docs/BENCHMARKS.md).
+pub const LIVE_PAUSE_FACTOR: u32 = 4;
 /// How often the thread looks for messages that fell due: a message
 /// disappears at most this long after its time.
 pub const PERIOD: Duration = Duration::from_millis(500);
@@ -48,6 +51,7 @@ pub fn catch_up(store: &dyn Store, retention: Option<Duration>) -> Result<usize,
         store,
         retention,
         batch: START_BATCH,
+        pause_factor: 0,
         stop: &crossbeam_channel::never(),
         expired: &AtomicU64::new(0),
     };
@@ -60,6 +64,8 @@ struct Sweep<'a> {
     retention: Option<Duration>,
     /// Messages per transaction.
     batch: u32,
+    /// The pause after a batch, in multiples of the time it took.
+    pause_factor: u32,
     /// Asked to stop: looked at between two batches.
     stop: &'a Receiver<()>,
     /// Counts the messages deleted.
@@ -70,17 +76,20 @@ impl Sweep<'_> {
     fn run(&self, cursor: &mut RetentionCursor) -> Result<usize, StoreError> {
         let mut deleted = 0;
         while self.stop.is_empty() {
+            let started = Instant::now();
             let batch = self.store.expire_due(Utc::now(), self.batch)?;
             self.count(&mut deleted, batch);
             if batch < self.batch as usize {
                 break;
             }
+            self.pause(started);
         }
         if let Some(age) = self
             .retention
             .and_then(|age| chrono::Duration::from_std(age).ok())
         {
             while self.stop.is_empty() {
+                let started = Instant::now();
                 let round = self
                     .store
                     .expire_older(Utc::now() - age, cursor.0, self.batch)?;
@@ -89,9 +98,18 @@ impl Sweep<'_> {
                 if round.done {
                     break;
                 }
+                self.pause(started);
             }
         }
         Ok(deleted)
+    }
+
+    /// Leaves the writer to others for a while after a batch that began
+    /// at `started`.
+    fn pause(&self, started: Instant) {
+        if self.pause_factor > 0 {
+            thread::sleep(started.elapsed() * self.pause_factor);
+        }
     }
 
     fn count(&self, deleted: &mut usize, batch: usize) {
@@ -120,6 +138,7 @@ impl Expirer {
                     store: &*store,
                     retention,
                     batch: LIVE_BATCH,
+                    pause_factor: LIVE_PAUSE_FACTOR,
                     stop: &stopped,
                     expired: &metrics.messages_expired,
                 };

@@ -99,6 +99,17 @@ fn a_timer_reaches_both_sides_and_its_messages_disappear_when_due() {
         two.alice.get("/api/search?q=zanzibar").body["results"],
         json!([])
     );
+    // Counted, and the index has followed (the search waited for it).
+    let metrics = common::fetch_metrics(&server.base());
+    assert_eq!(common::metric(&metrics, "chat_messages_expired_total"), 1.0);
+    assert_eq!(
+        common::metric(&metrics, "chat_search_index_behind_changes"),
+        0.0
+    );
+    assert_eq!(
+        common::metric(&metrics, "chat_search_index_unbuilt_through"),
+        0.0
+    );
     let kept = history.body["messages"]
         .as_array()
         .expect("messages")

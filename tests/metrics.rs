@@ -2,14 +2,7 @@
 
 mod common;
 
-use common::{ServerProcess, TestServer, Ws, pm};
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-}
+use common::{ServerProcess, TestServer, Ws, fetch_metrics, metric, pm};
 
 #[test]
 fn metrics_count_connections_messages_failures_and_commits() {
@@ -134,12 +127,4 @@ fn metrics_carry_the_process_figures_operators_expect() {
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(metric(&text, &version), 1.0);
-}
-
-fn fetch_metrics(base: &str) -> String {
-    ureq::get(&format!("{base}/metrics"))
-        .call()
-        .expect("metrics")
-        .into_string()
-        .expect("text")
 }

@@ -41,8 +41,12 @@ use super::{StoreError, lock, open_connection, search_index, sql};
 use crate::changes::Seq;
 
 /// Changes indexed in one transaction at most: bounds how long its read
-/// snapshot keeps the database's log from starting over.
-const FOLLOW_BATCH: i64 = 20_000;
+/// snapshot keeps the database's log from starting over (a deletion costs
+/// the index far more than a new message: secure-delete rewrites the pages
+/// of each of its words).
+const FOLLOW_BATCH: i64 = 5_000;
+/// Changes looked at per transaction when the server stops ([`purge`]).
+const PURGE_BATCH: i64 = 500;
 /// Message ids the build adds per transaction.
 const BUILD_CHUNK: i64 = 5_000;
 /// The pause between rounds: long enough that a round indexes a batch,
@@ -50,6 +54,11 @@ const BUILD_CHUNK: i64 = 5_000;
 /// later), short enough that the index stays close behind. A search does
 /// not wait for it: it wakes the thread.
 pub const ROUND_PERIOD: Duration = Duration::from_millis(500);
+/// How long the indexer may take, when the server stops, to take out of
+/// the index what was deleted since its last round. After a burst of
+/// deletions (a million messages expiring at once) that can take minutes;
+/// whatever is left then goes at the next start, first thing.
+const PURGE_LIMIT: Duration = Duration::from_secs(5);
 /// The pause after a round failed (the index's file unwritable, say), so
 /// that the log is not flooded with the same error.
 const ROUND_FAILED: Duration = Duration::from_secs(5);
@@ -214,7 +223,7 @@ fn run(mut conn: Connection, progress: &Progress, woken: &Receiver<()>, stopping
             }
             return;
         }
-        pause = match round(&mut conn, progress) {
+        pause = match round(&mut conn, progress, stopping) {
             // The build goes on without a pause (the rounds between its
             // chunks keep the stream followed).
             Ok(Building(true)) => Duration::ZERO,
@@ -230,13 +239,18 @@ fn run(mut conn: Connection, progress: &Progress, woken: &Receiver<()>, stopping
 /// Whether the build has more to do.
 struct Building(bool);
 
-/// Follows the stream to its end, then builds one chunk if any is left.
-fn round(conn: &mut Connection, progress: &Progress) -> Result<Building, StoreError> {
+/// Follows the stream to its end (or until the server stops), then builds
+/// one chunk if any is left.
+fn round(
+    conn: &mut Connection,
+    progress: &Progress,
+    stopping: &AtomicBool,
+) -> Result<Building, StoreError> {
     let built = state(conn)?.1 == 0;
     loop {
         let (seq, done) = follow(conn)?;
         progress.advance(seq, built);
-        if done {
+        if done || stopping.load(Ordering::SeqCst) {
             break;
         }
     }
@@ -289,21 +303,38 @@ fn follow(conn: &mut Connection) -> Result<(Seq, bool), StoreError> {
 
 /// When the server stops: takes the messages edited or deleted since the
 /// last round out of the index, so that no deleted text stays in its file
-/// while the server is down, however far behind the index is. The `seq`
-/// stays: the next start follows those changes again (which indexes the
-/// edited ones anew), and everything else that was not indexed yet.
+/// while the server is down, however far behind the index is (within
+/// [`PURGE_LIMIT`]). The `seq` stays: the next start follows those changes
+/// again (which indexes the edited ones anew, and finds the others gone),
+/// and everything else that was not indexed yet.
 fn purge(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
-    let (from, unbuilt_through) = state(&tx)?;
-    let changed: Vec<i64> = tx
-        .prepare_cached(sql::INDEX_REMOVALS)?
-        .query_map((from, unbuilt_through), |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    for message_id in changed {
-        tx.prepare_cached(sql::UNINDEX_MESSAGE)?
-            .execute([message_id])?;
+    let started = Instant::now();
+    let (indexed, unbuilt_through) = state(conn)?;
+    let latest: Seq = conn
+        .prepare_cached(sql::LATEST_SEQ)?
+        .query_row([], |row| row.get(0))?;
+    let mut from = indexed;
+    while from < latest {
+        if started.elapsed() > PURGE_LIMIT {
+            log::warn!(
+                "search index: stopping with changes {from}..{latest} not taken out; \
+                 they go at the next start"
+            );
+            break;
+        }
+        let to = latest.min(from + PURGE_BATCH);
+        let tx = conn.transaction()?;
+        let changed: Vec<i64> = tx
+            .prepare_cached(sql::INDEX_REMOVALS)?
+            .query_map((from, to, unbuilt_through), |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for message_id in changed {
+            tx.prepare_cached(sql::UNINDEX_MESSAGE)?
+                .execute([message_id])?;
+        }
+        tx.commit()?;
+        from = to;
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -80,7 +80,8 @@ pub struct SqliteStore {
     /// whoever removes unused files (see [`Store::released_files`]).
     released: (Sender<String>, Receiver<String>),
     /// The thread keeping the search index, if there is one (`--search`).
-    /// Dropped after the writer: it indexes the last writes, then stops.
+    /// Dropped after the writer: it takes out what the last writes
+    /// deleted, then stops.
     indexer: Option<Indexer>,
 }
 
@@ -155,9 +156,7 @@ impl ReaderPool {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
     }
-}
 
-impl ReaderPool {
     fn open(&self) -> rusqlite::Result<Connection> {
         let conn = open_connection(&self.path)?;
         if self.searchable {

@@ -139,7 +139,10 @@ pub fn ensure(conn: &mut Connection, db: &Path, wanted: SearchIndex) -> Result<b
             Ok(false)
         }
         SearchIndex::On => {
-            if !current(db) {
+            if current(db) {
+                // Readable by the server's user only, like the database.
+                private_files::prepare(&file).map_err(StoreError::Files)?;
+            } else {
                 remove(&file).map_err(StoreError::Files)?;
                 create(conn, db)?;
             }

@@ -472,9 +472,11 @@ pub const INDEX_FOLLOW: &str = "SELECT kind, message_id FROM changes
        AND (kind IN (1, 3) OR (kind = 4 AND flag = 1))
      ORDER BY seq";
 /// What the indexer takes out when the server stops, before following:
-/// the messages edited or deleted for everyone after seq ?1, above id ?2.
+/// the messages edited or deleted for everyone after seq ?1 up to ?2,
+/// above id ?3.
 pub const INDEX_REMOVALS: &str = "SELECT message_id FROM changes
-     WHERE seq > ?1 AND message_id > ?2 AND (kind = 3 OR (kind = 4 AND flag = 1))";
+     WHERE seq > ?1 AND seq <= ?2 AND message_id > ?3
+       AND (kind = 3 OR (kind = 4 AND flag = 1))";
 /// Indexes message ?1 as its row is now (nothing if it is deleted or has
 /// no text).
 pub const INDEX_MESSAGE: &str = "INSERT OR REPLACE INTO idx.search (rowid, body, scope)
