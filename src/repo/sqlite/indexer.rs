@@ -29,7 +29,7 @@
 //! catches up when the load eases (docs/BENCHMARKS.md has both figures).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -69,42 +69,35 @@ const NICE: i32 = 10;
 /// merges rewrite many pages of it.
 const INDEX_CACHE_KIB: i64 = 32 * 1024;
 
-/// How far the index is.
+/// How far the index is, as its last commit recorded it.
 struct Progress {
     reached: Mutex<Reached>,
     advanced: Condvar,
-    /// For `/metrics`: the highest message id the build has still to add.
-    unbuilt_through: AtomicI64,
 }
 
 #[derive(Clone, Copy)]
 struct Reached {
     /// Every change up to it is in the index.
     seq: Seq,
-    /// Every message that existed when the index was made is in it.
-    built: bool,
+    /// The highest id of the messages the build has still to add (0: it
+    /// added them all).
+    unbuilt_through: i64,
 }
 
 impl Progress {
-    /// As the index's file records it.
     fn new(conn: &Connection) -> rusqlite::Result<Progress> {
         let (seq, unbuilt_through) = state(conn)?;
         Ok(Progress {
             reached: Mutex::new(Reached {
                 seq,
-                built: unbuilt_through == 0,
+                unbuilt_through,
             }),
             advanced: Condvar::new(),
-            unbuilt_through: AtomicI64::new(unbuilt_through),
         })
     }
 
-    fn advance(&self, seq: Seq, built: bool) {
-        let mut reached = lock(&self.reached);
-        *reached = Reached {
-            seq: seq.max(reached.seq),
-            built,
-        };
+    fn advance(&self, reached: Reached) {
+        *lock(&self.reached) = reached;
         self.advanced.notify_all();
     }
 }
@@ -149,7 +142,7 @@ impl Indexer {
     /// thread, so a search right after a send does not wait for the next
     /// round.
     pub fn wait_for(&self, seq: Seq, timeout: Duration) -> bool {
-        let caught_up = |reached: &Reached| reached.built && reached.seq >= seq;
+        let caught_up = |reached: &Reached| reached.unbuilt_through == 0 && reached.seq >= seq;
         let mut reached = lock(&self.progress.reached);
         if caught_up(&reached) {
             return true;
@@ -170,16 +163,12 @@ impl Indexer {
         }
         true
     }
-}
 
-impl Indexer {
     /// The `seq` every change up to which is indexed, and the highest
     /// message id the build has still to add (0: none).
     pub fn progress(&self) -> (Seq, i64) {
-        (
-            lock(&self.progress.reached).seq,
-            self.progress.unbuilt_through.load(Ordering::Relaxed),
-        )
+        let reached = *lock(&self.progress.reached);
+        (reached.seq, reached.unbuilt_through)
     }
 }
 
@@ -246,29 +235,28 @@ fn round(
     progress: &Progress,
     stopping: &AtomicBool,
 ) -> Result<Building, StoreError> {
-    let built = state(conn)?.1 == 0;
     loop {
-        let (seq, done) = follow(conn)?;
-        progress.advance(seq, built);
+        let (reached, done) = follow(conn)?;
+        progress.advance(reached);
         if done || stopping.load(Ordering::SeqCst) {
             break;
         }
     }
-    if built || !build_chunk(conn)? {
+    if !build_chunk(conn)? {
         return Ok(Building(false));
     }
     let (seq, unbuilt_through) = state(conn)?;
-    progress.advance(seq, unbuilt_through == 0);
-    progress
-        .unbuilt_through
-        .store(unbuilt_through, Ordering::Relaxed);
+    progress.advance(Reached {
+        seq,
+        unbuilt_through,
+    });
     Ok(Building(unbuilt_through > 0))
 }
 
 /// One transaction of the stream: indexes the messages of up to
-/// [`FOLLOW_BATCH`] changes. Returns the `seq` reached and whether it was
-/// already the stream's end (nothing to do).
-fn follow(conn: &mut Connection) -> Result<(Seq, bool), StoreError> {
+/// [`FOLLOW_BATCH`] changes. Returns how far the index is now, and whether
+/// it was already at the stream's end (nothing to do).
+fn follow(conn: &mut Connection) -> Result<(Reached, bool), StoreError> {
     // Deferred: it reads the database and writes only the index's file,
     // so the database's write lock is never taken.
     let tx = conn.transaction()?;
@@ -277,7 +265,11 @@ fn follow(conn: &mut Connection) -> Result<(Seq, bool), StoreError> {
         .prepare_cached(sql::LATEST_SEQ)?
         .query_row([], |row| row.get(0))?;
     if latest <= from {
-        return Ok((from, true));
+        let reached = Reached {
+            seq: from,
+            unbuilt_through,
+        };
+        return Ok((reached, true));
     }
     let to = latest.min(from + FOLLOW_BATCH);
     let changed: Vec<(i64, i64)> = tx
@@ -298,7 +290,11 @@ fn follow(conn: &mut Connection) -> Result<(Seq, bool), StoreError> {
     tx.prepare_cached(sql::SET_INDEX_STATE)?
         .execute((to, unbuilt_through))?;
     tx.commit()?;
-    Ok((to, false))
+    let reached = Reached {
+        seq: to,
+        unbuilt_through,
+    };
+    Ok((reached, false))
 }
 
 /// When the server stops: takes the messages edited or deleted since the
