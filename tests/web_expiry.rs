@@ -7,22 +7,21 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use common::browser::{Browser, log_in, open_with, q};
+use common::TwoInConversation;
+use common::browser::q;
 use serde_json::json;
 
 #[test]
 fn a_timer_is_announced_and_its_messages_vanish_from_both_pages() {
     let server = TestServer::start_with(|c| c.min_expiry = Duration::from_secs(1));
-    let base = server.base();
-    let (alice_rest, alice_id) = server.user("alice");
-    let (bob_rest, bob_id) = server.user("bob");
-    bob_rest.send(alice_id, "hello");
-    let mut alice = Browser::launch(1280, 800);
-    let mut bob = Browser::launch(1280, 800);
-    log_in(&mut alice, &base, "alice");
-    log_in(&mut bob, &base, "bob");
-    open_with(&mut alice, bob_id);
-    open_with(&mut bob, alice_id);
+    let TwoInConversation {
+        mut alice,
+        mut bob,
+        alice_rest,
+        bob_rest,
+        alice_id: _,
+        bob_id,
+    } = TwoInConversation::open(&server, "hello");
 
     // From the menu: one hour, announced on the other side.
     alice.eval(&format!(

@@ -7,22 +7,14 @@
 mod common;
 
 use common::TestServer;
-use common::browser::{Browser, log_in, open_with, q, save_screenshot};
+use common::TwoInConversation;
+use common::browser::{Browser, q, save_screenshot};
 
 /// Alice and Bob in two browsers, each in their conversation, which Bob
 /// started with `first`.
 fn in_conversation(server: &TestServer, first: &str) -> (Browser, Browser) {
-    let base = server.base();
-    let (_, alice_id) = server.user("alice");
-    let (bob_rest, bob_id) = server.user("bob");
-    bob_rest.send(alice_id, first);
-    let mut alice = Browser::launch(1280, 800);
-    let mut bob = Browser::launch(1280, 800);
-    log_in(&mut alice, &base, "alice");
-    log_in(&mut bob, &base, "bob");
-    open_with(&mut alice, bob_id);
-    open_with(&mut bob, alice_id);
-    (alice, bob)
+    let two = TwoInConversation::open(server, first);
+    (two.alice, two.bob)
 }
 
 /// JavaScript that makes a `width` x `height` PNG on a canvas and resolves

@@ -620,3 +620,38 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
+
+/// Alice and Bob, registered, each in a browser of their own with their
+/// conversation open (Bob started it with `first`), and each also as a
+/// REST client.
+pub struct TwoInConversation {
+    pub alice: browser::Browser,
+    pub bob: browser::Browser,
+    pub alice_rest: Client,
+    pub bob_rest: Client,
+    pub alice_id: i64,
+    pub bob_id: i64,
+}
+
+impl TwoInConversation {
+    pub fn open(server: &TestServer, first: &str) -> TwoInConversation {
+        let base = server.base();
+        let (alice_rest, alice_id) = server.user("alice");
+        let (bob_rest, bob_id) = server.user("bob");
+        bob_rest.send(alice_id, first);
+        let mut alice = browser::Browser::launch(1280, 800);
+        let mut bob = browser::Browser::launch(1280, 800);
+        browser::log_in(&mut alice, &base, "alice");
+        browser::log_in(&mut bob, &base, "bob");
+        browser::open_with(&mut alice, bob_id);
+        browser::open_with(&mut bob, alice_id);
+        TwoInConversation {
+            alice,
+            bob,
+            alice_rest,
+            bob_rest,
+            alice_id,
+            bob_id,
+        }
+    }
+}
