@@ -42,22 +42,12 @@ fn deleting_my_account_tombstones_what_i_sent_erases_me_and_retires_my_nickname(
     let history = two
         .bob
         .get(&format!("/api/messages?user_id={}", two.alice_id));
-    let messages = history.body["messages"]
-        .as_array()
-        .expect("messages")
-        .clone();
-    let tomb = messages
-        .iter()
-        .find(|m| m["id"] == mine)
-        .expect("tombstone");
+    let tomb = common::message_in(&history.body, &mine).expect("tombstone");
     assert_eq!(
         (tomb["content"].as_str(), tomb["deleted_at"].is_string()),
         (Some(""), true)
     );
-    let kept = messages
-        .iter()
-        .find(|m| m["id"] == theirs)
-        .expect("bob's message stays");
+    let kept = common::message_in(&history.body, &theirs).expect("bob's message stays");
     assert_eq!(kept["content"], "bob's own words");
     let list = two.bob.get("/api/conversations").body["conversations"][0].clone();
     assert!(
@@ -256,13 +246,7 @@ fn a_reported_message_reaches_the_admins_in_context_and_they_act_on_it() {
     assert_eq!(resolved.status, 200, "{}", resolved.body);
     assert_eq!(bob_ws.recv_type("message_deleted")["message_id"], bad);
     let history = bob.get(&format!("/api/messages?user_id={mallory_id}"));
-    let tomb = history.body["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .find(|m| m["id"] == bad)
-        .cloned()
-        .expect("tombstone");
+    let tomb = common::message_in(&history.body, &bad).expect("tombstone");
     assert_eq!(tomb["content"], "");
     assert_eq!(
         admin.get("/api/admin/reports").body["reports"]

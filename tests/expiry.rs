@@ -84,12 +84,7 @@ fn a_timer_reaches_both_sides_and_its_messages_disappear_when_due() {
     let history = two
         .alice
         .get(&format!("/api/messages?user_id={}", two.bob_id));
-    let tomb = history.body["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .find(|m| m["id"] == id)
-        .cloned();
+    let tomb = common::message_in(&history.body, &id);
     assert_eq!(tomb.expect("tombstone")["content"], "");
     assert_eq!(
         two.alice.get("/api/messages/unread").body["unread_count"],
@@ -110,12 +105,7 @@ fn a_timer_reaches_both_sides_and_its_messages_disappear_when_due() {
         common::metric(&metrics, "chat_search_index_unbuilt_through"),
         0.0
     );
-    let kept = history.body["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .find(|m| m["id"] == before)
-        .cloned();
+    let kept = common::message_in(&history.body, &before);
     assert_eq!(kept.expect("older message")["content"], "kept forever");
 
     // Off again: new messages stay.
@@ -138,12 +128,7 @@ fn what_fell_due_while_the_server_was_stopped_is_gone_before_it_serves() {
     server.restart();
     bob.base = server.base(); // a new port; the session is in the database
     let history = bob.get(&format!("/api/messages?user_id={}", 1));
-    let message = history.body["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .find(|m| m["id"] == id)
-        .cloned();
+    let message = common::message_in(&history.body, &id);
     assert_eq!(
         message.expect("tombstone")["content"],
         "",

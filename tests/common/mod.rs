@@ -655,3 +655,16 @@ impl TwoInConversation {
         }
     }
 }
+
+/// The message with `id` in a page of messages (`{"messages": [...]}`).
+pub fn message_in<Id>(page: &Value, id: &Id) -> Option<Value>
+where
+    Value: PartialEq<Id>,
+{
+    page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["id"] == *id)
+        .cloned()
+}
