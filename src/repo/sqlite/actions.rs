@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::{
     ChangeRow, KIND_DELETED, KIND_EDITED, KIND_REACTION, log_change, message_at, millis, sql,
-    timestamp,
+    timestamp, touch_conversation,
 };
 use crate::changes::{Change, Seq};
 use crate::models::{Message, MessageId, REPLY_EXCERPT_CHARS, ReplyTo, UserId, Version};
@@ -192,12 +192,6 @@ pub(super) fn act(
     })
 }
 
-fn touch(conn: &Connection, a: UserId, b: UserId, seq: Seq) -> Result<(), StoreError> {
-    conn.prepare_cached(sql::TOUCH_CONVERSATION)?
-        .execute((a, b, seq))?;
-    Ok(())
-}
-
 fn edit(
     conn: &Connection,
     facts: &Facts,
@@ -213,7 +207,7 @@ fn edit(
         .execute((id, &content, millis(now)))?;
     let (sender, receiver) = (facts.sender_id, facts.receiver_id);
     let seq = log_change(conn, ChangeRow::new(KIND_EDITED, sender, receiver, id))?;
-    touch(conn, sender, receiver, seq)?;
+    touch_conversation(conn, sender, receiver, seq)?;
     let edited_at = DateTime::from_timestamp_millis(millis(now)).unwrap_or(now);
     Ok(Some((
         seq,
@@ -256,24 +250,31 @@ fn delete_for_everyone(
     stop_counting_unread(conn, id, partner, user)?;
     conn.prepare_cached(sql::ERASE_MESSAGE)?
         .execute((id, millis(now)))?;
+    let (versions, reactions, files): (bool, bool, bool) = conn
+        .prepare_cached(sql::MESSAGE_EXTRAS)?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     let mut released = Vec::new();
-    for digests in conn
-        .prepare_cached(sql::ERASE_ATTACHMENTS)?
-        .query_map([id], super::digests_at)?
-    {
-        released.extend(digests?);
+    if files {
+        for digests in conn
+            .prepare_cached(sql::ERASE_ATTACHMENTS)?
+            .query_map([id], super::digests_at)?
+        {
+            released.extend(digests?);
+        }
     }
-    for erase in [
-        sql::ERASE_VERSIONS,
-        sql::ERASE_REACTIONS,
-        sql::ERASE_MESSAGE_CHANGES,
+    for (has, erase) in [
+        (versions, sql::ERASE_VERSIONS),
+        (reactions, sql::ERASE_REACTIONS),
+        (true, sql::ERASE_MESSAGE_CHANGES),
     ] {
-        conn.prepare_cached(erase)?.execute([id])?;
+        if has {
+            conn.prepare_cached(erase)?.execute([id])?;
+        }
     }
     let mut row = ChangeRow::new(KIND_DELETED, user, partner, id);
     row.flag = Some(true);
     let seq = log_change(conn, row)?;
-    touch(conn, user, partner, seq)?;
+    touch_conversation(conn, user, partner, seq)?;
     let change = Change::MessageDeleted {
         message_id: id,
         user_id: user,
@@ -357,7 +358,7 @@ fn react(
     row.detail = Some(&emoji);
     row.flag = Some(on);
     let seq = log_change(conn, row)?;
-    touch(conn, user, partner, seq)?;
+    touch_conversation(conn, user, partner, seq)?;
     Ok(Some((
         seq,
         Change::Reaction {

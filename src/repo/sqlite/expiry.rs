@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{
-    ChangeRow, KIND_EXPIRY, SqliteStore, actions, emit_change, from_millis, log_change, millis, sql,
+    ChangeRow, KIND_EXPIRY, SqliteStore, actions, emit_change, from_millis, log_change, millis,
+    sql, touch_conversation,
 };
 use crate::changes::{Change, Origin, Seq};
 use crate::models::{MessageId, UserId};
@@ -85,8 +86,7 @@ impl Expiry for SqliteStore {
             let detail = seconds.map(|s| s.to_string());
             row.detail = detail.as_deref();
             let seq = log_change(conn, row)?;
-            conn.prepare_cached(sql::TOUCH_CONVERSATION_SEQ)?
-                .execute((by, partner, seq))?;
+            touch_conversation(conn, by, partner, seq)?;
             let change = Change::ExpiryChanged {
                 by_user_id: by,
                 partner_id: partner,

@@ -547,6 +547,14 @@ fn log_change(conn: &Connection, change: ChangeRow<'_>) -> Result<Seq, StoreErro
     Ok(conn.last_insert_rowid())
 }
 
+/// Both rows of conversation (`a`, `b`) learn of its newest change, `seq`.
+fn touch_conversation(conn: &Connection, a: UserId, b: UserId, seq: Seq) -> Result<(), StoreError> {
+    let mut touch = conn.prepare_cached(sql::TOUCH_MY_CONVERSATION)?;
+    touch.execute((a, b, seq))?;
+    touch.execute((b, a, seq))?;
+    Ok(())
+}
+
 /// Stores a message unless its (sender, client_id) is taken, keeps both
 /// conversation rows in step and logs the change. Runs inside the writer's
 /// transaction.
@@ -1344,17 +1352,22 @@ mod tests {
     use crate::repo::Accounts;
     use crate::repo::insert_message_and_wait;
 
+    /// A fresh database and the indexer's connection to it, which sees
+    /// every table any statement of `sql` names.
+    fn a_connection_to_every_table() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("statements.db");
+        SqliteStore::open(&path, Durability::Normal, crate::changes::nowhere()).expect("open");
+        let conn = indexer::connect(&path).expect("connection");
+        (dir, conn)
+    }
+
     /// "No full scans per request": every statement but the user list (which
     /// lists everyone by design) must find its rows through an index, and
     /// none may sort in a temporary B-tree.
     #[test]
     fn query_plans_use_indexes() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("plans.db");
-        let _store =
-            SqliteStore::open(&path, Durability::Normal, crate::changes::nowhere()).expect("open");
-        // The indexer's connection: every statement's tables are on it.
-        let conn = indexer::connect(&path).expect("connection");
+        let (_dir, conn) = a_connection_to_every_table();
         for (name, statement) in sql::ALL {
             let mut explain = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
@@ -1396,6 +1409,101 @@ mod tests {
                     plan.iter().any(|step| step.contains(index)),
                     "{name} should use {index}: {plan:?}"
                 );
+            }
+        }
+    }
+
+    /// A write that may change several rows of a table with foreign keys
+    /// (or that returns rows) first collects them in a temporary table,
+    /// which SQLite opens and frees each time. None of the writes a send,
+    /// an edit, a reaction or a deletion makes may: only those listed,
+    /// which run when there is something to delete or for rare requests.
+    #[test]
+    fn writes_on_the_message_paths_open_no_temporary_table() {
+        let (_dir, conn) = a_connection_to_every_table();
+        for (name, statement) in sql::ALL {
+            let verb = statement.split_whitespace().next().unwrap_or("");
+            if !["INSERT", "UPDATE", "DELETE"].contains(&verb)
+                || OPEN_A_TEMPORARY_TABLE.contains(name)
+            {
+                continue;
+            }
+            let mut explain = conn
+                .prepare(&format!("EXPLAIN {statement}"))
+                .expect("prepare");
+            let mut rows = explain.raw_query();
+            while let Some(row) = rows.next().expect("program row") {
+                let opcode: String = row.get(1).expect("opcode");
+                assert_ne!(opcode, "OpenEphemeral", "{name}");
+            }
+        }
+    }
+
+    /// Writes that collect their rows first: each runs only when the
+    /// message has such rows (`MESSAGE_EXTRAS`), for an edit's old version,
+    /// or for a request about an account or a file.
+    const OPEN_A_TEMPORARY_TABLE: &[&str] = &[
+        "ERASE_VERSIONS",
+        "ERASE_REACTIONS",
+        "ERASE_ATTACHMENTS",
+        "SAVE_VERSION",
+        "ERASE_ATTACHMENT",
+        "ERASE_UNSENT_ATTACHMENTS",
+        "DELETE_USER_RESETS",
+        "TAKE_RESET",
+        "DELETE_USER_INVITES",
+    ];
+
+    /// An operator may run ANALYZE (SQLite advises `PRAGMA optimize`). Had
+    /// the build STAT4, its statistics would make SQLite compile a
+    /// statement again each time a new value is bound to a parameter
+    /// compared with an indexed column, as if the schema had changed: a
+    /// parse per execution. `.cargo/config.toml` builds SQLite without it.
+    #[test]
+    fn statistics_never_make_a_statement_compile_again() {
+        let (dir, store) = store_with_two_users(Durability::Normal);
+        let mut users = vec![1, 2];
+        for n in 0..30 {
+            let nickname = format!("user{n}");
+            let user = store
+                .create_user(
+                    &nickname,
+                    &format!("{nickname}@x"),
+                    "h",
+                    crate::repo::Admission::Anyone,
+                )
+                .expect("user");
+            users.push(user.id);
+        }
+        for (n, &receiver) in users.iter().enumerate().skip(1) {
+            let mut message = new_message(1, receiver, None);
+            message.created_at += chrono::Duration::milliseconds(n as i64);
+            insert_message_and_wait(&*store, message).expect("message");
+        }
+        let conn = indexer::connect(&dir.path().join("t.db")).expect("connection");
+        conn.execute_batch("ANALYZE").expect("analyze");
+        for statement in [
+            sql::TOUCH_MY_CONVERSATION,
+            sql::READ_STATE,
+            sql::HISTORY_PAGE,
+        ] {
+            let mut prepared = conn.prepare(statement).expect("prepare");
+            let mut run_with = |partner: UserId| {
+                // Me, a partner, and a large number for anything else.
+                for index in 1..=prepared.parameter_count() {
+                    let value = [1, partner].get(index - 1).copied().unwrap_or(1_000);
+                    prepared.raw_bind_parameter(index, value).expect("bind");
+                }
+                let mut rows = prepared.raw_query();
+                while rows.next().expect("row").is_some() {}
+                drop(rows);
+                prepared.get_status(rusqlite::StatementStatus::RePrepare)
+            };
+            // (The first run may compile it again once, if another
+            // connection of the store changed a schema since.)
+            let after_first = run_with(users[1]);
+            for &partner in &users[2..] {
+                assert_eq!(run_with(partner), after_first, "{statement}");
             }
         }
     }
