@@ -38,6 +38,7 @@
 //! - [`files`]: sent files: their bytes, types, thumbnails and removal.
 //! - [`expiry`]: disappearing messages and `--retention`.
 //! - [`search`]: what a search query means and where it matched.
+//! - [`push`]: Web Push to people who are not connected.
 //! - [`metrics`]: `GET /metrics` in the Prometheus format.
 //! - [`models`]: the records and their JSON shapes.
 //! - [`config`]: flags and environment variables.
@@ -62,6 +63,7 @@ pub mod metrics;
 pub mod models;
 pub mod origin;
 pub mod privacy;
+pub mod push;
 pub mod repo;
 pub mod search;
 pub mod server;

@@ -1,0 +1,15 @@
+//! Push notifications for people who are not connected (Web Push).
+//!
+//! Browsers and UnifiedPush distributors (ntfy, say) speak the same open
+//! protocol, so no vendor account is needed:
+//!
+//! - [`vapid`]: the server's key pair, and the signed token each push
+//!   carries so that a push service knows who sends it (RFC 8292).
+//! - [`ece`]: the payload, encrypted for the one browser that subscribed
+//!   (RFC 8291).
+//! - [`address`]: where the server may send a push at all: endpoints are
+//!   URLs chosen by clients, so private addresses are refused.
+
+pub mod address;
+pub mod ece;
+pub mod vapid;
