@@ -276,4 +276,26 @@ CREATE INDEX attachments_unsent ON attachments (created_at) WHERE message_id IS 
 CREATE INDEX attachments_by_thumbnail ON attachments (thumbnail_sha256)
     WHERE thumbnail_sha256 IS NOT NULL;
 
-PRAGMA user_version = 10;
+-- Web Push subscriptions: where to send a push for a user who is not
+-- connected. Each belongs to the session that made it, and goes with it
+-- (logout, expiry, a password change).
+CREATE TABLE push_subscriptions (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    -- The push service's URL for this browser: a capability, not shown.
+    endpoint   TEXT    NOT NULL UNIQUE,
+    p256dh     BLOB    NOT NULL,
+    auth       BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX push_subscriptions_by_user ON push_subscriptions (user_id);
+CREATE INDEX push_subscriptions_by_session ON push_subscriptions (session_id);
+
+-- Secrets the server makes once and keeps with its data (the VAPID key).
+CREATE TABLE server_secrets (
+    name   TEXT PRIMARY KEY,
+    secret BLOB NOT NULL
+) WITHOUT ROWID;
+
+PRAGMA user_version = 11;

@@ -11,6 +11,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::origin;
 use crate::privacy::Privacy;
+use crate::push::vapid::VapidKey;
 use crate::repo::Store;
 use crate::server::Core;
 use crate::ws::hub::HubHandle;
@@ -37,6 +38,8 @@ pub struct App {
     /// Signs the cookies that tell an owner's browsers from strangers at
     /// login (see [`DeviceKey`]).
     pub device_key: Arc<DeviceKey>,
+    /// The server's Web Push key.
+    pub vapid: Arc<VapidKey>,
     /// Where the WebSocket listener is bound, for `GET /api/config`.
     pub ws_addr: SocketAddr,
     /// Held by every thread that serves a connection; shutdown waits until
@@ -67,6 +70,7 @@ impl App {
             images: core.images.clone(),
             config: Arc::new(config),
             device_key: Arc::new(device_key),
+            vapid: core.vapid.clone(),
             ws_addr,
             alive,
         };

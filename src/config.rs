@@ -59,6 +59,31 @@ pub struct Config {
     #[arg(long, env = "CHAT_RETENTION", value_parser = parse_duration)]
     pub retention: Option<Duration>,
 
+    /// Push notifications show the first 100 characters of a message
+    /// (`on`), or only who sent it (`off`).
+    #[arg(long, env = "CHAT_PUSH_PREVIEW", value_enum, default_value_t = Switch::On)]
+    pub push_preview: Switch,
+
+    /// Accept push endpoints on private and loopback addresses, and over
+    /// plain `http` (tests; a push service on the LAN).
+    #[arg(long, env = "CHAT_PUSH_ALLOW_PRIVATE_ENDPOINTS")]
+    pub push_allow_private_endpoints: bool,
+
+    /// After a push to someone, how long further messages to them wait, to
+    /// be pushed as one.
+    #[arg(long, env = "CHAT_PUSH_COALESCE", default_value = "60s", value_parser = parse_duration)]
+    pub push_coalesce: Duration,
+
+    /// A contact push services can reach the operator at (`mailto:` or
+    /// `https:` URL), named in every push.
+    #[arg(long, env = "CHAT_PUSH_CONTACT")]
+    pub push_contact: Option<String>,
+
+    /// The VAPID private key (32 bytes, base64url). Default: a key made on
+    /// first start and kept in the database.
+    #[arg(long, env = "CHAT_VAPID_KEY_FILE")]
+    pub vapid_key_file: Option<PathBuf>,
+
     /// Let every member create invitations, not only admins.
     #[arg(long, env = "CHAT_MEMBERS_CAN_INVITE")]
     pub members_can_invite: bool,

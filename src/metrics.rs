@@ -112,6 +112,14 @@ pub struct Metrics {
     pub files_removed: AtomicU64,
     /// Messages deleted because they were due (timers, `--retention`).
     pub messages_expired: AtomicU64,
+    /// Pushes a push service accepted.
+    pub pushes_sent: AtomicU64,
+    /// Pushes given up: refused, or still failing after every retry.
+    pub pushes_failed: AtomicU64,
+    /// Pushes dropped because the push queue was full.
+    pub pushes_dropped: AtomicU64,
+    /// Subscriptions deleted because their push service said they are gone.
+    pub push_subscriptions_gone: AtomicU64,
     /// When the server started (`process_start_time_seconds`).
     pub started: SystemTime,
 }
@@ -129,6 +137,10 @@ impl Default for Metrics {
             hub_event_seconds: Histogram::new(SECONDS_BUCKETS),
             files_removed: AtomicU64::new(0),
             messages_expired: AtomicU64::new(0),
+            pushes_sent: AtomicU64::new(0),
+            pushes_failed: AtomicU64::new(0),
+            pushes_dropped: AtomicU64::new(0),
+            push_subscriptions_gone: AtomicU64::new(0),
             started: SystemTime::now(),
         }
     }
@@ -204,6 +216,30 @@ impl Metrics {
             "Messages deleted for everyone because they were due (disappearing messages, --retention).",
             load(&self.messages_expired),
         );
+        for (name, help, counter) in [
+            (
+                "chat_pushes_sent_total",
+                "Pushes a push service accepted.",
+                &self.pushes_sent,
+            ),
+            (
+                "chat_pushes_failed_total",
+                "Pushes given up: refused, or failing after every retry.",
+                &self.pushes_failed,
+            ),
+            (
+                "chat_pushes_dropped_total",
+                "Pushes dropped because the push queue was full (messages are never dropped).",
+                &self.pushes_dropped,
+            ),
+            (
+                "chat_push_subscriptions_gone_total",
+                "Push subscriptions deleted because their push service answered 404 or 410.",
+                &self.push_subscriptions_gone,
+            ),
+        ] {
+            render_counter(out, name, help, load(counter));
+        }
         render_gauge(
             out,
             "chat_hub_queue_depth",

@@ -20,6 +20,8 @@ use crate::files::workers::ImageWorkers;
 use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
+use crate::push::vapid::{self, VapidKey};
+use crate::push::{PushSettings, Pusher};
 use crate::repo::{SearchIndex, SqliteStore, Store, StoreError};
 use crate::ws::hub::{self, Control, HubHandle};
 use crate::ws::listener::WsListener;
@@ -44,6 +46,8 @@ pub enum StartError {
     Random(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error(transparent)]
+    Vapid(#[from] crate::push::vapid::VapidKeyError),
     #[error("cannot prepare the folder of sent files {path}: {error}")]
     Files {
         path: std::path::PathBuf,
@@ -113,6 +117,7 @@ impl Server {
             hub_thread,
             janitor,
             expirer,
+            pusher,
             ..
         } = core;
         let disabled_watch = DisabledWatch::spawn(app.store.clone(), hub.clone())?;
@@ -132,6 +137,7 @@ impl Server {
                 hub_thread,
                 janitor,
                 expirer,
+                pusher,
                 disabled_watch,
                 all_done,
             }),
@@ -157,6 +163,10 @@ pub struct Core {
     pub janitor: Janitor,
     /// The thread that deletes messages when they are due.
     pub expirer: Expirer,
+    /// The server's key for Web Push.
+    pub vapid: Arc<VapidKey>,
+    /// The threads that send pushes.
+    pub pusher: Pusher,
 }
 
 impl Core {
@@ -191,7 +201,25 @@ impl Core {
             config.query_threads,
             config.query_queue,
         )?;
-        let hub_thread = hub::spawn(hub_inbox, queries, metrics.clone(), privacy.clone())?;
+        let vapid = Arc::new(vapid::load(&*store, config.vapid_key_file.as_deref())?);
+        let (push_queue, pusher) = Pusher::spawn(
+            store.clone(),
+            metrics.clone(),
+            vapid.clone(),
+            PushSettings {
+                preview: config.push_preview == Switch::On,
+                allow_private: config.push_allow_private_endpoints,
+                coalesce: config.push_coalesce,
+                contact: config.push_contact.clone(),
+            },
+        )?;
+        let hub_thread = hub::spawn(
+            hub_inbox,
+            queries,
+            metrics.clone(),
+            privacy.clone(),
+            push_queue,
+        )?;
         // Room for every upload the HTTP side takes at once: an image
         // waits for a thread rather than being refused.
         let images = ImageWorkers::start(config.image_threads, http::UPLOADS_AT_ONCE)?;
@@ -218,6 +246,8 @@ impl Core {
             images,
             janitor,
             expirer,
+            vapid,
+            pusher,
         })
     }
 }
@@ -269,6 +299,7 @@ struct Running {
     hub_thread: JoinHandle<()>,
     janitor: Janitor,
     expirer: Expirer,
+    pusher: Pusher,
     disabled_watch: DisabledWatch,
     all_done: Receiver<()>,
 }
@@ -301,6 +332,7 @@ impl ServerHandle {
         let _ = running.hub_thread.join();
         running.janitor.stop();
         running.expirer.stop();
+        running.pusher.stop();
         running.disabled_watch.stop();
         // Every connection thread holds a clone of `alive`; the channel
         // disconnects when the last one ends.

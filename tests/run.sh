@@ -25,4 +25,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Python packages the push tests check the server's pushes with
+# (tests/push_receiver.py: implementations the server does not use).
+# Installed only when missing.
+if ! python3 -c "import http_ece, cryptography" >/dev/null 2>&1; then
+  echo "== installing http_ece and cryptography for the push tests (PyPI)"
+  python3 -m pip install -q "http_ece==1.2.1" "cryptography>=42"
+fi
+
 cargo test "$@"

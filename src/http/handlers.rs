@@ -12,7 +12,7 @@ use super::login::{login, session_cookie};
 use super::{
     ApiError, HttpRequest, HttpResponse, MAX_HEAD_BYTES, Reply, assets, query_i64, read_json,
 };
-use super::{account, admin, attachments, invites, message_actions, people, reports, search};
+use super::{account, admin, attachments, invites, message_actions, people, push, reports, search};
 use crate::accounts;
 use crate::app::App;
 use crate::auth;
@@ -56,6 +56,13 @@ const ROUTES: &[(Method, &str, Handler)] = &[
         admin::reset_link,
     ),
     (Method::Get, "/api/admin/stats", admin::stats),
+    (
+        Method::Get,
+        "/api/push/vapid-public-key",
+        push::vapid_public_key,
+    ),
+    (Method::Post, "/api/push/subscriptions", push::subscribe),
+    (Method::Delete, "/api/push/subscriptions", push::unsubscribe),
     (Method::Post, "/api/reports", reports::create),
     (Method::Get, "/api/admin/reports", reports::open),
     (

@@ -21,6 +21,7 @@ mod login;
 mod message_actions;
 pub mod multipart;
 mod people;
+mod push;
 mod reports;
 mod search;
 

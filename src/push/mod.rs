@@ -7,9 +7,17 @@
 //!   carries so that a push service knows who sends it (RFC 8292).
 //! - [`ece`]: the payload, encrypted for the one browser that subscribed
 //!   (RFC 8291).
-//! - [`address`]: where the server may send a push at all: endpoints are
-//!   URLs chosen by clients, so private addresses are refused.
+//! - [`endpoint`] and [`address`]: where the server may send a push at
+//!   all: endpoints are URLs chosen by clients, so private addresses are
+//!   refused.
+//! - [`delivery`]: the threads that send pushes, coalesce bursts, retry
+//!   and forget subscriptions that are gone. The hub only offers them
+//!   messages ([`PushQueue`]).
 
 pub mod address;
+pub mod delivery;
 pub mod ece;
+pub mod endpoint;
 pub mod vapid;
+
+pub use delivery::{PushQueue, PushSettings, Pusher};

@@ -19,11 +19,13 @@
 
 pub mod accounts;
 pub mod expiry;
+pub mod push;
 pub mod reports;
 mod sqlite;
 
 pub use accounts::{Accounts, Admission, LoginPlace, NotAdmitted};
 pub use expiry::Expiry;
+pub use push::PushSubscriptions;
 pub use reports::Reports;
 pub use sqlite::{SearchIndex, SqliteStore, build_search_index, tune_writer};
 
@@ -229,7 +231,7 @@ pub struct Credentials {
 
 /// The storage interface of the server. See the module docs for why it is a
 /// trait.
-pub trait Store: Accounts + Expiry + Reports + Send + Sync {
+pub trait Store: Accounts + Expiry + PushSubscriptions + Reports + Send + Sync {
     /// Succeeds when the database answers a trivial query (`/healthz`).
     fn ping(&self) -> Result<(), StoreError>;
 

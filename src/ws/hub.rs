@@ -66,6 +66,7 @@ use crate::chat::ChatError;
 use crate::metrics::Metrics;
 use crate::models::{Message, MessageId, SessionId, UserId};
 use crate::privacy::Privacy;
+use crate::push::PushQueue;
 use crate::repo::StoreError;
 use tungstenite::Utf8Bytes;
 
@@ -248,6 +249,7 @@ pub fn spawn(
     queries: QueryPool,
     metrics: Arc<Metrics>,
     privacy: Arc<Privacy>,
+    push: PushQueue,
 ) -> std::io::Result<JoinHandle<()>> {
     let hub = Hub {
         conns: HashMap::new(),
@@ -262,6 +264,7 @@ pub fn spawn(
         metrics,
         privacy,
         typing: Typing::default(),
+        push,
     };
     std::thread::Builder::new()
         .name("hub".into())
@@ -296,6 +299,8 @@ struct Hub {
     privacy: Arc<Privacy>,
     /// Who is typing to whom.
     typing: Typing,
+    /// Where messages for users with no connection go, to be pushed.
+    push: PushQueue,
 }
 
 /// Waits for the next event: from the first ready channel in the order of
@@ -579,6 +584,9 @@ impl Hub {
                     if Some(id) != answered {
                         self.push(id, item());
                     }
+                }
+                if !delivered {
+                    self.push.offer(message);
                 }
                 self.acknowledge(message, Some(seq), &origin, delivered);
             }
@@ -925,7 +933,14 @@ mod tests {
         let queries = QueryPool::spawn(Arc::new(store), metrics.clone(), 1, 8).expect("pool");
         (
             dir,
-            spawn(inbox, queries, metrics, Arc::default()).expect("hub"),
+            spawn(
+                inbox,
+                queries,
+                metrics.clone(),
+                Arc::default(),
+                PushQueue::nowhere(metrics),
+            )
+            .expect("hub"),
         )
     }
 

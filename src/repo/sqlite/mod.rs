@@ -24,6 +24,7 @@ pub mod checkpointer;
 mod expiry;
 mod indexer;
 mod private_files;
+mod push;
 mod reports;
 mod schema;
 mod search_index;

@@ -13,7 +13,7 @@ use crate::repo::StoreError;
 const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// The `user_version` this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Step to version N: the SQL that turns version N-1 into version N.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -214,6 +214,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
              expiry_seconds INTEGER CHECK (expiry_seconds > 0),
              PRIMARY KEY (user_a, user_b),
              CHECK (user_a < user_b)
+         ) WITHOUT ROWID;",
+    ),
+    // Push notifications.
+    (
+        11,
+        "CREATE TABLE push_subscriptions (
+             id         INTEGER PRIMARY KEY,
+             user_id    INTEGER NOT NULL REFERENCES users (id),
+             session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+             endpoint   TEXT    NOT NULL UNIQUE,
+             p256dh     BLOB    NOT NULL,
+             auth       BLOB    NOT NULL,
+             created_at INTEGER NOT NULL
+         );
+         CREATE INDEX push_subscriptions_by_user ON push_subscriptions (user_id);
+         CREATE INDEX push_subscriptions_by_session ON push_subscriptions (session_id);
+         CREATE TABLE server_secrets (
+             name   TEXT PRIMARY KEY,
+             secret BLOB NOT NULL
          ) WITHOUT ROWID;",
     ),
 ];

@@ -555,9 +555,36 @@ pub const CONVERSATIONS: &str = concat!(
      ORDER BY c.last_message_id DESC"
 );
 
+/// ?1's subscriptions other than the one at ?2 (a renewal replaces it).
+pub const OTHER_PUSH_SUBSCRIPTIONS: &str =
+    "SELECT count(*) FROM push_subscriptions WHERE user_id = ?1 AND endpoint <> ?2";
+pub const UPSERT_PUSH_SUBSCRIPTION: &str =
+    "INSERT INTO push_subscriptions (user_id, session_id, endpoint, p256dh, auth, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id,
+         session_id = excluded.session_id, p256dh = excluded.p256dh, auth = excluded.auth,
+         created_at = excluded.created_at";
+pub const DELETE_PUSH_SUBSCRIPTION: &str =
+    "DELETE FROM push_subscriptions WHERE user_id = ?1 AND endpoint = ?2";
+/// ?1's subscriptions whose session has not expired at ?2.
+pub const PUSH_SUBSCRIPTIONS_OF: &str = "SELECT p.endpoint, p.p256dh, p.auth
+     FROM push_subscriptions p JOIN sessions s ON s.id = p.session_id
+     WHERE p.user_id = ?1 AND s.expires_at > ?2 ORDER BY p.id";
+pub const FORGET_PUSH_SUBSCRIPTION: &str = "DELETE FROM push_subscriptions WHERE endpoint = ?1";
+pub const KEEP_SERVER_SECRET: &str =
+    "INSERT INTO server_secrets (name, secret) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING";
+pub const SERVER_SECRET: &str = "SELECT secret FROM server_secrets WHERE name = ?1";
+
 /// (name, statement) of every query, for the plan test.
 #[cfg(test)]
 pub const ALL: &[(&str, &str)] = &[
+    ("OTHER_PUSH_SUBSCRIPTIONS", OTHER_PUSH_SUBSCRIPTIONS),
+    ("UPSERT_PUSH_SUBSCRIPTION", UPSERT_PUSH_SUBSCRIPTION),
+    ("DELETE_PUSH_SUBSCRIPTION", DELETE_PUSH_SUBSCRIPTION),
+    ("PUSH_SUBSCRIPTIONS_OF", PUSH_SUBSCRIPTIONS_OF),
+    ("FORGET_PUSH_SUBSCRIPTION", FORGET_PUSH_SUBSCRIPTION),
+    ("KEEP_SERVER_SECRET", KEEP_SERVER_SECRET),
+    ("SERVER_SECRET", SERVER_SECRET),
     ("INSERT_USER", INSERT_USER),
     ("CREDENTIALS", CREDENTIALS),
     ("USER_BY_ID", USER_BY_ID),
