@@ -40,6 +40,9 @@ const ASSETS: &[Asset] = &[
     module!("api"),
     module!("admin"),
     module!("account"),
+    module!("notifications"),
+    // The service worker: at the root, so that its scope is the whole app.
+    module!("sw"),
     module!("search"),
     module!("state"),
     module!("dom"),

@@ -7,6 +7,7 @@ import { api } from "./api.js";
 import { $, el, fillAvatar } from "./dom.js";
 import { showAuth } from "./auth.js";
 import { refreshLists } from "./sidebar.js";
+import { showNotificationState } from "./notifications.js";
 
 export function wireAccount() {
   $("open-account").addEventListener("click", openAccount);
@@ -66,6 +67,7 @@ async function openAccount() {
   $("name-form").display_name.value = state.me.display_name || "";
   showMe({});
   $("account").showModal();
+  await showNotificationState();
   await renderSessions();
 }
 

@@ -20,6 +20,8 @@
 //   media.js         files in messages: thumbnails, lightbox, file cards
 //   actions.js       edit, delete, react, block, settings (REST)
 //   account.js       my account: name, password, sessions, export, deletion
+//   notifications.js push notifications: subscribing, on a click only
+//   sw.js            the service worker that shows them (not a module)
 //   admin.js         the admin page: invitations, reports, accounts, numbers
 //   dom.js           DOM and date helpers
 
@@ -27,7 +29,7 @@ import { state } from "./state.js";
 import { api } from "./api.js";
 import { $ } from "./dom.js";
 import { onLogin, onRegister, onReset, switchAuthTab, logout, startChat, showAuth } from "./auth.js";
-import { closeConversation, loadOlder, markRead, LOAD_OLDER_AT_PX } from "./conversation.js";
+import { openConversation, closeConversation, loadOlder, markRead, LOAD_OLDER_AT_PX } from "./conversation.js";
 import { submitComposer, cancelCompose, onInput, editLastOwn, stopTyping } from "./compose.js";
 import { toggleBlock, setReadReceipts, setExpiry } from "./actions.js";
 import { wireUploads } from "./uploads.js";
@@ -35,6 +37,7 @@ import { wireLightbox } from "./media.js";
 import { wireAdmin } from "./admin.js";
 import { wireAccount } from "./account.js";
 import { wireSearch } from "./search.js";
+import { wireNotifications } from "./notifications.js";
 
 function wireUp() {
   $("login-form").addEventListener("submit", onLogin);
@@ -54,6 +57,7 @@ function wireUp() {
   wireAdmin();
   wireAccount();
   wireSearch();
+  wireNotifications(openConversation);
   $("messages").addEventListener("scroll", () => {
     if ($("messages").scrollTop < LOAD_OLDER_AT_PX) loadOlder();
   });

@@ -7,6 +7,8 @@ import { refreshLists, renderPane } from "./sidebar.js";
 import { connect, disconnect } from "./socket.js";
 import { clearTray } from "./uploads.js";
 import { clearSearch } from "./search.js";
+import { openConversation } from "./conversation.js";
+import { unsubscribe } from "./notifications.js";
 
 // An invitation link (/?invite=CODE) opens the registration with the code
 // filled in; a reset link (/?reset=TOKEN) opens the new-password form.
@@ -119,6 +121,8 @@ export async function logout() {
   // checks), instead of reporting the logout as an error of its own.
   state.me = null;
   try { await api("POST", "/api/logout"); } catch (e) { /* the session may be gone already */ }
+  // The server ended this browser's push subscription with the session.
+  await unsubscribe(false).catch(() => {});
   showAuth("");
 }
 
@@ -149,4 +153,7 @@ export async function startChat(user) {
   }
   renderPane();
   connect();
+  // Opened at a conversation's address (a notification, a reload).
+  const linked = /^#user-(\d+)$/.exec(location.hash);
+  if (linked) await openConversation(Number(linked[1]));
 }

@@ -8,6 +8,7 @@ import { renderSidebar, renderPane } from "./sidebar.js";
 import { renderMessages, renderTyping } from "./messages.js";
 import { renderComposer } from "./compose.js";
 import { clearTray } from "./uploads.js";
+import { tellOnScreen } from "./notifications.js";
 
 export const PAGE_SIZE = 50;        // messages per history request
 export const LOAD_OLDER_AT_PX = 80; // scrolling this close to the top loads more
@@ -19,6 +20,10 @@ export async function openConversation(partner) {
     clearTray(); // files picked for one person never go to another
   }
   state.openPartner = partner;
+  // The conversation's address: a reload, or a notification's click,
+  // opens it again.
+  history.replaceState(null, "", `#user-${partner}`);
+  tellOnScreen(partner);
   $("chat-view").classList.add("open");
   renderSidebar();
   renderPane();
@@ -64,6 +69,8 @@ export async function openConversationAt(partner, id) {
 export function closeConversation() {
   clearTray();
   state.openPartner = null;
+  history.replaceState(null, "", location.pathname);
+  tellOnScreen(null);
   $("chat-view").classList.remove("open");
   renderSidebar();
   renderPane();

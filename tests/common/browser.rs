@@ -133,6 +133,36 @@ impl Browser {
         }
     }
 
+    /// Sends one CDP command and returns the parameters of the first
+    /// `event` that arrives with its answer or after it (a domain's
+    /// `enable`, and the state it reports).
+    pub fn call_then_event(&mut self, method: &str, params: Value, event: &str) -> Value {
+        let id = self.send(method, params);
+        let (mut answered, mut seen) = (false, None);
+        while !answered || seen.is_none() {
+            let message = self.next_message();
+            if message["id"] == id {
+                if let Some(error) = message.get("error") {
+                    panic!("{method} failed: {error}");
+                }
+                answered = true;
+            } else if message["method"] == event && seen.is_none() {
+                seen = Some(message["params"].clone());
+            }
+        }
+        seen.unwrap_or_default()
+    }
+
+    /// The parameters of the next `event` (waits for it).
+    pub fn next_event(&mut self, event: &str) -> Value {
+        loop {
+            let message = self.next_message();
+            if message["method"] == event {
+                return message["params"].clone();
+            }
+        }
+    }
+
     fn send(&mut self, method: &str, params: Value) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
