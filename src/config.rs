@@ -74,6 +74,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_PUSH_COALESCE", default_value = "60s", value_parser = parse_duration)]
     pub push_coalesce: Duration,
 
+    /// Pushes that may wait for the push threads; beyond that, pushes are
+    /// dropped (and counted), never messages.
+    #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 4096)]
+    pub push_queue: usize,
+
     /// A contact push services can reach the operator at (`mailto:` or
     /// `https:` URL), named in every push.
     #[arg(long, env = "CHAT_PUSH_CONTACT")]
@@ -391,12 +396,13 @@ impl Config {
             self.http_threads,
             self.query_threads,
             self.query_queue,
+            self.push_queue,
         ]
         .contains(&0)
         {
             return Err(
-                "--outbox-capacity, --http-threads, --query-threads and --query-queue \
-                        must be at least 1"
+                "--outbox-capacity, --http-threads, --query-threads, --query-queue and \
+                        --push-queue must be at least 1"
                     .into(),
             );
         }

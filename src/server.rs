@@ -210,6 +210,7 @@ impl Core {
                 preview: config.push_preview == Switch::On,
                 allow_private: config.push_allow_private_endpoints,
                 coalesce: config.push_coalesce,
+                queue: config.push_queue,
                 contact: config.push_contact.clone(),
             },
         )?;

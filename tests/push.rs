@@ -76,10 +76,15 @@ fn server(coalesce: Duration) -> TestServer {
 /// Waits until `/metrics` shows `name` at `value` (an event the server
 /// reports; not a fixed sleep).
 fn await_metric(base: &str, name: &str, value: f64) {
+    await_metric_where(base, name, value, |now| now == value);
+}
+
+/// Waits until `/metrics` shows `name` where `reached` holds.
+fn await_metric_where(base: &str, name: &str, value: f64, reached: impl Fn(f64) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let now = metric(&fetch_metrics(base), name);
-        if now == value {
+        if reached(now) {
             return;
         }
         assert!(
@@ -229,4 +234,81 @@ fn subscriptions_are_checked_and_end_with_their_session() {
         Some(&json!({ "endpoint": by_name["endpoint"] }).to_string()),
     );
     assert_eq!(removed.status, 404, "logout removed it");
+}
+
+/// A push service that accepts connections and never answers: every
+/// push thread ends up waiting on it.
+struct BlackHole {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BlackHole {
+    fn start() -> BlackHole {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().map_while(Result::ok) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        BlackHole { port, accepted }
+    }
+}
+
+#[test]
+fn a_full_push_queue_drops_pushes_and_never_delays_messages() {
+    let receiver = Receiver::start();
+    let hole = BlackHole::start();
+    let server = TestServer::start_with(|config| {
+        config.push_allow_private_endpoints = true;
+        config.push_queue = 2;
+    });
+    let (alice, _) = server.user("alice");
+    let mut subscription = receiver.subscription("/x");
+    let mut recipients = Vec::new();
+    for n in 0..12 {
+        let (client, id) = server.user(&format!("offline{n}"));
+        subscription["endpoint"] = json!(format!("http://127.0.0.1:{}/u{n}", hole.port));
+        assert_eq!(
+            client.post("/api/push/subscriptions", &subscription).status,
+            201
+        );
+        recipients.push(id);
+    }
+    // Each message to someone offline is a push to the black hole: four
+    // take the push threads, two wait, the rest are dropped.
+    for (n, id) in recipients.iter().enumerate() {
+        let started = Instant::now();
+        let sent = alice.send(*id, &format!("message {n}"));
+        assert!(sent["id"].as_i64().is_some());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a send waited {:?} for pushes",
+            started.elapsed()
+        );
+    }
+    // (At least: were the threads slow to take their first job, more go.)
+    await_metric_where(&server.base(), "chat_pushes_dropped_total", 6.0, |n| {
+        n >= 6.0
+    });
+    // Every push thread is waiting on the push service.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hole.accepted.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the push threads never all connected"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // And live messages still go through at once.
+    let (bob, bob_id) = server.user("bob");
+    let (mut bob_ws, _) = Ws::connect(&server, &bob);
+    alice.send(bob_id, "still here");
+    assert_eq!(bob_ws.recv_type("private_message")["content"], "still here");
 }

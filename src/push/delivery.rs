@@ -25,7 +25,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -40,8 +40,6 @@ use crate::models::{Message, MessageId, UserId};
 use crate::repo::Store;
 use crate::repo::push::Subscription;
 
-/// Messages waiting for the dispatcher before pushes are dropped.
-pub const QUEUE_CAPACITY: usize = 4096;
 /// Threads that send pushes: each waits on one push service at a time.
 pub const WORKERS: usize = 4;
 /// How long a push service may take to accept a connection.
@@ -59,6 +57,9 @@ pub const ATTEMPTS: u32 = 4;
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait a push service's `Retry-After` can ask for.
 pub const RETRY_LONGEST: Duration = Duration::from_secs(60);
+/// At shutdown, how long pushes in flight may take to finish; a worker
+/// still waiting on a push service then is left to its timeout.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// What the operator chose (`--push-*`).
 #[derive(Debug, Clone)]
@@ -70,6 +71,9 @@ pub struct PushSettings {
     pub allow_private: bool,
     /// After a push, how long further messages to that user wait.
     pub coalesce: Duration,
+    /// Pushes that may wait, for the dispatcher and for the workers each
+    /// (`--push-queue`); beyond that they are dropped.
+    pub queue: usize,
     /// Who runs this server, for push services (`mailto:` or `https:`).
     pub contact: Option<String>,
 }
@@ -152,7 +156,11 @@ enum Due {
 /// The running push threads; [`Pusher::stop`] ends them.
 pub struct Pusher {
     stop: Sender<()>,
-    threads: Vec<JoinHandle<()>>,
+    dispatcher: JoinHandle<()>,
+    /// Each worker sends on it (or drops it) when it ends.
+    workers_done: Receiver<()>,
+    /// Set at shutdown: workers take no further job.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Pusher {
@@ -162,12 +170,13 @@ impl Pusher {
         vapid: Arc<VapidKey>,
         settings: PushSettings,
     ) -> io::Result<(PushQueue, Pusher)> {
-        let (offers, offered) = bounded(QUEUE_CAPACITY);
-        let (jobs, work) = bounded::<Job>(QUEUE_CAPACITY);
-        let (retries, retried) = bounded::<Attempt>(QUEUE_CAPACITY);
+        let (offers, offered) = bounded(settings.queue);
+        let (jobs, work) = bounded::<Job>(settings.queue);
+        let (retries, retried) = bounded::<Attempt>(settings.queue);
         let (stop, stopped) = bounded(1);
+        let (worker_done, workers_done) = bounded(WORKERS);
+        let stopping = Arc::new(AtomicBool::new(false));
         let agent = agent(settings.allow_private);
-        let mut threads = Vec::new();
         for n in 0..WORKERS {
             let worker = Worker {
                 store: store.clone(),
@@ -177,16 +186,18 @@ impl Pusher {
                 agent: agent.clone(),
                 retries: retries.clone(),
             };
-            let work = work.clone();
-            threads.push(
-                thread::Builder::new()
-                    .name(format!("push-{n}"))
-                    .spawn(move || {
-                        for job in work {
-                            worker.run(job);
+            let (work, done, stopping) = (work.clone(), worker_done.clone(), stopping.clone());
+            thread::Builder::new()
+                .name(format!("push-{n}"))
+                .spawn(move || {
+                    for job in work {
+                        if stopping.load(Ordering::Relaxed) {
+                            break;
                         }
-                    })?,
-            );
+                        worker.run(job);
+                    }
+                    let _ = done.send(());
+                })?;
         }
         let dispatcher = Dispatcher {
             coalesce: settings.coalesce,
@@ -196,19 +207,31 @@ impl Pusher {
             next_order: 0,
             metrics: metrics.clone(),
         };
-        threads.push(
-            thread::Builder::new()
-                .name("push-dispatcher".into())
-                .spawn(move || dispatcher.run(&offered, &retried, &stopped))?,
-        );
-        Ok((PushQueue { offers, metrics }, Pusher { stop, threads }))
+        let dispatcher = thread::Builder::new()
+            .name("push-dispatcher".into())
+            .spawn(move || dispatcher.run(&offered, &retried, &stopped))?;
+        let pusher = Pusher {
+            stop,
+            dispatcher,
+            workers_done,
+            stopping,
+        };
+        Ok((PushQueue { offers, metrics }, pusher))
     }
 
-    /// Ends the threads; pushes not yet sent are dropped.
+    /// Ends the threads; pushes not yet sent are dropped. Waits at most
+    /// [`STOP_WAIT`] for the pushes in flight.
     pub fn stop(self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.stop.send(());
-        for thread in self.threads {
-            let _ = thread.join();
+        let _ = self.dispatcher.join();
+        let deadline = Instant::now() + STOP_WAIT;
+        for _ in 0..WORKERS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.workers_done.recv_timeout(left).is_err() {
+                log::warn!("push: stopping with a push in flight; it ends with its timeout");
+                return;
+            }
         }
     }
 }
