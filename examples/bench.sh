@@ -13,7 +13,7 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
 OUT=${OUT:-target/bench}
 PORT=${PORT:-18600}
 mkdir -p "$OUT"
-cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup --example web_render --example file_bench --example expiry_sweep
+cargo build -q --release --bin chat-server --example loadgen --example sqlite_baseline --example relay_baseline --example seed_db --example sync_catchup --example web_render --example file_bench --example expiry_sweep --example push_bench
 # SERVER_CPUS / LOADGEN_CPUS pin the server and the generator to separate
 # cores (`taskset -c`), for the per-core figure.
 pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
@@ -150,6 +150,27 @@ if sel expiry-sweep; then
   done
   rm -f "$DB_FILE" "$DB_FILE"-*
   unset DB_KEY DB_FILE
+fi
+# Push: 100 senders send 1,000 msg/s to 100 recipients who are never
+# connected, with and without a push subscription each (a push service in
+# push_bench, on loopback). Coalescing over 5 s, so that pushes go on
+# through the run (20/s; the default 60 s would push once per recipient,
+# in the first second); then every message pushed (--push-coalesce 0s,
+# "push-every"), for pushes per second.
+if sel push; then
+  for round in $(seq "$RUNS"); do
+    for mode in without with; do
+      subscribe=""; [ $mode = with ] && subscribe="--subscribe"
+      CLIENT=target/release/examples/push_bench RUNS=1 run "push-$mode-$round" "--push-allow-private-endpoints --push-coalesce 5s" \
+        --pairs 100 --rate 1000 --seconds "$SECONDS_PER_RUN" $subscribe
+    done
+  done
+fi
+if sel push-every; then
+  for rate in 1000 2000; do
+    CLIENT=target/release/examples/push_bench RUNS=1 run "push-every-$rate" "--push-allow-private-endpoints --push-coalesce 0s" \
+      --pairs 100 --rate "$rate" --seconds "$SECONDS_PER_RUN" --subscribe
+  done
 fi
 # Typing at scale: messages at 5,000/s open loop, without and with 1,000
 # users typing (a start or a stop each second), same session.

@@ -74,6 +74,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_PUSH_COALESCE", default_value = "60s", value_parser = parse_duration)]
     pub push_coalesce: Duration,
 
+    /// A PEM file of certificates to trust for push services, besides the
+    /// public ones: a push service on the LAN with its own certificate.
+    #[arg(long, env = "CHAT_PUSH_CA_FILE")]
+    pub push_ca_file: Option<PathBuf>,
+
     /// Pushes that may wait for the push threads; beyond that, pushes are
     /// dropped (and counted), never messages.
     #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 4096)]

@@ -45,10 +45,12 @@
 //! - [`cli`]: the `chat-server admin` and `backup` subcommands.
 //! - [`backup`]: a consistent copy of the database and its files.
 //! - [`app`]: the context shared by all threads.
+//! - [`background`]: the lower CPU priority of work that can wait.
 
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod backup;
 pub mod changes;
 pub mod chat;

@@ -21,7 +21,7 @@ use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
 use crate::push::vapid::{self, VapidKey};
-use crate::push::{PushSettings, Pusher};
+use crate::push::{PushSettings, Pusher, delivery};
 use crate::repo::{SearchIndex, SqliteStore, Store, StoreError};
 use crate::ws::hub::{self, Control, HubHandle};
 use crate::ws::listener::WsListener;
@@ -48,6 +48,11 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
     #[error(transparent)]
     Vapid(#[from] crate::push::vapid::VapidKeyError),
+    #[error("cannot read the certificates of --push-ca-file {path}: {error}")]
+    PushCaFile {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
     #[error("cannot prepare the folder of sent files {path}: {error}")]
     Files {
         path: std::path::PathBuf,
@@ -202,18 +207,28 @@ impl Core {
             config.query_queue,
         )?;
         let vapid = Arc::new(vapid::load(&*store, config.vapid_key_file.as_deref())?);
-        let (push_queue, pusher) = Pusher::spawn(
-            store.clone(),
-            metrics.clone(),
-            vapid.clone(),
-            PushSettings {
-                preview: config.push_preview == Switch::On,
-                allow_private: config.push_allow_private_endpoints,
-                coalesce: config.push_coalesce,
-                queue: config.push_queue,
-                contact: config.push_contact.clone(),
-            },
-        )?;
+        let (push_queue, pusher) =
+            Pusher::spawn(
+                store.clone(),
+                metrics.clone(),
+                vapid.clone(),
+                PushSettings {
+                    preview: config.push_preview == Switch::On,
+                    allow_private: config.push_allow_private_endpoints,
+                    coalesce: config.push_coalesce,
+                    queue: config.push_queue,
+                    tls: match &config.push_ca_file {
+                        Some(path) => Some(delivery::trusting(path).map_err(|error| {
+                            StartError::PushCaFile {
+                                path: path.clone(),
+                                error,
+                            }
+                        })?),
+                        None => None,
+                    },
+                    contact: config.push_contact.clone(),
+                },
+            )?;
         let hub_thread = hub::spawn(
             hub_inbox,
             queries,

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 struct Receiver {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
+    /// `http`, or `https` with a certificate of its own.
+    scheme: &'static str,
     port: u16,
     p256dh: String,
     auth: String,
@@ -23,9 +25,20 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
+        Receiver::start_with(&[], "http")
+    }
+
+    /// Over TLS, with a certificate it writes to `dir/ca.pem`.
+    fn start_tls(dir: &std::path::Path) -> Receiver {
+        let dir = dir.to_str().expect("a UTF-8 path");
+        Receiver::start_with(&["--tls", dir], "https")
+    }
+
+    fn start_with(args: &[&str], scheme: &'static str) -> Receiver {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/push_receiver.py");
         let mut child = Command::new("python3")
             .arg(script)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 tests/push_receiver.py (tests/run.sh installs http_ece)");
@@ -36,6 +49,7 @@ impl Receiver {
         Receiver {
             child,
             lines,
+            scheme,
             port: hello["port"].as_u64().expect("port") as u16,
             p256dh: hello["p256dh"].as_str().expect("p256dh").into(),
             auth: hello["auth"].as_str().expect("auth").into(),
@@ -45,7 +59,7 @@ impl Receiver {
     /// A subscription as a browser gives it, for an endpoint at `path`.
     fn subscription(&self, path: &str) -> Value {
         json!({
-            "endpoint": format!("http://127.0.0.1:{}{path}", self.port),
+            "endpoint": format!("{}://127.0.0.1:{}{path}", self.scheme, self.port),
             "keys": { "p256dh": self.p256dh, "auth": self.auth },
             "expirationTime": null,
         })
@@ -311,4 +325,45 @@ fn a_full_push_queue_drops_pushes_and_never_delays_messages() {
     let (mut bob_ws, _) = Ws::connect(&server, &bob);
     alice.send(bob_id, "still here");
     assert_eq!(bob_ws.recv_type("private_message")["content"], "still here");
+}
+
+#[test]
+fn a_push_service_with_a_certificate_of_its_own_is_trusted_with_push_ca_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut receiver = Receiver::start_tls(dir.path());
+    let ca_file = dir.path().join("ca.pem");
+    let trusting = TestServer::start_with(|config| {
+        config.push_allow_private_endpoints = true;
+        config.push_ca_file = Some(ca_file);
+    });
+    let (alice, _) = trusting.user("alice");
+    let (bob, bob_id) = trusting.user("bob");
+    let subscription = receiver.subscription("/ok/bob");
+    assert_eq!(
+        bob.post("/api/push/subscriptions", &subscription).status,
+        201
+    );
+    alice.send(bob_id, "over TLS");
+    let push = receiver.next_push();
+    assert_eq!(push["payload"]["preview"], "over TLS");
+    assert_eq!(
+        push["vapid_claims"]["aud"],
+        format!("https://127.0.0.1:{}", receiver.port)
+    );
+
+    // Without the file, the certificate is not trusted: the push fails
+    // (after its retries) and the service receives nothing.
+    let strict = TestServer::start_with(|config| config.push_allow_private_endpoints = true);
+    let (alice, _) = strict.user("alice");
+    let (bob, bob_id) = strict.user("bob");
+    assert_eq!(
+        bob.post("/api/push/subscriptions", &subscription).status,
+        201
+    );
+    alice.send(bob_id, "not trusted");
+    await_metric(&strict.base(), "chat_pushes_failed_total", 1.0);
+    assert_eq!(
+        metric(&fetch_metrics(&strict.base()), "chat_pushes_sent_total"),
+        0.0
+    );
 }

@@ -11,6 +11,10 @@ decrypted payload.
 
 The path decides the answer: /gone/... answers 410, /flaky/... answers
 500 the first time and 201 after, anything else 201.
+
+With `--tls DIR` it serves HTTPS with a certificate for 127.0.0.1 that
+it makes and signs itself, written to DIR/ca.pem for the server to trust
+(`--push-ca-file`).
 """
 
 import base64
@@ -92,7 +96,45 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def serve_tls(server, directory):
+    """Wraps `server` in TLS with a fresh self-signed certificate."""
+    import datetime
+    import ipaddress
+    import os
+    import ssl
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "push test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = os.path.join(directory, "ca.pem")
+    key_path = os.path.join(directory, "key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(certificate.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+
+
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if len(sys.argv) == 3 and sys.argv[1] == "--tls":
+    serve_tls(server, sys.argv[2])
 print(
     json.dumps({"port": server.server_address[1], "p256dh": b64encode(PUBLIC), "auth": b64encode(AUTH)}),
     flush=True,

@@ -16,13 +16,6 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use super::image::{ImageError, Prepared, prepare};
 
-/// How much nicer than the rest of the server the image threads are
-/// (`nice` +10): decoding a photo is a long burst of CPU, and on a small
-/// box it must not delay the hub or the database writer. (A thread may
-/// lower its own priority, never raise it again unprivileged: these
-/// threads do nothing else, so they keep it.)
-const IMAGE_NICENESS: libc::c_int = 10;
-
 /// Where an image's bytes are.
 #[derive(Debug)]
 pub enum ImageSource {
@@ -69,7 +62,7 @@ impl ImageWorkers {
             thread::Builder::new()
                 .name(format!("images-{n}"))
                 .spawn(move || {
-                    lower_priority();
+                    crate::background::lower_priority("an image thread");
                     for job in queue {
                         // A decoder that panics on a hostile file must
                         // not take the thread (and the pool) with it.
@@ -119,26 +112,6 @@ impl ImageWorkers {
     }
 }
 
-/// Makes the calling thread nicer by [`IMAGE_NICENESS`]. Best effort: a
-/// thread that stays at normal priority still works.
-fn lower_priority() {
-    // SAFETY: gettid, getpriority and setpriority only read their integer
-    // arguments; on Linux, PRIO_PROCESS with a thread id applies to that
-    // thread only. (getpriority's -1 is a valid niceness; an error there
-    // only makes the value set below less nice than meant.)
-    let done = unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
-        libc::setpriority(libc::PRIO_PROCESS, tid, (now + IMAGE_NICENESS).min(19))
-    };
-    if done != 0 {
-        log::debug!(
-            "image threads keep normal priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 fn run(source: ImageSource, mime: &str, keep_metadata: bool) -> Result<Prepared, WorkError> {
     let bytes = match source {
         ImageSource::File(path) => std::fs::read(path)?,
@@ -184,6 +157,9 @@ mod tests {
         // Relative to the process's own (a test run may itself be niced).
         // SAFETY: getpriority only reads its integer arguments.
         let ours = i64::from(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) });
-        assert_eq!(niceness, (ours + i64::from(IMAGE_NICENESS)).min(19));
+        assert_eq!(
+            niceness,
+            (ours + i64::from(crate::background::NICENESS)).min(19)
+        );
     }
 }

@@ -24,8 +24,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ pub const ATTEMPTS: u32 = 4;
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait a push service's `Retry-After` can ask for.
 pub const RETRY_LONGEST: Duration = Duration::from_secs(60);
+/// Push services whose signed token is kept (see [`Tokens`]).
+const MAX_CACHED_TOKENS: usize = 1024;
 /// At shutdown, how long pushes in flight may take to finish; a worker
 /// still waiting on a push service then is left to its timeout.
 const STOP_WAIT: Duration = Duration::from_secs(2);
@@ -74,6 +77,9 @@ pub struct PushSettings {
     /// Pushes that may wait, for the dispatcher and for the workers each
     /// (`--push-queue`); beyond that they are dropped.
     pub queue: usize,
+    /// TLS that trusts more than the public roots (`--push-ca-file`, see
+    /// [`trusting`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Who runs this server, for push services (`mailto:` or `https:`).
     pub contact: Option<String>,
 }
@@ -176,12 +182,17 @@ impl Pusher {
         let (stop, stopped) = bounded(1);
         let (worker_done, workers_done) = bounded(WORKERS);
         let stopping = Arc::new(AtomicBool::new(false));
-        let agent = agent(settings.allow_private);
+        let agent = agent(settings.allow_private, settings.tls.clone());
+        let tokens = Arc::new(Tokens {
+            vapid,
+            contact: settings.contact.clone(),
+            signed: Mutex::new(HashMap::new()),
+        });
         for n in 0..WORKERS {
             let worker = Worker {
                 store: store.clone(),
                 metrics: metrics.clone(),
-                vapid: vapid.clone(),
+                tokens: tokens.clone(),
                 settings: settings.clone(),
                 agent: agent.clone(),
                 retries: retries.clone(),
@@ -190,6 +201,7 @@ impl Pusher {
             thread::Builder::new()
                 .name(format!("push-{n}"))
                 .spawn(move || {
+                    crate::background::lower_priority("a push thread");
                     for job in work {
                         if stopping.load(Ordering::Relaxed) {
                             break;
@@ -350,10 +362,47 @@ fn retry_wait(made: u32) -> Duration {
 struct Worker {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    vapid: Arc<VapidKey>,
+    tokens: Arc<Tokens>,
     settings: PushSettings,
     agent: ureq::Agent,
     retries: Sender<Attempt>,
+}
+
+/// Signed VAPID tokens by push service: a token is good for
+/// [`TOKEN_LIFETIME_SECONDS`], so one signature serves every push to that
+/// service for hours instead of costing one per push.
+struct Tokens {
+    vapid: Arc<VapidKey>,
+    contact: Option<String>,
+    /// Audience → (expiry, `Authorization` header).
+    signed: Mutex<HashMap<String, (i64, String)>>,
+}
+
+impl Tokens {
+    /// The header for a push to `audience`: the cached one while it has
+    /// more than half its lifetime left, else a new one.
+    fn authorization(&self, audience: &str) -> String {
+        let now = Utc::now().timestamp();
+        let mut signed = self
+            .signed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((expires, header)) = signed.get(audience)
+            && expires - now > TOKEN_LIFETIME_SECONDS / 2
+        {
+            return header.clone();
+        }
+        let expires = now + TOKEN_LIFETIME_SECONDS;
+        let header = self
+            .vapid
+            .authorization(audience, expires, self.contact.as_deref());
+        // Push services are few; a server that met too many starts over.
+        if signed.len() >= MAX_CACHED_TOKENS {
+            signed.clear();
+        }
+        signed.insert(audience.to_owned(), (expires, header.clone()));
+        header
+    }
 }
 
 /// What a push service answered.
@@ -462,10 +511,7 @@ impl Worker {
         let Some(audience) = super::endpoint::audience(&subscription.endpoint) else {
             return Outcome::Refused;
         };
-        let expires = Utc::now().timestamp() + TOKEN_LIFETIME_SECONDS;
-        let authorization =
-            self.vapid
-                .authorization(&audience, expires, self.settings.contact.as_deref());
+        let authorization = self.tokens.authorization(&audience);
         let response = self
             .agent
             .post(&subscription.endpoint)
@@ -523,14 +569,46 @@ fn refused_address(error: &ureq::Transport) -> bool {
 }
 
 /// The HTTP client pushes go through: timeouts, no redirects, no proxy,
-/// and a resolver that hands it public addresses only.
-fn agent(allow_private: bool) -> ureq::Agent {
-    ureq::AgentBuilder::new()
+/// a resolver that hands it public addresses only, and `tls` if given
+/// (else the public roots of trust).
+fn agent(allow_private: bool, tls: Option<Arc<rustls::ClientConfig>>) -> ureq::Agent {
+    let mut builder = ureq::AgentBuilder::new()
         .timeout_connect(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .redirects(0)
-        .resolver(PublicOnly { allow_private })
-        .build()
+        .resolver(PublicOnly { allow_private });
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls);
+    }
+    builder.build()
+}
+
+/// A TLS client that trusts the public roots and the certificates in the
+/// PEM file at `path` (`--push-ca-file`).
+pub fn trusting(path: &Path) -> io::Result<Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut added = 0;
+    for certificate in CertificateDer::pem_file_iter(path)
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?
+    {
+        let certificate = certificate.map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        roots
+            .add(certificate)
+            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(invalid(format!("{}: no certificate", path.display())));
+    }
+    rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .map(|builder| Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// Resolves a push service's name, and keeps only the addresses a push
@@ -556,5 +634,32 @@ impl ureq::Resolver for PublicOnly {
             ));
         }
         Ok(public)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_token_is_reused_until_half_its_lifetime_is_left() {
+        let key = super::super::ece::random_secret_key().expect("key");
+        let tokens = Tokens {
+            vapid: Arc::new(VapidKey::new(key)),
+            contact: None,
+            signed: Mutex::new(HashMap::new()),
+        };
+        let audience = "https://push.example.net";
+        let keep = |expires_in: i64, header: &str| {
+            let expires = Utc::now().timestamp() + expires_in;
+            let mut signed = tokens.signed.lock().expect("lock");
+            signed.insert(audience.to_owned(), (expires, header.to_owned()));
+        };
+        keep(TOKEN_LIFETIME_SECONDS - 60, "cached");
+        assert_eq!(tokens.authorization(audience), "cached");
+        keep(TOKEN_LIFETIME_SECONDS / 2 - 60, "old");
+        let fresh = tokens.authorization(audience);
+        assert!(fresh.starts_with("vapid t="), "{fresh}");
+        assert_eq!(tokens.authorization(audience), fresh);
     }
 }

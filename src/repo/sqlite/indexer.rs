@@ -23,7 +23,7 @@
 //!
 //! Its transactions only read the database file (a snapshot, in WAL mode),
 //! so the writer never waits for the indexer, and the indexer never waits
-//! for the writer. And it runs at a lower CPU priority ([`NICE`]): indexing
+//! for the writer. And it runs at a lower CPU priority ([`crate::background`]): indexing
 //! a message costs about as much CPU as storing and delivering it, so on a
 //! server whose cores are all busy, messages go first and the index
 //! catches up when the load eases (docs/BENCHMARKS.md has both figures).
@@ -62,9 +62,6 @@ const PURGE_LIMIT: Duration = Duration::from_secs(5);
 /// The pause after a round failed (the index's file unwritable, say), so
 /// that the log is not flooded with the same error.
 const ROUND_FAILED: Duration = Duration::from_secs(5);
-/// The indexer thread's nice value (Linux: per thread): a tenth of the CPU
-/// share of the threads that move messages when they compete for a core.
-const NICE: i32 = 10;
 /// Page cache of the indexer's connection to the index, in KiB: FTS5
 /// merges rewrite many pages of it.
 const INDEX_CACHE_KIB: i64 = 32 * 1024;
@@ -125,7 +122,7 @@ impl Indexer {
             std::thread::Builder::new()
                 .name("search-indexer".into())
                 .spawn(move || {
-                    lower_priority();
+                    crate::background::lower_priority("the search indexer");
                     run(conn, &progress, &woken, &stopping)
                 })?
         };
@@ -169,24 +166,6 @@ impl Indexer {
     pub fn progress(&self) -> (Seq, i64) {
         let reached = *lock(&self.progress.reached);
         (reached.seq, reached.unbuilt_through)
-    }
-}
-
-/// Gives the calling thread the [`NICE`] value.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on integers; on Linux a thread id
-        // names this thread alone.
-        let failed = unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, NICE) != 0
-        };
-        if failed {
-            log::warn!(
-                "search index: could not lower the indexer's priority: {}",
-                std::io::Error::last_os_error()
-            );
-        }
     }
 }
 
