@@ -14,7 +14,6 @@
 //! `recipient_offline`: stored, nobody connected). Prints the latency
 //! percentiles and the pushes the service received per second.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -25,10 +24,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+#[path = "shared/accounts.rs"]
+mod accounts;
+use accounts::{Error, connect, user};
+
 /// A user's session cookie and id.
 type Session = (String, i64);
 
@@ -215,20 +216,6 @@ fn send_for(
     Ok(Outcome { sent, latencies })
 }
 
-fn connect(ws_url: &str, cookie: &str) -> Result<WebSocket<TcpStream>, Error> {
-    let mut request = format!("{ws_url}?presence=batch").into_client_request()?;
-    request.headers_mut().insert("Cookie", cookie.parse()?);
-    let host = ws_url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .ok_or("bad ws_url")?;
-    let stream = TcpStream::connect(host)?;
-    stream.set_nodelay(true)?;
-    let (ws, _) = tungstenite::client(request, stream)?;
-    Ok(ws)
-}
-
 /// Registers and logs in `count` users, several at a time; returns each
 /// one's session cookie and id, in order.
 fn register_all(base: &str, run: u32, count: usize) -> Result<Vec<Session>, Error> {
@@ -257,27 +244,6 @@ fn register_all(base: &str, run: u32, count: usize) -> Result<Vec<Session>, Erro
         }
     }
     Ok(users)
-}
-
-/// Registers and logs in `nickname`; returns the session cookie and the id.
-fn user(base: &str, nickname: &str) -> Result<Session, Error> {
-    let password = "password123";
-    let registered: Value = ureq::post(&format!("{base}/api/register"))
-        .send_json(
-            json!({"nickname": nickname, "email": format!("{nickname}@x"), "password": password}),
-        )?
-        .into_json()?;
-    let id = registered["user"]["id"].as_i64().ok_or("no user id")?;
-    let login = ureq::post(&format!("{base}/api/login"))
-        .send_json(json!({"identifier": nickname, "password": password}))?;
-    let cookie = login
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("session_token="))
-        .and_then(|c| c.split(';').next())
-        .ok_or("no session cookie")?
-        .to_owned();
-    Ok((cookie, id))
 }
 
 /// A push service on loopback that accepts every push (201) and counts

@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{Value, json};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
+
+#[path = "shared/accounts.rs"]
+mod accounts;
+use accounts::{Error, connect, user};
 
 #[derive(Parser)]
 struct Args {
@@ -30,8 +33,6 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     runs: usize,
 }
-
-type Error = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Error> {
     let args = Args::parse();
@@ -74,42 +75,6 @@ fn main() -> Result<(), Error> {
         ms(&times[times.len() - 1])
     );
     Ok(())
-}
-
-/// Registers and logs in `nickname`; returns the session cookie and the id.
-fn user(base: &str, nickname: &str) -> Result<(String, i64), Error> {
-    let password = "password123";
-    let registered: Value = ureq::post(&format!("{base}/api/register"))
-        .send_json(
-            json!({"nickname": nickname, "email": format!("{nickname}@x"), "password": password}),
-        )?
-        .into_json()?;
-    let id = registered["user"]["id"].as_i64().ok_or("no user id")?;
-    let login = ureq::post(&format!("{base}/api/login"))
-        .send_json(json!({"identifier": nickname, "password": password}))?;
-    let cookie = login
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("session_token="))
-        .and_then(|c| c.split(';').next())
-        .ok_or("no session cookie")?
-        .to_owned();
-    Ok((cookie, id))
-}
-
-fn connect(ws_url: &str, cookie: &str) -> Result<WebSocket<TcpStream>, Error> {
-    let mut request = format!("{ws_url}?presence=batch").into_client_request()?;
-    request.headers_mut().insert("Cookie", cookie.parse()?);
-    let host = ws_url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .ok_or("bad ws_url")?;
-    let stream = TcpStream::connect(host)?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let (ws, _) = tungstenite::client(request, stream).map_err(|e| e.to_string())?;
-    Ok(ws)
 }
 
 /// Sends `count` messages and waits until every one is stored.
