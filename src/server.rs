@@ -21,7 +21,7 @@ use crate::http::{self, HttpServer};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
 use crate::push::vapid::{self, VapidKey};
-use crate::push::{PushSettings, Pusher, delivery};
+use crate::push::{PushSettings, Pusher, client};
 use crate::repo::{SearchIndex, SqliteStore, Store, StoreError};
 use crate::ws::hub::{self, Control, HubHandle};
 use crate::ws::listener::WsListener;
@@ -218,7 +218,7 @@ impl Core {
                     coalesce: config.push_coalesce,
                     queue: config.push_queue,
                     tls: match &config.push_ca_file {
-                        Some(path) => Some(delivery::trusting(path).map_err(|error| {
+                        Some(path) => Some(client::trusting(path).map_err(|error| {
                             StartError::PushCaFile {
                                 path: path.clone(),
                                 error,

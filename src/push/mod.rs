@@ -11,13 +11,17 @@
 //!   all: endpoints are URLs chosen by clients, so private addresses are
 //!   refused.
 //! - [`delivery`]: the threads that send pushes, coalesce bursts, retry
-//!   and forget subscriptions that are gone. The hub only offers them
-//!   messages ([`PushQueue`]).
+//!   and forget subscriptions that are gone; the hub only offers them
+//!   messages ([`PushQueue`]). Inside: [`dispatcher`] (when), [`sender`]
+//!   (one push), [`client`] (the HTTP client).
 
 pub mod address;
+pub mod client;
 pub mod delivery;
+pub mod dispatcher;
 pub mod ece;
 pub mod endpoint;
+pub mod sender;
 pub mod vapid;
 
 pub use delivery::{PushQueue, PushSettings, Pusher};
