@@ -367,3 +367,59 @@ fn a_push_service_with_a_certificate_of_its_own_is_trusted_with_push_ca_file() {
         0.0
     );
 }
+
+#[test]
+fn a_push_shows_the_message_as_it_is_when_it_goes_and_never_a_deleted_one() {
+    let mut receiver = Receiver::start();
+    let server = server(Duration::from_secs(2));
+    let (alice, _) = server.user("alice");
+    let (bob, bob_id) = server.user("bob");
+    assert_eq!(
+        bob.post("/api/push/subscriptions", &receiver.subscription("/ok/bob"))
+            .status,
+        201
+    );
+    alice.send(bob_id, "one");
+    assert_eq!(receiver.next_push()["payload"]["preview"], "one");
+
+    // Coalesced, so it waits; edited meanwhile: the push has the new text.
+    let typo = alice.send(bob_id, "tpyo");
+    let edited = alice.patch(
+        &format!("/api/messages/{}", typo["id"]),
+        &json!({ "content": "fixed" }),
+    );
+    assert_eq!(edited.status, 200, "{:?}", edited.body);
+    let push = receiver.next_push();
+    assert_eq!(push["payload"]["message_id"], typo["id"]);
+    assert_eq!(push["payload"]["preview"], "fixed");
+
+    // Deleted for everyone while it waits: no push at all; the next
+    // message is the next push.
+    let secret = alice.send(bob_id, "my secret");
+    assert_eq!(
+        alice
+            .delete(&format!("/api/messages/{}", secret["id"]))
+            .status,
+        200
+    );
+    let three = alice.send(bob_id, "three");
+    let push = receiver.next_push();
+    assert_eq!(push["payload"]["message_id"], three["id"]);
+    assert_eq!(push["payload"]["preview"], "three");
+
+    // A disappearing message: the push service keeps it no longer.
+    let timer = alice.request(
+        "PUT",
+        &format!("/api/conversations/{bob_id}/expiry"),
+        Some(&json!({ "seconds": 3600 }).to_string()),
+    );
+    assert_eq!(timer.status, 200, "{:?}", timer.body);
+    let fleeting = alice.send(bob_id, "gone in an hour");
+    let push = receiver.next_push();
+    assert_eq!(push["payload"]["message_id"], fleeting["id"]);
+    let ttl: u32 = push["ttl"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("TTL");
+    assert!((3590..=3600).contains(&ttl), "TTL {ttl}");
+}

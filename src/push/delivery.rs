@@ -44,8 +44,6 @@ use crate::repo::push::Subscription;
 
 /// Threads that send pushes: each waits on one push service at a time.
 pub const WORKERS: usize = 4;
-/// Characters of the message in a push, when previews are on.
-pub const PREVIEW_CHARS: usize = 100;
 /// At shutdown, how long pushes in flight may take to finish; a worker
 /// still waiting on a push service then is left to its timeout.
 const STOP_WAIT: Duration = Duration::from_secs(2);
@@ -76,7 +74,6 @@ pub struct Offline {
     pub recipient: UserId,
     pub sender: UserId,
     pub message_id: MessageId,
-    pub preview: String,
 }
 
 /// The hub's side: offers messages, never waits.
@@ -100,7 +97,6 @@ impl PushQueue {
             recipient: message.receiver_id,
             sender: message.sender_id,
             message_id: message.id,
-            preview: message.content.chars().take(PREVIEW_CHARS).collect(),
         };
         if let Err(TrySendError::Full(_)) = self.offers.try_send(offline) {
             self.metrics.pushes_dropped.fetch_add(1, Ordering::Relaxed);

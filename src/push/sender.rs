@@ -23,6 +23,8 @@ use crate::repo::push::Subscription;
 /// How long a push service keeps a push for a device that is off: a
 /// notification a day late tells nothing the app will not show.
 pub const TIME_TO_LIVE_SECONDS: u32 = 24 * 60 * 60;
+/// Characters of the message in a push, when previews are on.
+pub const PREVIEW_CHARS: usize = 100;
 /// Tries of one push, the first included.
 pub const ATTEMPTS: u32 = 4;
 /// Push services whose signed token is kept (see [`Tokens`]).
@@ -101,6 +103,9 @@ enum Outcome {
     Again(Option<Duration>),
     /// The subscription no longer exists (404, 410).
     Gone,
+    /// Nothing to push any more: the message was deleted, has
+    /// disappeared, or was hidden by its recipient since it was sent.
+    Withdrawn,
     /// Refused for good (another 4xx): logged, not retried.
     Refused,
 }
@@ -156,10 +161,30 @@ impl Worker {
             Outcome::Again(_) | Outcome::Refused => {
                 self.metrics.pushes_failed.fetch_add(1, Ordering::Relaxed);
             }
+            Outcome::Withdrawn => {}
         }
     }
 
     fn send(&self, offline: &Offline, subscription: &Subscription) -> Outcome {
+        // The message as it is now: a push coalesced for a minute must not
+        // show what its sender has since edited away or deleted.
+        let message = match self.store.message(offline.recipient, offline.message_id) {
+            Ok(Some(message)) if message.deleted_at.is_none() => message,
+            Ok(_) => return Outcome::Withdrawn,
+            Err(e) => {
+                log::error!("push: reading message {}: {e}", offline.message_id);
+                return Outcome::Again(None);
+            }
+        };
+        // A disappearing message: the push service keeps it no longer.
+        let time_to_live = match message.expires_at {
+            Some(at) => match u32::try_from((at - Utc::now()).num_seconds()) {
+                Ok(0) | Err(_) => return Outcome::Withdrawn,
+                Ok(left) => left.min(TIME_TO_LIVE_SECONDS),
+            },
+            None => TIME_TO_LIVE_SECONDS,
+        };
+        let preview: String = message.content.chars().take(PREVIEW_CHARS).collect();
         let nickname = match self.store.user(offline.sender) {
             Ok(Some(user)) => user.nickname,
             Ok(None) => return Outcome::Refused,
@@ -173,7 +198,7 @@ impl Worker {
             from_user_id: offline.sender,
             nickname: &nickname,
             message_id: offline.message_id,
-            preview: self.settings.preview.then_some(offline.preview.as_str()),
+            preview: self.settings.preview.then_some(preview.as_str()),
         };
         let Ok(plaintext) = serde_json::to_vec(&payload) else {
             return Outcome::Refused;
@@ -203,7 +228,7 @@ impl Worker {
         let response = self
             .agent
             .post(&subscription.endpoint)
-            .set("TTL", &TIME_TO_LIVE_SECONDS.to_string())
+            .set("TTL", &time_to_live.to_string())
             .set("Urgency", "high")
             .set("Topic", &format!("conversation-{}", offline.sender))
             .set("Content-Encoding", "aes128gcm")

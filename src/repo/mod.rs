@@ -310,6 +310,11 @@ pub trait Store: Accounts + Expiry + PushSubscriptions + Reports + Send + Sync {
     /// to `reply`, or, for a connection that did not ask for one, to the
     /// change sink ([`Written::Refused`]), which tells that connection.
     fn act_on_message(&self, request: ActionRequest, origin: Origin, reply: Option<Reply<Acted>>);
+    /// Message `id` as `viewer` sees it now, if they may (one of their
+    /// conversations, not hidden by them); `None` otherwise, whether it
+    /// exists or not. A push reads it just before it goes: an edit or a
+    /// deletion since it was sent counts.
+    fn message(&self, viewer: UserId, id: MessageId) -> Result<Option<Message>, StoreError>;
     /// Every version of message `id` that `me` may see, oldest first (the
     /// current one last); [`Refusal::NoSuchMessage`] as for any action.
     fn versions(&self, me: UserId, id: MessageId) -> Result<Vec<Version>, StoreError>;

@@ -95,6 +95,19 @@ pub(super) fn reply_target(
     })
 }
 
+/// Message `id` as `viewer` sees it, if they may see it at all.
+pub(super) fn visible_message(
+    conn: &Connection,
+    id: MessageId,
+    viewer: UserId,
+) -> Result<Option<Message>, StoreError> {
+    match facts(conn, id, viewer) {
+        Ok(_) => message_by_id(conn, id, viewer).map(Some),
+        Err(StoreError::Refused(Refusal::NoSuchMessage)) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// Message `id` as `viewer` sees it.
 fn message_by_id(conn: &Connection, id: MessageId, viewer: UserId) -> Result<Message, StoreError> {
     Ok(conn

@@ -1137,6 +1137,12 @@ impl Store for SqliteStore {
         );
     }
 
+    fn message(&self, viewer: UserId, id: MessageId) -> Result<Option<Message>, StoreError> {
+        let reader = self.readers.get()?;
+        let conn = reader.conn.as_ref().ok_or(StoreError::Closed)?;
+        actions::visible_message(conn, id, viewer)
+    }
+
     fn versions(&self, me: UserId, id: MessageId) -> Result<Vec<Version>, StoreError> {
         let reader = self.readers.get()?;
         let conn = reader.conn.as_ref().ok_or(StoreError::Closed)?;
