@@ -87,6 +87,12 @@ fn server(coalesce: Duration) -> TestServer {
     })
 }
 
+/// Subscribes `client`'s session to pushes at `subscription`.
+fn subscribe(client: &common::Client, subscription: &Value) {
+    let subscribed = client.post("/api/push/subscriptions", subscription);
+    assert_eq!(subscribed.status, 201, "{:?}", subscribed.body);
+}
+
 /// Waits until `/metrics` shows `name` at `value` (an event the server
 /// reports; not a fixed sleep).
 fn await_metric(base: &str, name: &str, value: f64) {
@@ -122,8 +128,7 @@ fn a_push_reaches_an_offline_user_encrypted_and_signed_and_coalesces_a_burst() {
         .expect("key")
         .to_owned();
 
-    let subscribed = bob.post("/api/push/subscriptions", &receiver.subscription("/ok/bob"));
-    assert_eq!(subscribed.status, 201, "{:?}", subscribed.body);
+    subscribe(&bob, &receiver.subscription("/ok/bob"));
 
     // Bob is connected: his connection gets the message, no push.
     let (mut bob_ws, _) = Ws::connect(&server, &bob);
@@ -179,9 +184,9 @@ fn gone_subscriptions_are_forgotten_and_failures_are_retried() {
     let (bob, bob_id) = server.user("bob");
     let (carol, carol_id) = server.user("carol");
     let gone = receiver.subscription("/gone/bob");
-    assert_eq!(bob.post("/api/push/subscriptions", &gone).status, 201);
+    subscribe(&bob, &gone);
     let flaky = receiver.subscription("/flaky/carol");
-    assert_eq!(carol.post("/api/push/subscriptions", &flaky).status, 201);
+    subscribe(&carol, &flaky);
 
     alice.send(bob_id, "are you there?");
     assert_eq!(receiver.next_push()["status"], 410);
@@ -230,7 +235,7 @@ fn subscriptions_are_checked_and_end_with_their_session() {
     // is refused where it counts: on the addresses connected to.
     let mut by_name = receiver.subscription("/x");
     by_name["endpoint"] = json!(format!("https://localhost:{}/x", receiver.port));
-    assert_eq!(bob.post("/api/push/subscriptions", &by_name).status, 201);
+    subscribe(&bob, &by_name);
     alice.send(bob_id, "to a name on loopback");
     await_metric(&strict.base(), "chat_pushes_failed_total", 1.0);
     assert_eq!(
@@ -288,10 +293,7 @@ fn a_full_push_queue_drops_pushes_and_never_delays_messages() {
     for n in 0..12 {
         let (client, id) = server.user(&format!("offline{n}"));
         subscription["endpoint"] = json!(format!("http://127.0.0.1:{}/u{n}", hole.port));
-        assert_eq!(
-            client.post("/api/push/subscriptions", &subscription).status,
-            201
-        );
+        subscribe(&client, &subscription);
         recipients.push(id);
     }
     // Each message to someone offline is a push to the black hole: four
@@ -339,10 +341,7 @@ fn a_push_service_with_a_certificate_of_its_own_is_trusted_with_push_ca_file() {
     let (alice, _) = trusting.user("alice");
     let (bob, bob_id) = trusting.user("bob");
     let subscription = receiver.subscription("/ok/bob");
-    assert_eq!(
-        bob.post("/api/push/subscriptions", &subscription).status,
-        201
-    );
+    subscribe(&bob, &subscription);
     alice.send(bob_id, "over TLS");
     let push = receiver.next_push();
     assert_eq!(push["payload"]["preview"], "over TLS");
@@ -356,10 +355,7 @@ fn a_push_service_with_a_certificate_of_its_own_is_trusted_with_push_ca_file() {
     let strict = TestServer::start_with(|config| config.push_allow_private_endpoints = true);
     let (alice, _) = strict.user("alice");
     let (bob, bob_id) = strict.user("bob");
-    assert_eq!(
-        bob.post("/api/push/subscriptions", &subscription).status,
-        201
-    );
+    subscribe(&bob, &subscription);
     alice.send(bob_id, "not trusted");
     await_metric(&strict.base(), "chat_pushes_failed_total", 1.0);
     assert_eq!(
@@ -374,11 +370,7 @@ fn a_push_shows_the_message_as_it_is_when_it_goes_and_never_a_deleted_one() {
     let server = server(Duration::from_secs(2));
     let (alice, _) = server.user("alice");
     let (bob, bob_id) = server.user("bob");
-    assert_eq!(
-        bob.post("/api/push/subscriptions", &receiver.subscription("/ok/bob"))
-            .status,
-        201
-    );
+    subscribe(&bob, &receiver.subscription("/ok/bob"));
     alice.send(bob_id, "one");
     assert_eq!(receiver.next_push()["payload"]["preview"], "one");
 
