@@ -155,17 +155,21 @@ fi
 # connected, with and without a push subscription each (a push service in
 # push_bench, on loopback). Coalescing over 5 s, so that pushes go on
 # through the run (20/s; the default 60 s would push once per recipient,
-# in the first second); then every message pushed (--push-coalesce 0s,
-# "push-every"), for pushes per second.
-if sel push; then
+# in the first second). "push" starts the senders together, so that the
+# recipients' windows all end together (a burst of 100 pushes every 5 s);
+# "push-staggered" starts them over 5 s, as people would. Then every
+# message pushed (--push-coalesce 0s, "push-every"), for pushes per second.
+for variant in push push-staggered; do
+  sel $variant || continue
+  stagger=0; [ $variant = push-staggered ] && stagger=5
   for round in $(seq "$RUNS"); do
     for mode in without with; do
       subscribe=""; [ $mode = with ] && subscribe="--subscribe"
-      CLIENT=target/release/examples/push_bench RUNS=1 run "push-$mode-$round" "--push-allow-private-endpoints --push-coalesce 5s" \
-        --pairs 100 --rate 1000 --seconds "$SECONDS_PER_RUN" $subscribe
+      CLIENT=target/release/examples/push_bench RUNS=1 run "$variant-$mode-$round" "--push-allow-private-endpoints --push-coalesce 5s" \
+        --pairs 100 --rate 1000 --seconds "$SECONDS_PER_RUN" --stagger "$stagger" $subscribe
     done
   done
-fi
+done
 if sel push-every; then
   for rate in 1000 2000; do
     CLIENT=target/release/examples/push_bench RUNS=1 run "push-every-$rate" "--push-allow-private-endpoints --push-coalesce 0s" \

@@ -54,6 +54,11 @@ struct Args {
     /// Give every recipient a push subscription.
     #[arg(long)]
     subscribe: bool,
+    /// Start the senders one after the other over this many seconds (as
+    /// people do), rather than within one interval; timing starts once
+    /// all have started.
+    #[arg(long, default_value_t = 0.0)]
+    stagger: f64,
 }
 
 fn main() -> Result<(), Error> {
@@ -90,15 +95,24 @@ fn main() -> Result<(), Error> {
     let interval = Duration::from_secs_f64(args.pairs as f64 / args.rate);
     let run_for = Duration::from_secs(args.seconds);
     let epoch = Instant::now();
+    // The senders' first sends, spread over one interval (or `stagger`).
+    let spread = if args.stagger > 0.0 {
+        Duration::from_secs_f64(args.stagger)
+    } else {
+        interval
+    };
+    let clock = Clock {
+        epoch,
+        timed_from: epoch + spread + WARMUP,
+    };
     let senders: Vec<_> = (0..args.pairs)
         .map(|n| {
             let (cookie, _) = users[n].clone();
             let partner = users[args.pairs + n].1;
             let ws_url = ws_url.clone();
-            // Spread the senders' first sends over one interval.
-            let offset = interval.mul_f64(n as f64 / args.pairs as f64);
+            let first = epoch + spread.mul_f64(n as f64 / args.pairs as f64);
             thread::spawn(move || {
-                send_for(&ws_url, &cookie, partner, epoch + offset, interval, run_for)
+                send_for(&ws_url, &cookie, partner, clock, first, interval, run_for)
             })
         })
         .collect();
@@ -126,7 +140,9 @@ fn main() -> Result<(), Error> {
         args.rate,
         args.seconds
     );
-    println!("sent:            {sent}; timed {answered} (those sent after the first {WARMUP:?})");
+    println!(
+        "sent:            {sent}; timed {answered} (those sent {WARMUP:?} after the last sender started)"
+    );
     println!(
         "latency ms:      p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
         ms(0.5),
@@ -148,20 +164,29 @@ struct Outcome {
     latencies: Histogram<u64>,
 }
 
+/// The run's time: when it began, and when timing starts.
+#[derive(Clone, Copy)]
+struct Clock {
+    epoch: Instant,
+    timed_from: Instant,
+}
+
 /// Sends one message every `interval` from `first` for `run_for`, each
-/// with its send time (µs since `first`'s epoch) as its `client_id`, and
-/// times the answers.
+/// with its send time (µs since the run's epoch) as its `client_id`, and
+/// times the answers to those sent after `clock.timed_from`.
 fn send_for(
     ws_url: &str,
     cookie: &str,
     partner: i64,
+    clock: Clock,
     first: Instant,
     interval: Duration,
     run_for: Duration,
 ) -> Result<Outcome, Error> {
     let mut ws = connect(ws_url, cookie)?;
     let mut latencies = Histogram::<u64>::new(3)?;
-    let (epoch, end) = (first, first + run_for);
+    let (epoch, end) = (clock.epoch, first + run_for);
+    let timed_from = clock.timed_from.duration_since(epoch);
     let mut next = first;
     let mut sent = 0;
     let mut unanswered = 0u64;
@@ -197,7 +222,7 @@ fn send_for(
                         .and_then(|c| c.parse::<u64>().ok()),
                 ) {
                     unanswered = unanswered.saturating_sub(1);
-                    if Duration::from_micros(stamp) >= WARMUP {
+                    if Duration::from_micros(stamp) >= timed_from {
                         let latency = epoch.elapsed().as_micros() as u64 - stamp;
                         latencies.record(latency.max(1))?;
                     }
