@@ -110,7 +110,11 @@ fn main() -> Result<(), Error> {
             let (cookie, _) = users[n].clone();
             let partner = users[args.pairs + n].1;
             let ws_url = ws_url.clone();
-            let first = epoch + spread.mul_f64(n as f64 / args.pairs as f64);
+            // Whole intervals apart, plus each its own phase within one,
+            // so that no two senders send at the same moment.
+            let share = n as f64 / args.pairs as f64;
+            let slot = (spread.as_secs_f64() * share / interval.as_secs_f64()).floor();
+            let first = epoch + interval.mul_f64(slot + share);
             thread::spawn(move || {
                 send_for(&ws_url, &cookie, partner, clock, first, interval, run_for)
             })
