@@ -38,9 +38,11 @@ pub(super) struct Dispatcher {
     jobs: Sender<Job>,
     /// Users pushed to within the last `coalesce`.
     windows: HashMap<UserId, Window>,
-    /// What happens when, soonest first; the counter keeps equal times in
-    /// order and spares `Due` an ordering.
+    /// When things are due, soonest first, by their number in
+    /// `scheduled` (a number keeps equal times in order and spares `Due`
+    /// an ordering).
     due: BinaryHeap<Reverse<(Instant, u64)>>,
+    scheduled: HashMap<u64, Due>,
     next_order: u64,
     metrics: Arc<Metrics>,
 }
@@ -52,6 +54,7 @@ impl Dispatcher {
             jobs,
             windows: HashMap::new(),
             due: BinaryHeap::new(),
+            scheduled: HashMap::new(),
             next_order: 0,
             metrics,
         }
@@ -63,7 +66,6 @@ impl Dispatcher {
         retried: &Receiver<Attempt>,
         stop: &Receiver<()>,
     ) {
-        let mut waiting: HashMap<u64, Due> = HashMap::new();
         loop {
             let timeout = self
                 .due
@@ -73,7 +75,7 @@ impl Dispatcher {
                 });
             crossbeam_channel::select! {
                 recv(offered) -> offline => match offline {
-                    Ok(offline) => self.offer(offline, &mut waiting),
+                    Ok(offline) => self.offer(offline),
                     Err(_) => return,
                 },
                 recv(retried) -> attempt => {
@@ -81,7 +83,7 @@ impl Dispatcher {
                         let wait = attempt
                             .retry_after
                             .map_or_else(|| retry_wait(attempt.made), |asked| asked.min(RETRY_LONGEST));
-                        self.schedule(Instant::now() + wait, Due::Retry(attempt), &mut waiting);
+                        self.schedule(Instant::now() + wait, Due::Retry(attempt));
                     }
                 },
                 recv(stop) -> _ => return,
@@ -93,8 +95,8 @@ impl Dispatcher {
                     break;
                 }
                 self.due.pop();
-                match waiting.remove(&order) {
-                    Some(Due::WindowEnds(user)) => self.window_ends(user, &mut waiting),
+                match self.scheduled.remove(&order) {
+                    Some(Due::WindowEnds(user)) => self.window_ends(user),
                     Some(Due::Retry(attempt)) => self.hand(Job::Again(attempt)),
                     None => {}
                 }
@@ -102,37 +104,33 @@ impl Dispatcher {
         }
     }
 
-    fn offer(&mut self, offline: Offline, waiting: &mut HashMap<u64, Due>) {
+    fn offer(&mut self, offline: Offline) {
         match self.windows.get_mut(&offline.recipient) {
             // Pushed to recently: this one waits for the window's end.
             Some(window) => window.waiting = Some(offline),
             None => {
                 let user = offline.recipient;
                 self.windows.insert(user, Window { waiting: None });
-                self.schedule(
-                    Instant::now() + self.coalesce,
-                    Due::WindowEnds(user),
-                    waiting,
-                );
+                self.schedule(Instant::now() + self.coalesce, Due::WindowEnds(user));
                 self.hand(Job::Recipient(Arc::new(offline)));
             }
         }
     }
 
     /// Pushes what waited, and starts a new window if something did.
-    fn window_ends(&mut self, user: UserId, waiting: &mut HashMap<u64, Due>) {
+    fn window_ends(&mut self, user: UserId) {
         let Some(window) = self.windows.remove(&user) else {
             return;
         };
         if let Some(offline) = window.waiting {
-            self.offer(offline, waiting);
+            self.offer(offline);
         }
     }
 
-    fn schedule(&mut self, at: Instant, due: Due, waiting: &mut HashMap<u64, Due>) {
+    fn schedule(&mut self, at: Instant, due: Due) {
         let order = self.next_order;
         self.next_order += 1;
-        waiting.insert(order, due);
+        self.scheduled.insert(order, due);
         self.due.push(Reverse((at, order)));
     }
 

@@ -110,8 +110,28 @@ enum Outcome {
     Refused,
 }
 
+/// A push as it goes to every subscription of its recipient: the message
+/// as it is now, read once per job.
+struct Prepared {
+    plaintext: Vec<u8>,
+    time_to_live: u32,
+}
+
 impl Worker {
     pub(super) fn run(&self, job: Job) {
+        let offline = match &job {
+            Job::Recipient(offline) => offline.clone(),
+            Job::Again(attempt) => attempt.offline.clone(),
+        };
+        // Read again for a retry too: the message may have gone since.
+        let prepared = match self.prepare(&offline) {
+            Ok(prepared) => prepared,
+            Err(Outcome::Withdrawn) => return,
+            Err(_) => {
+                self.metrics.pushes_failed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
         match job {
             Job::Recipient(offline) => {
                 let subscriptions = match self.store.subscriptions_of(offline.recipient, Utc::now())
@@ -123,21 +143,22 @@ impl Worker {
                     }
                 };
                 for subscription in subscriptions {
-                    self.attempt(Attempt {
+                    let attempt = Attempt {
                         offline: offline.clone(),
                         subscription,
                         made: 0,
                         retry_after: None,
-                    });
+                    };
+                    self.attempt(attempt, &prepared);
                 }
             }
-            Job::Again(attempt) => self.attempt(attempt),
+            Job::Again(attempt) => self.attempt(attempt, &prepared),
         }
     }
 
-    fn attempt(&self, mut attempt: Attempt) {
+    fn attempt(&self, mut attempt: Attempt, prepared: &Prepared) {
         attempt.made += 1;
-        match self.send(&attempt.offline, &attempt.subscription) {
+        match self.send(prepared, &attempt.offline, &attempt.subscription) {
             Outcome::Sent => {
                 self.metrics.pushes_sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -165,21 +186,22 @@ impl Worker {
         }
     }
 
-    fn send(&self, offline: &Offline, subscription: &Subscription) -> Outcome {
-        // The message as it is now: a push coalesced for a minute must not
-        // show what its sender has since edited away or deleted.
+    /// The payload and TTL of `offline`'s push, from the message as it is
+    /// now: a push coalesced for a minute must not show what its sender
+    /// has since edited away or deleted.
+    fn prepare(&self, offline: &Offline) -> Result<Prepared, Outcome> {
         let message = match self.store.message(offline.recipient, offline.message_id) {
             Ok(Some(message)) if message.deleted_at.is_none() => message,
-            Ok(_) => return Outcome::Withdrawn,
+            Ok(_) => return Err(Outcome::Withdrawn),
             Err(e) => {
                 log::error!("push: reading message {}: {e}", offline.message_id);
-                return Outcome::Again(None);
+                return Err(Outcome::Again(None));
             }
         };
         // A disappearing message: the push service keeps it no longer.
         let time_to_live = match message.expires_at {
             Some(at) => match u32::try_from((at - Utc::now()).num_seconds()) {
-                Ok(0) | Err(_) => return Outcome::Withdrawn,
+                Ok(0) | Err(_) => return Err(Outcome::Withdrawn),
                 Ok(left) => left.min(TIME_TO_LIVE_SECONDS),
             },
             None => TIME_TO_LIVE_SECONDS,
@@ -187,10 +209,10 @@ impl Worker {
         let preview: String = message.content.chars().take(PREVIEW_CHARS).collect();
         let nickname = match self.store.user(offline.sender) {
             Ok(Some(user)) => user.nickname,
-            Ok(None) => return Outcome::Refused,
+            Ok(None) => return Err(Outcome::Refused),
             Err(e) => {
                 log::error!("push: reading user {}: {e}", offline.sender);
-                return Outcome::Again(None);
+                return Err(Outcome::Again(None));
             }
         };
         let payload = Payload {
@@ -200,9 +222,15 @@ impl Worker {
             message_id: offline.message_id,
             preview: self.settings.preview.then_some(preview.as_str()),
         };
-        let Ok(plaintext) = serde_json::to_vec(&payload) else {
-            return Outcome::Refused;
-        };
+        let plaintext = serde_json::to_vec(&payload).map_err(|_| Outcome::Refused)?;
+        Ok(Prepared {
+            plaintext,
+            time_to_live,
+        })
+    }
+
+    /// Encrypts `prepared` for `subscription` and posts it.
+    fn send(&self, prepared: &Prepared, offline: &Offline, subscription: &Subscription) -> Outcome {
         let body = match ece::Sender::random()
             .map_err(|e| e.to_string())
             .and_then(|sender| {
@@ -210,7 +238,7 @@ impl Worker {
                     p256dh: &subscription.p256dh,
                     auth: &subscription.auth,
                 };
-                ece::encrypt(&plaintext, &subscriber, &sender).map_err(|e| e.to_string())
+                ece::encrypt(&prepared.plaintext, &subscriber, &sender).map_err(|e| e.to_string())
             }) {
             Ok(body) => body,
             Err(e) => {
@@ -228,7 +256,7 @@ impl Worker {
         let response = self
             .agent
             .post(&subscription.endpoint)
-            .set("TTL", &time_to_live.to_string())
+            .set("TTL", &prepared.time_to_live.to_string())
             .set("Urgency", "high")
             .set("Topic", &format!("conversation-{}", offline.sender))
             .set("Content-Encoding", "aes128gcm")
