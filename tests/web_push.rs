@@ -65,8 +65,12 @@ fn the_service_worker_shows_a_push_and_the_conversation_it_names_opens() {
         );
     };
 
-    deliver(&mut page, alice_id, "alice", "Dinner at eight?");
-    let shown = notifications_once_shown(&mut page);
+    let shown = (0..DELIVERIES)
+        .find_map(|_| {
+            deliver(&mut page, alice_id, "alice", "Dinner at eight?");
+            notifications_within(&mut page)
+        })
+        .expect("a notification");
     assert_eq!(shown[0]["title"], "alice");
     assert_eq!(shown[0]["body"], "Dinner at eight?");
     assert_eq!(shown[0]["tag"], format!("conversation-{alice_id}"));
@@ -83,8 +87,12 @@ fn the_service_worker_shows_a_push_and_the_conversation_it_names_opens() {
         "its address",
     );
     deliver(&mut page, alice_id, "alice", "are you there?");
-    deliver(&mut page, carol_id, "carol", "hi from carol");
-    let shown = notifications_once_shown(&mut page);
+    let shown = (0..DELIVERIES)
+        .find_map(|_| {
+            deliver(&mut page, carol_id, "carol", "hi from carol");
+            notifications_within(&mut page)
+        })
+        .expect("carol's notification");
     assert_eq!(shown.as_array().map(Vec::len), Some(1), "{shown}");
     assert_eq!(shown[0]["title"], "carol");
 
@@ -99,20 +107,26 @@ fn the_service_worker_shows_a_push_and_the_conversation_it_names_opens() {
     );
 }
 
-/// The notifications shown, once there is one. Nothing tells the page
-/// when the service worker shows one, so this asks again every 50 ms, for
-/// at most the browser helper's usual wait.
-fn notifications_once_shown(page: &mut Browser) -> serde_json::Value {
-    page.eval(&format!(
+/// Pushes handed over through DevTools before giving up: now and then
+/// (a loaded CI machine) a delivery is lost before the service worker
+/// sees it; a repeated one replaces the first (same tag).
+const DELIVERIES: usize = 3;
+
+/// The notifications shown, once there is one, asking again every 50 ms
+/// (nothing tells the page when the service worker shows one); `None`
+/// after a third of the browser helper's usual wait.
+fn notifications_within(page: &mut Browser) -> Option<serde_json::Value> {
+    let shown = page.eval(&format!(
         "(async () => {{
             const registration = await navigator.serviceWorker.getRegistration('/sw.js');
-            const deadline = Date.now() + {WAIT_MS};
+            const deadline = Date.now() + {WAIT_MS} / 3;
             while (Date.now() < deadline) {{
                 const all = await registration.getNotifications();
                 if (all.length > 0) return all.map((n) => ({{ title: n.title, body: n.body, tag: n.tag }}));
                 await new Promise((resolve) => setTimeout(resolve, 50));
             }}
-            throw new Error('no notification within {WAIT_MS} ms');
+            return null;
         }})()"
-    ))
+    ));
+    (!shown.is_null()).then_some(shown)
 }
